@@ -1,0 +1,52 @@
+# Two commands: `make run` (set up and serve) and `make test` (set up and test).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app portal
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test setup assets system-deps lint bench clean
+
+run: setup
+	@$(FLASK) demo
+	@scripts/serve.sh
+
+test: $(VENV)/.installed static/vendor/htmx.min.js
+	@scripts/system-deps.sh --browser
+	@if [ -z "$${TEST_DATABASE_URL+x}" ] && $(BIN)/python -c "import sqlalchemy as sa; sa.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; then \
+	  export TEST_DATABASE_URL='$(PG_TEST_URL)'; echo "PostgreSQL answers: integration tests run on SQLite and PostgreSQL"; \
+	else echo "TEST_DATABASE_URL=$${TEST_DATABASE_URL:-<none>}: integration tests on SQLite$${TEST_DATABASE_URL:+ and PostgreSQL}"; fi; \
+	$(BIN)/ruff check . && $(BIN)/lint-imports --no-cache -q && $(BIN)/mypy routing && \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed static/vendor/htmx.min.js instance/config.py
+	@scripts/system-deps.sh
+	@$(FLASK) db upgrade
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+# htmx comes from the npm registry, pinned by package.json + package-lock.json.
+static/vendor/htmx.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+# A secret made on this machine, never committed (instance/ is git-ignored).
+instance/config.py:
+	@mkdir -p instance
+	@$(PYTHON) -c "import secrets; print(f'SECRET_KEY = {secrets.token_hex(32)!r}')" > $@
+	@echo "wrote a new SECRET_KEY to $@"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/lint-imports --no-cache && $(BIN)/mypy routing
+
+bench: setup
+	@cat bench/README.md
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -1,0 +1,59 @@
+"""The JSON API under ``/api/v1`` (DESIGN §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from portal.api.auth import issue_token, token_required
+from portal.api.errors import json_error
+from portal.api.openapi import spec
+from portal.auth import services as auth_services
+from portal.extensions import db
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def json_body() -> dict[str, Any] | None:
+    """The request's JSON object, or None when the body is not a JSON object."""
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else None
+
+
+@bp.post("/tokens")
+def create_token():  # type: ignore[no-untyped-def]
+    """Exchange email and password for a bearer token (throttled like the sign-in page)."""
+    body = json_body()
+    if body is None:
+        return json_error(400, "bad_request", "Send a JSON object: {\"email\", \"password\"}.")
+    fields = {k: "Required." for k in ("email", "password") if not isinstance(body.get(k), str)
+              or not body.get(k)}
+    if fields:
+        return json_error(422, "invalid_input", "Email and password are required.", fields)
+    try:
+        user = auth_services.authenticate(db.session, body["email"], body["password"],
+                                          request.remote_addr or "unknown")
+    except auth_services.SignInRefused as refused:
+        db.session.commit()  # keep the failed attempt for throttling
+        status = 429 if refused.throttled else 401
+        return json_error(status, "throttled" if refused.throttled else "unauthorized",
+                          refused.message)
+    return jsonify({"token": issue_token(user), "role": user.role}), 201
+
+
+@bp.get("/me")
+@token_required
+def me():  # type: ignore[no-untyped-def]
+    """Who the token belongs to."""
+    from flask import g
+
+    user = g.api_user
+    return jsonify({"email": user.email, "name": user.name, "role": user.role,
+                    "partner": user.partner.code if user.partner else None})
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    """The OpenAPI 3.1 description of what this API offers."""
+    return jsonify(spec())

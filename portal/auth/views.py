@@ -1,0 +1,132 @@
+"""Sign in, sign out, accept an invitation, reset a forgotten password."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from portal.auth import services
+from portal.auth.forms import ForgotPasswordForm, LoginForm, SetPasswordForm
+from portal.extensions import db, login_manager
+from portal.jobs import enqueue
+from portal.models import User
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to continue."
+login_manager.login_message_category = "info"
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """Find the session's user; a changed password or deactivation ends old sessions."""
+    try:
+        raw_id, raw_version = user_id.split(":", 1)
+        user = db.session.get(User, int(raw_id))
+    except ValueError:
+        return None
+    if user is None or not user.active or str(user.session_version) != raw_version:
+        return None
+    return user
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect would let a phishing link bounce through us.
+    if target and target.startswith("/") and not target.startswith("//"):
+        if not urlsplit(target).netloc:
+            return target
+    return url_for("home.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    """Sign in with email and password; throttled per account and per address."""
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(
+                db.session, form.email.data or "", form.password.data or "",
+                request.remote_addr or "unknown",
+            )
+        except services.SignInRefused as refused:
+            # The failed attempt is recorded: commit it (a 4xx would roll it back).
+            db.session.commit()
+            form.password.errors = [refused.message]
+            status = 429 if refused.throttled else 200
+        else:
+            login_user(user, remember=bool(form.remember.data))
+            return redirect(_safe_next(request.args.get("next")), code=303)
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():  # type: ignore[no-untyped-def]
+    """Sign out (a POST with CSRF, so a link elsewhere cannot sign you out)."""
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
+def _password_page(token: str, purpose: str):  # type: ignore[no-untyped-def]
+    user = services.user_for_token(db.session, token, purpose)
+    if user is None:
+        return render_template("auth/link_invalid.html"), 404
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        problem = services.password_problem(form.password.data or "", user.email)
+        if problem:
+            form.password.errors = [problem]
+        else:
+            services.set_password(user, form.password.data or "")
+            flash("Your password is set. Sign in with it now.", "success")
+            return redirect(url_for("auth.login"), code=303)
+    return render_template("auth/set_password.html", form=form, user=user, purpose=purpose)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token: str):  # type: ignore[no-untyped-def]
+    """An invited user chooses a password."""
+    return _password_page(token, "invite")
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):  # type: ignore[no-untyped-def]
+    """A user with a reset link chooses a new password."""
+    return _password_page(token, "reset")
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+def forgot_password():  # type: ignore[no-untyped-def]
+    """Mail a reset link; the answer is the same whether or not the account exists."""
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        email = services.normalise_email(form.email.data or "")
+        user = db.session.scalars(select(User).where(User.email == email)).first()
+        if user is not None and user.active:
+            send_password_link(user, "reset")
+        flash("If that address has an account, a link to reset the password is on its way.",
+              "info")
+        return redirect(url_for("auth.login"), code=303)
+    return render_template("auth/forgot.html", form=form)
+
+
+def send_password_link(user: User, purpose: str) -> str:
+    """Email an invite or reset link to ``user``; returns the link (admins may copy it)."""
+    path = url_for(
+        "auth.accept_invite" if purpose == "invite" else "auth.reset_password",
+        token=services.password_token(user, purpose),
+    )
+    link = current_app.config["PORTAL_BASE_URL"].rstrip("/") + path
+    subject = ("You are invited to the Channel Lead Portal" if purpose == "invite"
+               else "Reset your Channel Lead Portal password")
+    enqueue("send_templated_mail", user.email, subject, f"password_{purpose}",
+            {"name": user.name or user.email, "link": link})
+    return link

@@ -1,0 +1,114 @@
+"""``flask --app portal …`` commands; each calls the same services as the pages."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+from portal.extensions import db
+from portal.models import Role
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    app.cli.add_command(create_user)
+    app.cli.add_command(worker)
+    app.cli.add_command(demo)
+    app.cli.add_command(import_group)
+    app.cli.add_command(export_group)
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--partner", "partner_code", help="partner code (required for --role partner)")
+@click.option("--name", default="")
+def create_user(email: str, password: str, role: str, partner_code: str | None,
+                name: str) -> None:
+    """Create a user who can sign in at once."""
+    from portal.manage import services
+
+    try:
+        user = services.create_user(db.session, email=email, name=name, role=role,
+                                    partner_code=partner_code, password=password)
+    except services.ManageError as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+    db.session.commit()
+    click.echo(f"created {user.role} {user.email}"
+               + (f" for partner {user.partner.code}" if user.partner else ""))
+
+
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, help="worker threads")
+def worker(workers: int) -> None:
+    """Run the background job consumer (Huey) until interrupted."""
+    from portal.jobs import jobs
+
+    huey = jobs().huey
+    backend = "Redis" if current_app.config.get("REDIS_URL") else "SQLite"
+    click.echo(f"worker: {workers} threads on {backend}; Ctrl-C stops it")
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
+                                    check_worker_health=True)
+    consumer.run()
+
+
+@click.command("demo")
+@click.option("--quiet", is_flag=True, help="print nothing but errors")
+def demo(quiet: bool) -> None:
+    """Load the demo data once (idempotent) and print the demo logins."""
+    from portal.demo import DEMO_LOGINS, load_demo
+
+    created = load_demo(db.session)
+    db.session.commit()
+    if quiet:
+        return
+    click.echo("Demo data " + ("loaded." if created else "already present; nothing changed."))
+    click.echo("Demo logins (password for all: demo-password):")
+    for email, what in DEMO_LOGINS:
+        click.echo(f"  {email:<32} {what}")
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import partners or leads from CSV files."""
+
+
+@import_group.command("partners")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_partners(file: str) -> None:
+    """Import partners from a CSV file (DESIGN §6); bad rows are reported by line."""
+    from portal.manage import partners_csv
+
+    with open(file, "rb") as handle:
+        report = partners_csv.import_partners(db.session, handle)
+    for problem in report.errors:
+        click.echo(f"line {problem.line}, {problem.column}: {problem.message}", err=True)
+    if report.fatal:
+        db.session.rollback()
+        raise click.ClickException(report.fatal)
+    db.session.commit()
+    click.echo(f"{report.created} created, {report.updated} updated, "
+               f"{len(report.error_lines)} rows rejected")
+    if report.errors:
+        raise SystemExit(1)
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export data as CSV."""
+
+
+@export_group.command("partners")
+@click.argument("file", type=click.File("w", encoding="utf-8"), default="-")
+def export_partners(file: click.utils.LazyFile) -> None:
+    """Write every partner as CSV (the same format the import reads)."""
+    from portal.manage import partners_csv
+
+    for chunk in partners_csv.export_partners(db.session):
+        file.write(chunk)
+
+
+
+

@@ -1,0 +1,54 @@
+"""Jinja filters and globals: dates, money, statuses in words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask, request, url_for
+
+STATUS_LABELS = {
+    "captured": "Captured",
+    "qualified": "Qualified",
+    "nurture": "Nurture",
+    "disqualified": "Disqualified",
+    "unassigned": "Unassigned",
+    "offered": "Offered",
+    "accepted": "Accepted",
+    "contacted": "Contacted",
+    "appointment": "Appointment",
+    "quoted": "Quoted",
+    "won": "Won",
+    "lost": "Lost",
+    "no_interest": "No interest",
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and template globals."""
+
+    @app.template_filter("when")
+    def when(value: datetime | None) -> str:
+        if value is None:
+            return "—"
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    @app.template_filter("day")
+    def day(value: Any) -> str:
+        return "—" if value is None else value.strftime("%Y-%m-%d")
+
+    @app.template_filter("money")
+    def money(value: Decimal | float | None) -> str:
+        return "—" if value is None else f"${value:,.2f}"
+
+    @app.template_filter("status_label")
+    def status_label(value: str | None) -> str:
+        return STATUS_LABELS.get(value or "", value or "—")
+
+    @app.template_global()
+    def page_url(page: int) -> str:
+        """The current URL with ``page`` replaced, keeping the other query arguments."""
+        args = request.args.to_dict()
+        args["page"] = str(page)
+        return url_for(request.endpoint or "home.index", **(request.view_args or {}), **args)

@@ -1,0 +1,32 @@
+"""Landing page after sign-in: each role starts where its work is."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import Lead, LeadStatus, Partner
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    """Dashboard: counts by status for staff; a partner sees its own leads only."""
+    query = select(Lead.status, func.count()).group_by(Lead.status)
+    if not current_user.is_staff:
+        query = query.where(Lead.assigned_partner_id == current_user.partner_id)
+    counts = dict(db.session.execute(query).all())
+    partner = db.session.get(Partner, current_user.partner_id) if current_user.partner_id else None
+    return render_template(
+        "home/index.html", counts=counts, statuses=list(LeadStatus), partner=partner
+    )
+
+
+@bp.get("/healthz")
+def health():  # type: ignore[no-untyped-def]
+    """Liveness for load balancers: answers without touching the database."""
+    return {"status": "ok"}

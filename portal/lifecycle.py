@@ -1,0 +1,708 @@
+"""The lead lifecycle: the one place that changes a lead's state and writes its event.
+
+Views, the API, the CLI, jobs and offline sync all call these functions. Each takes the
+session, validates first, then changes the lead, bumps its ``version``, keeps the
+partner's open-lead count and writes one immutable ``LeadEvent``. It may flush; it never
+commits (the caller commits at its boundary).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from portal.models import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    WORKING_STATUSES,
+    Competitor,
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    Offer,
+    OfferResponse,
+    Partner,
+    User,
+    utcnow,
+)
+
+S = LeadStatus
+#: the order of the working stages: an action never moves a lead back
+_STAGE_ORDER = {s: i for i, s in enumerate(WORKING_STATUSES)}
+LOST_REASONS = ("competitor", "price", "timing", "no_budget", "no_response", "other")
+DECLINE_REASONS = {
+    "out_of_area": "Out of our area",
+    "no_capacity": "No capacity right now",
+    "not_our_product": "Not our product",
+    "duplicate": "Duplicate of a lead we have",
+    "other": "Other",
+}
+CONTACT_CHANNELS = ("phone", "email", "visit", "text", "other")
+PARTNER_ACTIONS = (
+    "accept", "decline", "contact", "appointment", "quote", "won", "lost", "no_interest",
+    "note", "forward",
+)
+STAFF_ACTIONS = ("reassign", "reopen", "disqualify")
+MAX_AMOUNT = Decimal("1000000000")
+
+
+class LifecycleError(Exception):
+    """A request the lifecycle refuses; ``code`` is stable for the API."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class InvalidInput(LifecycleError):
+    status = 422
+    code = "invalid_input"
+
+
+class InvalidTransition(LifecycleError):
+    """The action does not apply to the lead's current state (the API answers 409)."""
+
+    status = 409
+    code = "invalid_transition"
+
+    def __init__(self, message: str, current_status: str) -> None:
+        super().__init__(message)
+        self.current_status = current_status
+
+
+class NotPermitted(LifecycleError):
+    """The actor may not do this to this lead (views answer 404: no existence leak)."""
+
+    status = 404
+    code = "not_found"
+
+
+class AtCapacity(LifecycleError):
+    """The partner filled up between the routing decision and the offer."""
+
+    status = 409
+    code = "at_capacity"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, for whom, from which device; recorded on every event."""
+
+    user: User | None = None
+    device: str = "web"
+    partner_id: int | None = field(default=None)
+
+    @classmethod
+    def of(cls, user: User | None, device: str = "web") -> Actor:
+        """The actor for a signed-in user (its partner, if any, comes along)."""
+        return cls(user=user, device=device, partner_id=user.partner_id if user else None)
+
+    @classmethod
+    def system(cls, device: str = "job") -> Actor:
+        """The portal itself (routing, expiry jobs, CLI)."""
+        return cls(user=None, device=device)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user is None or self.user.is_staff
+
+
+# --- events and bookkeeping -------------------------------------------------------------
+
+
+def record_event(
+    session: Session,
+    lead: Lead,
+    kind: str,
+    actor: Actor,
+    *,
+    now: datetime,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    partner_id: int | None = None,
+    data: dict[str, Any] | None = None,
+    event_id: uuid.UUID | None = None,
+) -> LeadEvent:
+    """Write one immutable event and bump the lead's version."""
+    lead.version = (lead.version or 0) + 1
+    lead.updated_at = now
+    event = LeadEvent(
+        id=event_id or uuid.uuid4(),
+        lead_id=lead.id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor_id=actor.user.id if actor.user else None,
+        partner_id=partner_id if partner_id is not None else actor.partner_id,
+        device=actor.device[:80],
+        at=now,
+        data=data or {},
+    )
+    session.add(event)
+    return event
+
+
+def _move(
+    session: Session,
+    lead: Lead,
+    to_status: str,
+    kind: str,
+    actor: Actor,
+    now: datetime,
+    **event: Any,
+) -> LeadEvent:
+    from_status = lead.status
+    lead.status = to_status
+    return record_event(
+        session, lead, kind, actor, now=now, from_status=from_status, to_status=to_status, **event
+    )
+
+
+def _adjust_open(session: Session, partner_id: int | None, delta: int) -> None:
+    if partner_id is None or delta == 0:
+        return
+    session.execute(
+        update(Partner)
+        .where(Partner.id == partner_id)
+        .values(open_leads=case((Partner.open_leads + delta < 0, 0),
+                                else_=Partner.open_leads + delta))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _claim_capacity(session: Session, partner: Partner, *, force: bool) -> None:
+    """Count one more open lead for ``partner``, atomically refusing when it is full.
+
+    A conditional UPDATE takes the row lock on PostgreSQL and the write lock on SQLite,
+    so two routers working at once can never both fill the last place.
+    """
+    stmt = update(Partner).where(Partner.id == partner.id)
+    if not force:
+        stmt = stmt.where((Partner.capacity.is_(None)) | (Partner.open_leads < Partner.capacity))
+    result = session.execute(
+        stmt.values(open_leads=Partner.open_leads + 1).execution_options(
+            synchronize_session=False
+        )
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise AtCapacity(f"{partner.code} is at capacity")
+    session.expire(partner, ["open_leads"])
+
+
+def current_offer(session: Session, lead: Lead) -> Offer | None:
+    """The pending or accepted offer that put the lead with its partner now."""
+    return session.scalars(
+        select(Offer)
+        .where(Offer.lead_id == lead.id, Offer.partner_id == lead.assigned_partner_id)
+        .order_by(Offer.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _close_offer(offer: Offer | None, response: str, now: datetime, reason: str = "") -> None:
+    if offer is not None and offer.response in (OfferResponse.PENDING, OfferResponse.ACCEPTED):
+        offer.response = response
+        offer.responded_at = now
+        if reason:
+            offer.decline_reason = reason
+
+
+def accept_sla(partner: Partner) -> timedelta:
+    """How long ``partner`` has to accept an offer (config ``ACCEPT_SLA_HOURS``)."""
+    hours = current_app.config["ACCEPT_SLA_HOURS"]
+    if isinstance(hours, dict):
+        hours = hours.get(partner.kind, 24)
+    return timedelta(hours=float(hours))
+
+
+# --- capture and qualification ------------------------------------------------------------
+
+
+def capture(session: Session, lead: Lead, actor: Actor, *, now: datetime | None = None,
+            data: dict[str, Any] | None = None) -> Lead:
+    """Add a new lead in ``captured`` with its ``captured`` event."""
+    now = now or utcnow()
+    lead.status = S.CAPTURED
+    lead.created_at = lead.created_at or now
+    lead.updated_at = now
+    lead.version = 0
+    if lead.id is None:
+        lead.id = uuid.uuid4()
+    session.add(lead)
+    record_event(session, lead, "captured", actor, now=now, to_status=S.CAPTURED,
+                 data=data or {})
+    return lead
+
+
+def qualify(
+    session: Session,
+    lead: Lead,
+    outcome: str,
+    *,
+    reason: str,
+    score: int,
+    rank: str | None,
+    actor: Actor,
+    now: datetime | None = None,
+) -> None:
+    """Record the rules' verdict: ``qualified``, ``nurture`` or ``disqualified``."""
+    now = now or utcnow()
+    if outcome not in (S.QUALIFIED, S.NURTURE, S.DISQUALIFIED):
+        raise InvalidInput(f"unknown qualification {outcome!r}")
+    if lead.status not in (S.CAPTURED, S.NURTURE):
+        raise InvalidTransition(f"a {lead.status} lead cannot be qualified again", lead.status)
+    lead.score, lead.rank, lead.qualification_reason = score, rank, reason[:300]
+    _move(session, lead, outcome, outcome, actor, now,
+          data={"reason": reason, "score": score, "rank": rank})
+
+
+# --- routing: offers, forwarding, expiry ------------------------------------------------
+
+
+def offer(
+    session: Session,
+    lead: Lead,
+    partner: Partner,
+    actor: Actor,
+    *,
+    method: str = "rule",
+    explanation: dict[str, Any] | None = None,
+    reason: str = "",
+    force: bool = False,
+    now: datetime | None = None,
+) -> Offer:
+    """Offer ``lead`` to ``partner`` (routing decision, manual reassign or forward)."""
+    now = now or utcnow()
+    routable = (S.QUALIFIED, S.UNASSIGNED)
+    if lead.status not in routable:
+        raise InvalidTransition(f"a {lead.status} lead cannot be offered", lead.status)
+    if not partner.active and not force:
+        raise InvalidInput(f"{partner.code} is paused and takes no new leads")
+    _claim_capacity(session, partner, force=force)
+    item = Offer(
+        lead_id=lead.id,
+        partner_id=partner.id,
+        offered_at=now,
+        expires_at=now + accept_sla(partner),
+        method=method,
+        by_user_id=actor.user.id if actor.user else None,
+        reason=reason[:300],
+        explanation=explanation,
+    )
+    session.add(item)
+    lead.assigned_partner_id = partner.id
+    lead.assigned_partner = partner
+    lead.offered_at = now
+    lead.accepted_at = None
+    lead.offers_count = (lead.offers_count or 0) + 1
+    if explanation is not None:
+        lead.routing = explanation
+    partner.last_offered_at = now
+    _move(session, lead, S.OFFERED, "offered", actor, now, partner_id=partner.id,
+          data={"method": method, "reason": reason,
+                "summary": (explanation or {}).get("summary", "")})
+    return item
+
+
+def mark_unassigned(session: Session, lead: Lead, actor: Actor, *,
+                    explanation: dict[str, Any] | None, reason: str = "",
+                    now: datetime | None = None) -> None:
+    """No partner fits: the lead waits in the managers' queue with the reason."""
+    now = now or utcnow()
+    if lead.status not in (S.QUALIFIED, S.UNASSIGNED):
+        raise InvalidTransition(f"a {lead.status} lead cannot be unassigned", lead.status)
+    lead.assigned_partner_id = None
+    lead.routing = explanation
+    summary = reason or (explanation or {}).get("summary", "")
+    _move(session, lead, S.UNASSIGNED, "unassigned", actor, now, data={"summary": summary})
+
+
+def _give_back(session: Session, lead: Lead, offer_row: Offer | None, response: str,
+               kind: str, actor: Actor, now: datetime, reason: str = "") -> None:
+    """The partner lets go of an offered lead: it returns to routing."""
+    partner_id = lead.assigned_partner_id
+    _close_offer(offer_row, response, now, reason)
+    _adjust_open(session, partner_id, -1)
+    lead.assigned_partner_id = None
+    lead.offered_at = None
+    _move(session, lead, S.QUALIFIED, kind, actor, now, partner_id=partner_id,
+          data={"reason": reason} if reason else {})
+
+
+def decline(session: Session, lead: Lead, actor: Actor, *, reason: str,
+            now: datetime | None = None, event_id: uuid.UUID | None = None) -> None:
+    """The partner declines the offer (reason required); the caller re-routes."""
+    now = now or utcnow()
+    _require_partner(lead, actor)
+    if lead.status != S.OFFERED:
+        raise InvalidTransition("only an offered lead can be declined", lead.status)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why you decline this lead.", {"reason": "A reason is required."})
+    reason = DECLINE_REASONS.get(reason, reason)[:300]
+    _give_back(session, lead, current_offer(session, lead), OfferResponse.DECLINED,
+               "declined", actor, now, reason)
+
+
+def expire(session: Session, lead: Lead, *, now: datetime | None = None) -> None:
+    """The offer was not accepted in time; the caller re-routes."""
+    now = now or utcnow()
+    if lead.status != S.OFFERED:
+        raise InvalidTransition("only an offered lead can expire", lead.status)
+    _give_back(session, lead, current_offer(session, lead), OfferResponse.EXPIRED,
+               "expired", Actor.system(), now, "not accepted in time")
+
+
+def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
+            reason: str = "", explanation: dict[str, Any] | None = None,
+            now: datetime | None = None) -> Offer:
+    """A distributor passes its lead to one of its own dealers (same acceptance flow)."""
+    now = now or utcnow()
+    distributor_id = lead.assigned_partner_id
+    if not actor.is_staff and actor.partner_id != distributor_id:
+        raise NotPermitted("lead not found")
+    if lead.status not in (S.OFFERED, S.ACCEPTED):
+        raise InvalidTransition("only an offered or accepted lead can be forwarded", lead.status)
+    if dealer.parent_id is None or dealer.parent_id != distributor_id:
+        raise InvalidInput(
+            f"{dealer.code} is not one of this distributor's dealers",
+            {"partner": "Pick one of your own dealers."},
+        )
+    _claim_capacity(session, dealer, force=False)
+    _close_offer(current_offer(session, lead), OfferResponse.FORWARDED, now)
+    _adjust_open(session, distributor_id, -1)
+    from_status = lead.status
+    item = Offer(lead_id=lead.id, partner_id=dealer.id, offered_at=now,
+                 expires_at=now + accept_sla(dealer), method="forward",
+                 by_user_id=actor.user.id if actor.user else None, reason=reason[:300],
+                 explanation=explanation)
+    session.add(item)
+    lead.assigned_partner_id = dealer.id
+    lead.assigned_partner = dealer
+    lead.offered_at = now
+    lead.accepted_at = None
+    lead.offers_count = (lead.offers_count or 0) + 1
+    if explanation is not None:
+        lead.routing = explanation
+    dealer.last_offered_at = now
+    lead.status = S.OFFERED
+    record_event(session, lead, "forwarded", actor, now=now, from_status=from_status,
+                 to_status=S.OFFERED, partner_id=dealer.id,
+                 data={"from_partner_id": distributor_id, "to": dealer.code, "reason": reason})
+    return item
+
+
+def withdraw(session: Session, lead: Lead, actor: Actor, *, reason: str,
+             now: datetime | None = None) -> None:
+    """Take a lead back from its partner (manager reassign, distributor pull-back)."""
+    now = now or utcnow()
+    if lead.status not in OPEN_STATUSES:
+        raise InvalidTransition("only an open lead can be taken back", lead.status)
+    partner_id = lead.assigned_partner_id
+    _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
+    _adjust_open(session, partner_id, -1)
+    lead.assigned_partner_id = None
+    lead.offered_at = lead.accepted_at = None
+    _move(session, lead, S.QUALIFIED, "withdrawn", actor, now, partner_id=partner_id,
+          data={"reason": reason})
+
+
+def reassign(session: Session, lead: Lead, partner: Partner, actor: Actor, *, reason: str,
+             now: datetime | None = None) -> Offer:
+    """A manager moves a lead to ``partner`` by hand, with a reason (capacity may be exceeded)."""
+    now = now or utcnow()
+    if not actor.is_staff:
+        raise NotPermitted("lead not found")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why you reassign this lead.", {"reason": "A reason is required."})
+    if lead.status in OPEN_STATUSES:
+        withdraw(session, lead, actor, reason=reason, now=now)
+    elif lead.status not in (S.QUALIFIED, S.UNASSIGNED, S.NURTURE, S.CAPTURED):
+        raise InvalidTransition(f"a {lead.status} lead cannot be reassigned", lead.status)
+    if lead.status in (S.NURTURE, S.CAPTURED):
+        _move(session, lead, S.QUALIFIED, "qualified", actor, now,
+              data={"reason": f"reassigned by hand: {reason}"})
+    return offer(session, lead, partner, actor, method="manual", reason=reason, force=True,
+                 now=now)
+
+
+# --- the partner's work -------------------------------------------------------------------
+
+
+def _require_partner(lead: Lead, actor: Actor) -> None:
+    if actor.is_staff:
+        return
+    if actor.partner_id is None or actor.partner_id != lead.assigned_partner_id:
+        raise NotPermitted("lead not found")
+
+
+def accept(session: Session, lead: Lead, actor: Actor, *, now: datetime | None = None,
+           event_id: uuid.UUID | None = None) -> None:
+    """The partner takes the offer: the outcome clock starts."""
+    now = now or utcnow()
+    _require_partner(lead, actor)
+    if lead.status != S.OFFERED:
+        raise InvalidTransition("only an offered lead can be accepted", lead.status)
+    _close_offer_accepted(current_offer(session, lead), now)
+    lead.accepted_at = now
+    _move(session, lead, S.ACCEPTED, "accepted", actor, now, partner_id=lead.assigned_partner_id,
+          event_id=event_id)
+
+
+def _close_offer_accepted(offer_row: Offer | None, now: datetime) -> None:
+    if offer_row is not None and offer_row.response == OfferResponse.PENDING:
+        offer_row.response = OfferResponse.ACCEPTED
+        offer_row.responded_at = now
+
+
+def parse_amount(raw: Any, *, required: bool, field_name: str = "amount") -> Decimal | None:
+    """A money amount from a form or JSON: non-negative, two decimals at most."""
+    if raw in (None, ""):
+        if required:
+            raise InvalidInput("An amount is required.", {field_name: "Enter the amount."})
+        return None
+    try:
+        amount = Decimal(str(raw).replace(",", "").replace("$", "").strip())
+    except InvalidOperation:
+        raise InvalidInput(
+            "The amount is not a number.", {field_name: "Enter a number, e.g. 12500."}
+        ) from None
+    if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
+        raise InvalidInput("The amount is out of range.",
+                           {field_name: "Enter an amount from 0 to 999,999,999."})
+    return amount.quantize(Decimal("0.01"))
+
+
+def _parse_date(raw: Any, field_name: str) -> date | None:
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, date):
+        return raw
+    try:
+        return date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        raise InvalidInput("The date is not valid.",
+                           {field_name: "Enter a date as YYYY-MM-DD."}) from None
+
+
+def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
+            data: dict[str, Any] | None = None, now: datetime | None = None,
+            event_id: uuid.UUID | None = None) -> None:
+    """Record progress: ``contacted``, ``appointment`` or ``quoted`` (never backwards)."""
+    now = now or utcnow()
+    data = dict(data or {})
+    _require_partner(lead, actor)
+    if stage not in (S.CONTACTED, S.APPOINTMENT, S.QUOTED):
+        raise InvalidInput(f"unknown stage {stage!r}")
+    if lead.status not in _STAGE_ORDER:
+        raise InvalidTransition(
+            f"a {lead.status} lead cannot move to {stage}"
+            + (" (accept it first)" if lead.status == S.OFFERED else ""),
+            lead.status,
+        )
+    if _STAGE_ORDER[stage] < _STAGE_ORDER[lead.status]:
+        raise InvalidTransition(f"the lead is already past {stage}", lead.status)
+    event: dict[str, Any] = {}
+    if stage == S.CONTACTED:
+        channel = (data.get("channel") or "phone").strip()
+        if channel not in CONTACT_CHANNELS:
+            raise InvalidInput("Unknown contact channel.",
+                               {"channel": f"Pick one of: {', '.join(CONTACT_CHANNELS)}."})
+        event["channel"] = channel
+    elif stage == S.APPOINTMENT:
+        when = _parse_date(data.get("date"), "date")
+        if when is None:
+            raise InvalidInput("An appointment needs a date.", {"date": "Enter the date."})
+        event["date"] = when.isoformat()
+    else:
+        amount = parse_amount(data.get("amount"), required=True)
+        lead.quote_amount = amount
+        event["amount"] = str(amount)
+    if data.get("note"):
+        event["note"] = str(data["note"])[:2000]
+    if lead.first_contact_at is None:
+        lead.first_contact_at = now
+    _move(session, lead, stage, stage if stage != S.CONTACTED else "contacted", actor, now,
+          partner_id=lead.assigned_partner_id, data=event, event_id=event_id)
+
+
+def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
+          data: dict[str, Any] | None = None, now: datetime | None = None,
+          event_id: uuid.UUID | None = None) -> None:
+    """Report the outcome: ``won`` (amount), ``lost`` (reason, competitor) or ``no_interest``."""
+    now = now or utcnow()
+    data = dict(data or {})
+    _require_partner(lead, actor)
+    if outcome not in CLOSED_STATUSES:
+        raise InvalidInput(f"unknown outcome {outcome!r}")
+    if lead.status not in _STAGE_ORDER:
+        raise InvalidTransition(
+            f"a {lead.status} lead cannot be closed as {outcome}"
+            + (" (accept it first)" if lead.status == S.OFFERED else ""),
+            lead.status,
+        )
+    event: dict[str, Any] = {}
+    if outcome == S.WON:
+        amount = parse_amount(data.get("amount"), required=False)
+        won_on = _parse_date(data.get("date"), "date")
+        lead.won_amount = amount
+        event.update(amount=str(amount) if amount is not None else None,
+                     date=won_on.isoformat() if won_on else None)
+    elif outcome == S.LOST:
+        reason = (data.get("reason") or "").strip()
+        if reason not in LOST_REASONS:
+            raise InvalidInput("Say why the lead was lost.",
+                               {"reason": f"Pick one of: {', '.join(LOST_REASONS)}."})
+        lead.lost_reason = reason
+        event["reason"] = reason
+        if reason == "competitor":
+            name = str(data.get("competitor") or "").strip()[:120]
+            if not name:
+                raise InvalidInput("Name the competitor who won it.",
+                                   {"competitor": "Pick or type the competitor."})
+            known = session.scalars(
+                select(Competitor).where(func.lower(Competitor.name) == name.lower())
+            ).first()
+            lead.lost_competitor = known
+            lead.lost_competitor_id = known.id if known else None
+            lead.lost_competitor_other = "" if known else name
+            event["competitor"] = known.name if known else name
+    if data.get("note"):
+        event["note"] = str(data["note"])[:2000]
+    lead.closed_at = now
+    _adjust_open(session, lead.assigned_partner_id, -1)
+    _move(session, lead, outcome, outcome, actor, now, partner_id=lead.assigned_partner_id,
+          data=event, event_id=event_id)
+
+
+def add_note(session: Session, lead: Lead, actor: Actor, *, text: str,
+             now: datetime | None = None, event_id: uuid.UUID | None = None) -> LeadEvent:
+    """A note on the lead's timeline; the state does not change."""
+    now = now or utcnow()
+    _require_partner(lead, actor)
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("The note is empty.", {"text": "Write the note."})
+    return record_event(session, lead, "note", actor, now=now, data={"text": text[:5000]},
+                        partner_id=lead.assigned_partner_id, event_id=event_id)
+
+
+# --- the manager's corrections ------------------------------------------------------------
+
+
+def reopen(session: Session, lead: Lead, actor: Actor, *, reason: str,
+           now: datetime | None = None) -> None:
+    """A manager re-opens a closed or disqualified lead, with a reason (audited)."""
+    now = now or utcnow()
+    if not actor.is_staff:
+        raise NotPermitted("lead not found")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why you re-open this lead.", {"reason": "A reason is required."})
+    if lead.status not in CLOSED_STATUSES and lead.status != S.DISQUALIFIED:
+        raise InvalidTransition("only a closed or disqualified lead can be re-opened",
+                                lead.status)
+    if lead.status in CLOSED_STATUSES and lead.assigned_partner_id is not None:
+        target = S.ACCEPTED
+        _adjust_open(session, lead.assigned_partner_id, +1)
+    else:
+        target = S.QUALIFIED
+        lead.assigned_partner_id = None
+    lead.closed_at = None
+    lead.won_amount = None
+    lead.lost_reason = None
+    lead.lost_competitor_id = None
+    lead.lost_competitor_other = ""
+    _move(session, lead, target, "reopened", actor, now, data={"reason": reason})
+
+
+def disqualify(session: Session, lead: Lead, actor: Actor, *, reason: str,
+               now: datetime | None = None) -> None:
+    """A manager rules a lead out (spam, test, invalid, duplicate)."""
+    now = now or utcnow()
+    if not actor.is_staff:
+        raise NotPermitted("lead not found")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why.", {"reason": "A reason is required."})
+    if lead.status in CLOSED_STATUSES or lead.status == S.DISQUALIFIED:
+        raise InvalidTransition(f"a {lead.status} lead cannot be disqualified", lead.status)
+    if lead.status in OPEN_STATUSES:
+        _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
+        _adjust_open(session, lead.assigned_partner_id, -1)
+    lead.qualification_reason = reason[:300]
+    _move(session, lead, S.DISQUALIFIED, "disqualified", actor, now, data={"reason": reason})
+
+
+# --- one entry point for the API and offline sync -----------------------------------------
+
+
+def apply_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
+                 actor: Actor, *, now: datetime | None = None,
+                 event_id: uuid.UUID | None = None) -> None:
+    """Apply ``POST /leads/{id}/actions`` semantics (DESIGN §6) through the functions above.
+
+    ``forward`` and ``reassign`` name a partner by code; re-routing after a decline is the
+    caller's job (``portal.routing_service``), so this stays free of routing.
+    """
+    now = now or utcnow()
+    if action in ("accept",):
+        accept(session, lead, actor, now=now, event_id=event_id)
+    elif action == "decline":
+        decline(session, lead, actor, reason=str(args.get("reason") or ""), now=now)
+    elif action in ("contact", "appointment", "quote"):
+        stage = {"contact": S.CONTACTED, "appointment": S.APPOINTMENT, "quote": S.QUOTED}[action]
+        advance(session, lead, stage, actor, data=args, now=now, event_id=event_id)
+    elif action in ("won", "lost", "no_interest"):
+        close(session, lead, action, actor, data=args, now=now, event_id=event_id)
+    elif action == "note":
+        add_note(session, lead, actor, text=str(args.get("text") or args.get("note") or ""),
+                 now=now, event_id=event_id)
+    elif action in ("forward", "reassign"):
+        code = str(args.get("partner") or "").strip()
+        partner = session.scalars(select(Partner).where(Partner.code == code)).first()
+        if partner is None:
+            raise InvalidInput("Unknown partner.", {"partner": f"No partner with code {code!r}."})
+        if action == "forward":
+            forward(session, lead, partner, actor, reason=str(args.get("reason") or ""), now=now)
+        else:
+            reassign(session, lead, partner, actor, reason=str(args.get("reason") or ""), now=now)
+    elif action == "reopen":
+        reopen(session, lead, actor, reason=str(args.get("reason") or ""), now=now)
+    elif action == "disqualify":
+        disqualify(session, lead, actor, reason=str(args.get("reason") or ""), now=now)
+    else:
+        raise InvalidInput(
+            f"Unknown action {action!r}.",
+            {"action": f"One of: {', '.join(PARTNER_ACTIONS + STAFF_ACTIONS)}."},
+        )
+
+
+def recount_open_leads(session: Session) -> int:
+    """Recompute every partner's open-lead count from the leads (repair tool); returns changes."""
+    counts = dict(
+        session.execute(
+            select(Lead.assigned_partner_id, func.count())
+            .where(Lead.status.in_(list(OPEN_STATUSES)), Lead.assigned_partner_id.is_not(None))
+            .group_by(Lead.assigned_partner_id)
+        ).all()
+    )
+    changed = 0
+    for partner in session.scalars(select(Partner)):
+        want = counts.get(partner.id, 0)
+        if partner.open_leads != want:
+            partner.open_leads = want
+            changed += 1
+    return changed

@@ -1,0 +1,225 @@
+"""Leads, their immutable events and the offers made to partners."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.accounts import User
+from portal.models.base import Base, utcnow
+from portal.models.catalog import Campaign, Competitor, ProductLine, Source
+from portal.models.partners import Partner
+
+
+class LeadStatus(enum.StrEnum):
+    CAPTURED = "captured"
+    QUALIFIED = "qualified"
+    NURTURE = "nurture"
+    DISQUALIFIED = "disqualified"
+    UNASSIGNED = "unassigned"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    CONTACTED = "contacted"
+    APPOINTMENT = "appointment"
+    QUOTED = "quoted"
+    WON = "won"
+    LOST = "lost"
+    NO_INTEREST = "no_interest"
+
+
+#: a partner is working these: they count against its capacity
+OPEN_STATUSES = frozenset(
+    {
+        LeadStatus.OFFERED,
+        LeadStatus.ACCEPTED,
+        LeadStatus.CONTACTED,
+        LeadStatus.APPOINTMENT,
+        LeadStatus.QUOTED,
+    }
+)
+#: accepted and being worked, the stages that need an outcome
+WORKING_STATUSES = (
+    LeadStatus.ACCEPTED,
+    LeadStatus.CONTACTED,
+    LeadStatus.APPOINTMENT,
+    LeadStatus.QUOTED,
+)
+CLOSED_STATUSES = frozenset({LeadStatus.WON, LeadStatus.LOST, LeadStatus.NO_INTEREST})
+
+
+class Rank(enum.StrEnum):
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+class OfferResponse(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    FORWARDED = "forwarded"  #: a distributor passed it on to one of its dealers
+    WITHDRAWN = "withdrawn"  #: a manager reassigned it or a distributor pulled it back
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_assigned_status", "assigned_partner_id", "status"),
+        Index("ix_leads_status_created", "status", "created_at"),
+        Index("ix_leads_email_norm", "email_normalized"),
+        Index("ix_leads_phone_norm", "phone_normalized"),
+        Index("ix_leads_external_id", "external_id"),
+        Index("ix_leads_created", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    first_name: Mapped[str] = mapped_column(String(80), default="")
+    last_name: Mapped[str] = mapped_column(String(80), default="")
+    company: Mapped[str] = mapped_column(String(160), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    email_normalized: Mapped[str] = mapped_column(String(254), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    phone_normalized: Mapped[str] = mapped_column(String(20), default="")  #: E.164
+    address: Mapped[str] = mapped_column(String(200), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    region: Mapped[str] = mapped_column(String(10), default="")
+    postal_code: Mapped[str] = mapped_column(String(20), default="")
+    country: Mapped[str] = mapped_column(String(2), default="US")
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    product_line_id: Mapped[int | None] = mapped_column(ForeignKey("product_lines.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"), index=True)
+    comments: Mapped[str] = mapped_column(Text, default="")
+    wants_literature: Mapped[bool] = mapped_column(default=False)
+    #: standard answers (timeline, budget, role) and any extra ones, as given
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(80))
+
+    status: Mapped[str] = mapped_column(String(16), default=LeadStatus.CAPTURED)
+    #: why it was qualified / nurtured / disqualified, in words
+    qualification_reason: Mapped[str] = mapped_column(String(300), default="")
+    rank: Mapped[str | None] = mapped_column(String(8))
+    score: Mapped[int] = mapped_column(default=0)
+
+    assigned_partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    #: the partner that captured it itself (walk-in, trade show); counts in its reports
+    owner_partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    #: the latest routing explanation (routing.Explanation.to_dict())
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    offers_count: Mapped[int] = mapped_column(default=0)
+
+    won_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    quote_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    lost_reason: Mapped[str | None] = mapped_column(String(20))
+    lost_competitor_id: Mapped[int | None] = mapped_column(ForeignKey("competitors.id"))
+    #: a competitor typed by the partner that is not on the manufacturer's list
+    lost_competitor_other: Mapped[str] = mapped_column(String(120), default="")
+
+    #: bumped on every change; offline clients send it back as their base
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    offered_at: Mapped[datetime | None]  #: the current offer's time
+    accepted_at: Mapped[datetime | None]
+    first_contact_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    product_line: Mapped[ProductLine | None] = relationship()
+    campaign: Mapped[Campaign | None] = relationship()
+    source: Mapped[Source | None] = relationship()
+    assigned_partner: Mapped[Partner | None] = relationship(
+        foreign_keys=[assigned_partner_id]
+    )
+    owner_partner: Mapped[Partner | None] = relationship(foreign_keys=[owner_partner_id])
+    lost_competitor: Mapped[Competitor | None] = relationship()
+    events: Mapped[list[LeadEvent]] = relationship(
+        back_populates="lead", order_by="LeadEvent.seq", viewonly=True
+    )
+    offers: Mapped[list[Offer]] = relationship(
+        back_populates="lead", order_by="Offer.id", viewonly=True
+    )
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.company or self.email
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+    @property
+    def competitor_name(self) -> str:
+        if self.lost_competitor is not None:
+            return self.lost_competitor.name
+        return self.lost_competitor_other
+
+
+class LeadEvent(Base):
+    """An immutable fact about a lead: who did what, when, from which device."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (
+        Index("ix_lead_events_lead_seq", "lead_id", "seq"),
+        Index("ix_lead_events_kind_at", "kind", "at"),
+        Index("ix_lead_events_partner_at", "partner_id", "at"),
+    )
+
+    #: global order of events (commit order within one database)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    #: made by the client for offline actions, so a retried push is recognised
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))  #: captured, offered, accepted, won …
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: the partner acting or concerned (the one offered, declining, reporting …)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    #: web, api, cli, job, sync:<client id>
+    device: Mapped[str] = mapped_column(String(80), default="web")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    lead: Mapped[Lead] = relationship(back_populates="events")
+    actor: Mapped[User | None] = relationship()
+    partner: Mapped[Partner | None] = relationship()
+
+
+class Offer(Base):
+    """One offer of a lead to a partner: by rule or by hand, with its explanation and response."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        Index("ix_offers_lead", "lead_id"),
+        Index("ix_offers_partner_offered", "partner_id", "offered_at"),
+        Index("ix_offers_response_expires", "response", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    offered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    method: Mapped[str] = mapped_column(String(12))  #: rule, manual, forward
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(300), default="")  #: why, for manual/forward
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    response: Mapped[str] = mapped_column(String(12), default=OfferResponse.PENDING)
+    responded_at: Mapped[datetime | None]
+    decline_reason: Mapped[str] = mapped_column(String(300), default="")
+
+    lead: Mapped[Lead] = relationship(back_populates="offers")
+    partner: Mapped[Partner] = relationship()
+    by_user: Mapped[User | None] = relationship()

@@ -1,0 +1,89 @@
+"""Request plumbing shared by every page: the transaction boundary, errors, helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, abort, render_template, request
+from flask_login import current_user, login_required
+from werkzeug.exceptions import HTTPException
+
+from portal.extensions import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def init_app(app: Flask) -> None:
+    """Commit once per request at its boundary; render errors in the portal's style."""
+
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        # GET never writes: anything a safe request flushed is rolled back.
+        if request.method in _SAFE_METHODS or response.status_code >= 400:
+            db.session.rollback()
+        else:
+            db.session.commit()
+        if request.headers.get("HX-Request") is not None or "HX-Request" in response.vary:
+            response.vary.add("HX-Request")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Any:
+        db.session.rollback()
+        if request.path.startswith("/api/"):
+            from portal.api.errors import json_error
+
+            return json_error(error.code or 500, error.name.lower().replace(" ", "_"),
+                              error.description or error.name)
+        code = error.code or 500
+        known = code in (403, 404, 413, 429)
+        template = f"errors/{code}.html" if known else "errors/generic.html"
+        return render_template(template, error=error), code
+
+    @app.errorhandler(Exception)
+    def _server_error(error: Exception) -> Any:
+        db.session.rollback()
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            from portal.api.errors import json_error
+
+            return json_error(500, "server_error", "Something went wrong on our side.")
+        return render_template("errors/500.html"), 500
+
+    from portal import filters
+
+    filters.init_app(app)
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Sign-in required, and one of ``roles``; anyone else gets 403."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def staff_required(view: F) -> F:
+    """Admins and channel managers only."""
+    return roles_required("admin", "manager")(view)
+
+
+def admin_required(view: F) -> F:
+    """Admins only."""
+    return roles_required("admin")(view)
+
+
+def is_htmx() -> bool:
+    """True when htmx asked for a fragment (it sends HX-Request)."""
+    return request.headers.get("HX-Request") == "true"

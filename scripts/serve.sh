@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Serve the portal on http://127.0.0.1:5000 with gunicorn and the job worker beside it.
+# Ctrl-C (or TERM) stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-5000}
+
+"$BIN/flask" --app portal worker &
+worker=$!
+"$BIN/gunicorn" --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-3}" --access-logfile - \
+  --graceful-timeout 5 "wsgi:app" &
+web=$!
+
+stop() {
+  trap - INT TERM EXIT
+  kill -TERM "$web" "$worker" 2>/dev/null || true
+  wait "$web" "$worker" 2>/dev/null || true
+  echo "stopped web and worker"
+}
+trap stop INT TERM EXIT
+echo "Portal on http://$HOST:$PORT  (Ctrl-C stops it)"
+# Whichever stops first (a crash, say) stops the other.
+wait -n "$web" "$worker"
