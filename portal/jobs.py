@@ -99,7 +99,7 @@ class Jobs:
 def init_app(app: Flask) -> None:
     """Attach the (lazy) job queue to the app."""
     # Importing the modules that define jobs registers them.
-    from portal import mail  # noqa: F401
+    from portal import mail, routing_jobs  # noqa: F401
 
     app.extensions["portal.jobs"] = Jobs(app)
 

@@ -181,7 +181,7 @@ def _adjust_open(session: Session, partner_id: int | None, delta: int) -> None:
     )
 
 
-def _claim_capacity(session: Session, partner: Partner, *, force: bool) -> None:
+def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: datetime) -> None:
     """Count one more open lead for ``partner``, atomically refusing when it is full.
 
     A conditional UPDATE takes the row lock on PostgreSQL and the write lock on SQLite,
@@ -191,13 +191,13 @@ def _claim_capacity(session: Session, partner: Partner, *, force: bool) -> None:
     if not force:
         stmt = stmt.where((Partner.capacity.is_(None)) | (Partner.open_leads < Partner.capacity))
     result = session.execute(
-        stmt.values(open_leads=Partner.open_leads + 1).execution_options(
+        stmt.values(open_leads=Partner.open_leads + 1, last_offered_at=now).execution_options(
             synchronize_session=False
         )
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise AtCapacity(f"{partner.code} is at capacity")
-    session.expire(partner, ["open_leads"])
+    session.expire(partner, ["open_leads", "last_offered_at"])
 
 
 def current_offer(session: Session, lead: Lead) -> Offer | None:
@@ -289,7 +289,7 @@ def offer(
         raise InvalidTransition(f"a {lead.status} lead cannot be offered", lead.status)
     if not partner.active and not force:
         raise InvalidInput(f"{partner.code} is paused and takes no new leads")
-    _claim_capacity(session, partner, force=force)
+    _claim_capacity(session, partner, force=force, now=now)
     item = Offer(
         lead_id=lead.id,
         partner_id=partner.id,
@@ -308,7 +308,6 @@ def offer(
     lead.offers_count = (lead.offers_count or 0) + 1
     if explanation is not None:
         lead.routing = explanation
-    partner.last_offered_at = now
     _move(session, lead, S.OFFERED, "offered", actor, now, partner_id=partner.id,
           data={"method": method, "reason": reason,
                 "summary": (explanation or {}).get("summary", "")})
@@ -379,7 +378,7 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
             f"{dealer.code} is not one of this distributor's dealers",
             {"partner": "Pick one of your own dealers."},
         )
-    _claim_capacity(session, dealer, force=False)
+    _claim_capacity(session, dealer, force=False, now=now)
     _close_offer(current_offer(session, lead), OfferResponse.FORWARDED, now)
     _adjust_open(session, distributor_id, -1)
     from_status = lead.status
@@ -395,7 +394,6 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
     lead.offers_count = (lead.offers_count or 0) + 1
     if explanation is not None:
         lead.routing = explanation
-    dealer.last_offered_at = now
     lead.status = S.OFFERED
     record_event(session, lead, "forwarded", actor, now=now, from_status=from_status,
                  to_status=S.OFFERED, partner_id=dealer.id,

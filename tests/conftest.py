@@ -267,3 +267,33 @@ class AuthActions:
 def auth(client: FlaskClient, make_user: Callable[..., Any], app: Flask) -> AuthActions:
     app.config["WTF_CSRF_ENABLED"] = False
     return AuthActions(client, make_user)
+
+
+@pytest.fixture
+def make_lead(session: sa.orm.Session, make_product_line: Callable[..., Any]
+              ) -> Callable[..., Any]:
+    """``make_lead(postal_code="50401", status="qualified", …)``: captured through the lifecycle
+    and qualified (hot) unless ``status="captured"``."""
+    from portal import lifecycle
+    from portal.models import Lead
+
+    counter = iter(range(1, 100_000))
+
+    def make(*, status: str = "qualified", product_line: str | None = "TRC",
+             rank: str = "hot", score: int = 80, **fields: Any) -> Lead:
+        n = next(counter)
+        values: dict[str, Any] = dict(first_name="Pat", last_name=f"Prospect{n}",
+                                      email=f"pat{n}@example.com", postal_code="50401",
+                                      country="US", region="US-IA")
+        values.update(fields)
+        lead = Lead(**values)
+        if product_line:
+            lead.product_line = make_product_line(product_line)
+        lifecycle.capture(session, lead, lifecycle.Actor.system("test"))
+        if status != "captured":
+            lifecycle.qualify(session, lead, status, reason="test", score=score, rank=rank,
+                              actor=lifecycle.Actor.system("test"))
+        session.flush()
+        return lead
+
+    return make

@@ -3,6 +3,7 @@
 from portal.models.accounts import LoginAttempt, Role, User
 from portal.models.base import Base, utcnow
 from portal.models.catalog import Campaign, Competitor, ProductLine, Source
+from portal.models.geo import GeocodeCache, PostalCentroid
 from portal.models.leads import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -28,6 +29,7 @@ __all__ = [
     "Campaign",
     "Competitor",
     "Forwarding",
+    "GeocodeCache",
     "Lead",
     "LeadEvent",
     "LeadStatus",
@@ -36,6 +38,7 @@ __all__ = [
     "Offer",
     "OfferResponse",
     "Partner",
+    "PostalCentroid",
     "PartnerKind",
     "ProductLine",
     "Rank",

@@ -36,7 +36,10 @@ partner_product_lines = Table(
 
 class Partner(Base):
     __tablename__ = "partners"
-    __table_args__ = (Index("ix_partners_name", "name"),)
+    __table_args__ = (
+        Index("ix_partners_name", "name"),
+        Index("ix_partners_updated_at", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
@@ -63,7 +66,9 @@ class Partner(Base):
     paused_reason: Mapped[str] = mapped_column(String(200), default="")
     last_offered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: set by every edit of the partner, its territories or product lines (not by offers):
+    #: the routing snapshot is rebuilt when the newest value changes
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped[Partner | None] = relationship(remote_side=[id], back_populates="dealers")
     dealers: Mapped[list[Partner]] = relationship(back_populates="parent")

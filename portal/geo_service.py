@@ -1,0 +1,56 @@
+"""Geography for routing: imported GeoNames centroids, and the optional online geocoder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from portal.models import PostalCentroid
+from routing import GeoNamesLineError, parse_geonames
+
+_BATCH = 5000
+
+
+@dataclass
+class GeoImportReport:
+    imported: int = 0
+    countries: list[str] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(PostalCentroid).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["country", "postal_code"],
+        set_={"latitude": stmt.excluded.latitude, "longitude": stmt.excluded.longitude},
+    )
+    session.execute(stmt)
+
+
+def import_geonames(session: Session, lines: Iterable[str]) -> GeoImportReport:
+    """Stream a GeoNames postal-code file into ``postal_centroids`` (insert or update)."""
+    report = GeoImportReport()
+    errors: list[GeoNamesLineError] = []
+    batch: dict[tuple[str, str], dict[str, Any]] = {}
+    countries: set[str] = set()
+    for country, code, point in parse_geonames(lines, errors=errors):
+        # A file may list one code several times (one per place): the last one wins.
+        batch[(country, code)] = {"country": country, "postal_code": code,
+                                  "latitude": point.lat, "longitude": point.lon}
+        countries.add(country)
+        if len(batch) >= _BATCH:
+            _upsert(session, list(batch.values()))
+            report.imported += len(batch)
+            batch.clear()
+    if batch:
+        _upsert(session, list(batch.values()))
+        report.imported += len(batch)
+    report.countries = sorted(countries)
+    report.errors = [(e.line_number, e.message) for e in errors]
+    return report

@@ -1,0 +1,23 @@
+"""Background routing: a periodic sweep that expires overdue offers and routes what waits."""
+
+from __future__ import annotations
+
+from portal.extensions import db
+from portal.jobs import periodic
+from portal.routing_service import expire_overdue_offers, pending_leads, route_lead
+
+
+def route_batch(limit: int = 500) -> tuple[int, int]:
+    """Expire overdue offers and route up to ``limit`` pending leads; returns (expired, routed)."""
+    expired = expire_overdue_offers(db.session, limit=limit)
+    routed = 0
+    for lead in pending_leads(db.session, limit=limit):
+        route_lead(db.session, lead)
+        routed += 1
+    return len(expired), routed
+
+
+@periodic(minute="*")
+def routing_sweep() -> None:
+    """Every minute: expire offers past their deadline, route leads still waiting."""
+    route_batch()
