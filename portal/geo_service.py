@@ -54,3 +54,16 @@ def import_geonames(session: Session, lines: Iterable[str]) -> GeoImportReport:
     report.countries = sorted(countries)
     report.errors = [(e.line_number, e.message) for e in errors]
     return report
+
+
+_US_STATES: dict[str, str] | None = None
+
+
+def us_state_for(postal_code: str) -> str | None:
+    """The two-letter state of a US ZIP code (from the offline ``zipcodes`` data)."""
+    global _US_STATES
+    if _US_STATES is None:
+        import zipcodes
+
+        _US_STATES = {z["zip_code"]: z["state"] for z in zipcodes.list_all()}
+    return _US_STATES.get(postal_code)

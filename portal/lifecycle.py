@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from portal.models import (
     CLOSED_STATUSES,
@@ -118,6 +119,12 @@ class Actor:
         return self.user is None or self.user.is_staff
 
 
+def a_status(status: str) -> str:
+    """"an offered", "a won": readable messages."""
+    text = str(status).replace("_", " ")
+    return ("an " if text[:1] in "aeiou" else "a ") + text
+
+
 # --- events and bookkeeping -------------------------------------------------------------
 
 
@@ -179,6 +186,18 @@ def _adjust_open(session: Session, partner_id: int | None, delta: int) -> None:
                                 else_=Partner.open_leads + delta))
         .execution_options(synchronize_session=False)
     )
+    # The UPDATE bypasses the session: a loaded Partner would keep showing the old count
+    # (and a later recount or routing decision would read it), so let it reload.
+    loaded = session.identity_map.get(identity_key(Partner, partner_id))
+    if loaded is not None:
+        session.expire(loaded, ["open_leads"])
+
+
+def _unassign(lead: Lead) -> None:
+    # Clear the relationship with the column: a loaded ``assigned_partner`` would otherwise
+    # still name the old partner in this session (and could write its id back on flush).
+    lead.assigned_partner = None
+    lead.assigned_partner_id = None
 
 
 def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: datetime) -> None:
@@ -261,10 +280,39 @@ def qualify(
     if outcome not in (S.QUALIFIED, S.NURTURE, S.DISQUALIFIED):
         raise InvalidInput(f"unknown qualification {outcome!r}")
     if lead.status not in (S.CAPTURED, S.NURTURE):
-        raise InvalidTransition(f"a {lead.status} lead cannot be qualified again", lead.status)
+        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be qualified again",
+                                lead.status)
     lead.score, lead.rank, lead.qualification_reason = score, rank, reason[:300]
     _move(session, lead, outcome, outcome, actor, now,
           data={"reason": reason, "score": score, "rank": rank})
+
+
+def rescore(
+    session: Session,
+    lead: Lead,
+    *,
+    score: int,
+    rank: str | None,
+    reason: str,
+    actor: Actor,
+    now: datetime | None = None,
+) -> None:
+    """New score and rank (a repeat inquiry, nurture engagement); the stage stays."""
+    now = now or utcnow()
+    if score == lead.score and rank == lead.rank:
+        return
+    old = {"score": lead.score, "rank": lead.rank}
+    lead.score, lead.rank = score, rank
+    record_event(session, lead, "rescored", actor, now=now,
+                 data={"reason": reason, "score": score, "rank": rank, "was": old})
+
+
+def record_inquiry(session: Session, lead: Lead, actor: Actor, *, data: dict[str, Any],
+                   now: datetime | None = None) -> LeadEvent:
+    """The same person inquired again: the repeat is an event on the existing lead."""
+    now = now or utcnow()
+    lead.inquiries = (lead.inquiries or 1) + 1
+    return record_event(session, lead, "inquiry", actor, now=now, data=data)
 
 
 # --- routing: offers, forwarding, expiry ------------------------------------------------
@@ -286,7 +334,7 @@ def offer(
     now = now or utcnow()
     routable = (S.QUALIFIED, S.UNASSIGNED)
     if lead.status not in routable:
-        raise InvalidTransition(f"a {lead.status} lead cannot be offered", lead.status)
+        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be offered", lead.status)
     if not partner.active and not force:
         raise InvalidInput(f"{partner.code} is paused and takes no new leads")
     _claim_capacity(session, partner, force=force, now=now)
@@ -320,23 +368,24 @@ def mark_unassigned(session: Session, lead: Lead, actor: Actor, *,
     """No partner fits: the lead waits in the managers' queue with the reason."""
     now = now or utcnow()
     if lead.status not in (S.QUALIFIED, S.UNASSIGNED):
-        raise InvalidTransition(f"a {lead.status} lead cannot be unassigned", lead.status)
-    lead.assigned_partner_id = None
+        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be unassigned", lead.status)
+    _unassign(lead)
     lead.routing = explanation
     summary = reason or (explanation or {}).get("summary", "")
     _move(session, lead, S.UNASSIGNED, "unassigned", actor, now, data={"summary": summary})
 
 
 def _give_back(session: Session, lead: Lead, offer_row: Offer | None, response: str,
-               kind: str, actor: Actor, now: datetime, reason: str = "") -> None:
+               kind: str, actor: Actor, now: datetime, reason: str = "",
+               event_id: uuid.UUID | None = None) -> None:
     """The partner lets go of an offered lead: it returns to routing."""
     partner_id = lead.assigned_partner_id
     _close_offer(offer_row, response, now, reason)
     _adjust_open(session, partner_id, -1)
-    lead.assigned_partner_id = None
+    _unassign(lead)
     lead.offered_at = None
     _move(session, lead, S.QUALIFIED, kind, actor, now, partner_id=partner_id,
-          data={"reason": reason} if reason else {})
+          data={"reason": reason} if reason else {}, event_id=event_id)
 
 
 def decline(session: Session, lead: Lead, actor: Actor, *, reason: str,
@@ -351,7 +400,7 @@ def decline(session: Session, lead: Lead, actor: Actor, *, reason: str,
         raise InvalidInput("Say why you decline this lead.", {"reason": "A reason is required."})
     reason = DECLINE_REASONS.get(reason, reason)[:300]
     _give_back(session, lead, current_offer(session, lead), OfferResponse.DECLINED,
-               "declined", actor, now, reason)
+               "declined", actor, now, reason, event_id=event_id)
 
 
 def expire(session: Session, lead: Lead, *, now: datetime | None = None) -> None:
@@ -378,6 +427,9 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
             f"{dealer.code} is not one of this distributor's dealers",
             {"partner": "Pick one of your own dealers."},
         )
+    if not dealer.active:
+        raise InvalidInput(f"{dealer.code} is paused and takes no new leads",
+                           {"partner": "Pick a dealer that is not paused."})
     _claim_capacity(session, dealer, force=False, now=now)
     _close_offer(current_offer(session, lead), OfferResponse.FORWARDED, now)
     _adjust_open(session, distributor_id, -1)
@@ -410,7 +462,7 @@ def withdraw(session: Session, lead: Lead, actor: Actor, *, reason: str,
     partner_id = lead.assigned_partner_id
     _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
     _adjust_open(session, partner_id, -1)
-    lead.assigned_partner_id = None
+    _unassign(lead)
     lead.offered_at = lead.accepted_at = None
     _move(session, lead, S.QUALIFIED, "withdrawn", actor, now, partner_id=partner_id,
           data={"reason": reason})
@@ -428,7 +480,7 @@ def reassign(session: Session, lead: Lead, partner: Partner, actor: Actor, *, re
     if lead.status in OPEN_STATUSES:
         withdraw(session, lead, actor, reason=reason, now=now)
     elif lead.status not in (S.QUALIFIED, S.UNASSIGNED, S.NURTURE, S.CAPTURED):
-        raise InvalidTransition(f"a {lead.status} lead cannot be reassigned", lead.status)
+        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be reassigned", lead.status)
     if lead.status in (S.NURTURE, S.CAPTURED):
         _move(session, lead, S.QUALIFIED, "qualified", actor, now,
               data={"reason": f"reassigned by hand: {reason}"})
@@ -506,7 +558,7 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
         raise InvalidInput(f"unknown stage {stage!r}")
     if lead.status not in _STAGE_ORDER:
         raise InvalidTransition(
-            f"a {lead.status} lead cannot move to {stage}"
+            f"{a_status(lead.status)} lead cannot move to {stage}"
             + (" (accept it first)" if lead.status == S.OFFERED else ""),
             lead.status,
         )
@@ -514,7 +566,7 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
         raise InvalidTransition(f"the lead is already past {stage}", lead.status)
     event: dict[str, Any] = {}
     if stage == S.CONTACTED:
-        channel = (data.get("channel") or "phone").strip()
+        channel = str(data.get("channel") or "phone").strip()
         if channel not in CONTACT_CHANNELS:
             raise InvalidInput("Unknown contact channel.",
                                {"channel": f"Pick one of: {', '.join(CONTACT_CHANNELS)}."})
@@ -547,7 +599,7 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
         raise InvalidInput(f"unknown outcome {outcome!r}")
     if lead.status not in _STAGE_ORDER:
         raise InvalidTransition(
-            f"a {lead.status} lead cannot be closed as {outcome}"
+            f"{a_status(lead.status)} lead cannot be closed as {outcome}"
             + (" (accept it first)" if lead.status == S.OFFERED else ""),
             lead.status,
         )
@@ -559,7 +611,7 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
         event.update(amount=str(amount) if amount is not None else None,
                      date=won_on.isoformat() if won_on else None)
     elif outcome == S.LOST:
-        reason = (data.get("reason") or "").strip()
+        reason = str(data.get("reason") or "").strip()
         if reason not in LOST_REASONS:
             raise InvalidInput("Say why the lead was lost.",
                                {"reason": f"Pick one of: {', '.join(LOST_REASONS)}."})
@@ -617,10 +669,11 @@ def reopen(session: Session, lead: Lead, actor: Actor, *, reason: str,
         _adjust_open(session, lead.assigned_partner_id, +1)
     else:
         target = S.QUALIFIED
-        lead.assigned_partner_id = None
+        _unassign(lead)
     lead.closed_at = None
     lead.won_amount = None
     lead.lost_reason = None
+    lead.lost_competitor = None  # the relationship too, or it would write its id back
     lead.lost_competitor_id = None
     lead.lost_competitor_other = ""
     _move(session, lead, target, "reopened", actor, now, data={"reason": reason})
@@ -636,7 +689,7 @@ def disqualify(session: Session, lead: Lead, actor: Actor, *, reason: str,
     if not reason:
         raise InvalidInput("Say why.", {"reason": "A reason is required."})
     if lead.status in CLOSED_STATUSES or lead.status == S.DISQUALIFIED:
-        raise InvalidTransition(f"a {lead.status} lead cannot be disqualified", lead.status)
+        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be disqualified", lead.status)
     if lead.status in OPEN_STATUSES:
         _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
         _adjust_open(session, lead.assigned_partner_id, -1)
@@ -659,7 +712,8 @@ def apply_action(session: Session, lead: Lead, action: str, args: dict[str, Any]
     if action in ("accept",):
         accept(session, lead, actor, now=now, event_id=event_id)
     elif action == "decline":
-        decline(session, lead, actor, reason=str(args.get("reason") or ""), now=now)
+        decline(session, lead, actor, reason=str(args.get("reason") or ""), now=now,
+                event_id=event_id)
     elif action in ("contact", "appointment", "quote"):
         stage = {"contact": S.CONTACTED, "appointment": S.APPOINTMENT, "quote": S.QUOTED}[action]
         advance(session, lead, stage, actor, data=args, now=now, event_id=event_id)

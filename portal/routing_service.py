@@ -217,8 +217,8 @@ def route_lead(session: Session, lead: Lead, *, actor: Actor | None = None,
     now = now or utcnow()
     actor = actor or Actor.system("routing")
     if lead.status not in (LeadStatus.QUALIFIED, LeadStatus.UNASSIGNED):
-        raise lifecycle.InvalidTransition(f"a {lead.status} lead is not waiting for routing",
-                                          lead.status)
+        raise lifecycle.InvalidTransition(
+            f"{lifecycle.a_status(lead.status)} lead is not waiting for routing", lead.status)
     result = RoutingResult(lead=lead)
     max_offers = int(current_app.config["MAX_OFFERS"])
     if (lead.offers_count or 0) >= max_offers:

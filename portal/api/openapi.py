@@ -15,6 +15,51 @@ ERROR = {
 }
 
 
+_TEXT = {"type": "string"}
+INQUIRY = {
+    "type": "object",
+    "properties": {
+        **{name: _TEXT for name in (
+            "first_name", "last_name", "company", "email", "phone", "address", "city",
+            "region", "postal_code", "country", "product_line", "campaign", "source",
+            "comments", "external_id")},
+        "wants_literature": {"type": "boolean"},
+        "answers": {"type": "object", "properties": {
+            "timeline": {"enum": ["now", "3_months", "6_months", "12_months", "researching"]},
+            "budget": {"enum": ["approved", "planned", "none", "unknown"]},
+            "role": {"enum": ["decision_maker", "influencer", "user", "other"]},
+        }, "additionalProperties": {"type": "string"}},
+    },
+}
+LEAD = {
+    "type": "object",
+    "required": ["id", "status", "rank", "score", "product_line", "postal_code", "country",
+                 "assigned_partner", "routing", "version"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "status": _TEXT,
+        "rank": {"type": ["string", "null"]}, "score": {"type": "integer"},
+        "assigned_partner": {"type": ["string", "null"]},
+        "routing": {"type": ["object", "null"]}, "version": {"type": "integer"},
+        "events": {"type": "array", "items": {"type": "object"}},
+    },
+}
+ACTION = {
+    "type": "object",
+    "required": ["action"],
+    "properties": {
+        "action": {"enum": ["accept", "decline", "contact", "appointment", "quote", "won",
+                            "lost", "no_interest", "note", "forward", "reassign", "reopen",
+                            "disqualify"]},
+        "reason": _TEXT, "competitor": _TEXT, "amount": {"type": ["number", "string"]},
+        "channel": _TEXT, "date": {"type": "string", "format": "date"}, "text": _TEXT,
+        "partner": _TEXT,
+    },
+}
+LEAD_REF = {"$ref": "#/components/schemas/Lead"}
+ID_PARAM = {"name": "id", "in": "path", "required": True,
+            "schema": {"type": "string", "format": "uuid"}}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     return {
         str(code): {
@@ -33,7 +78,7 @@ def spec() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR},
+            "schemas": {"Error": ERROR, "Inquiry": INQUIRY, "Lead": LEAD, "Action": ACTION},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -56,6 +101,53 @@ def spec() -> dict[str, Any]:
                                 "token": {"type": "string"}, "role": {"type": "string"}}}}}},
                         **_errors(400, 401, 422, 429),
                     },
+                }
+            },
+            "/leads": {
+                "post": {
+                    "summary": "Capture an inquiry (qualified, ranked and routed at once)",
+                    "parameters": [{"name": "Idempotency-Key", "in": "header",
+                                    "schema": {"type": "string", "maxLength": 200},
+                                    "description": "A repeat returns the same lead."}],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Inquiry"}}}},
+                    "responses": {
+                        "201": {"description": "the new lead (or the replayed one)",
+                                "content": {"application/json": {"schema": LEAD_REF}}},
+                        "200": {"description": "a repeat inquiry joined an existing lead",
+                                "content": {"application/json": {"schema": LEAD_REF}}},
+                        **_errors(400, 401, 422),
+                    },
+                },
+                "get": {
+                    "summary": "Leads the caller may see, newest first",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {"name": "partner", "in": "query", "schema": {"type": "string"}},
+                        {"name": "page", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "per_page", "in": "query",
+                         "schema": {"type": "integer", "maximum": 100}},
+                    ],
+                    "responses": {"200": {"description": "a page of leads"},
+                                  **_errors(400, 401, 422)},
+                },
+            },
+            "/leads/{id}": {
+                "get": {
+                    "summary": "One lead with its events (404 when not yours to see)",
+                    "parameters": [ID_PARAM],
+                    "responses": {"200": {"description": "the lead", "content": {
+                        "application/json": {"schema": LEAD_REF}}}, **_errors(401, 404)},
+                }
+            },
+            "/leads/{id}/actions": {
+                "post": {
+                    "summary": "Act on a lead; 409 with the current status when not allowed",
+                    "parameters": [ID_PARAM],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Action"}}}},
+                    "responses": {"200": {"description": "the lead after the action"},
+                                  **_errors(400, 401, 404, 409, 422)},
                 }
             },
             "/me": {

@@ -2,6 +2,7 @@
 
 from portal.models.accounts import LoginAttempt, Role, User
 from portal.models.base import Base, utcnow
+from portal.models.capture import IdempotencyKey, ScoringRules
 from portal.models.catalog import Campaign, Competitor, ProductLine, Source
 from portal.models.geo import GeocodeCache, PostalCentroid
 from portal.models.leads import (
@@ -30,6 +31,7 @@ __all__ = [
     "Competitor",
     "Forwarding",
     "GeocodeCache",
+    "IdempotencyKey",
     "Lead",
     "LeadEvent",
     "LeadStatus",
@@ -43,6 +45,7 @@ __all__ = [
     "ProductLine",
     "Rank",
     "Role",
+    "ScoringRules",
     "Source",
     "Territory",
     "User",

@@ -102,6 +102,10 @@ class Lead(Base):
     #: standard answers (timeline, budget, role) and any extra ones, as given
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     external_id: Mapped[str | None] = mapped_column(String(80))
+    #: how many times this person inquired (repeats within the dedup window attach here)
+    inquiries: Mapped[int] = mapped_column(default=1)
+    #: nurture email clicks; they add to the score
+    engagements: Mapped[int] = mapped_column(default=0)
 
     status: Mapped[str] = mapped_column(String(16), default=LeadStatus.CAPTURED)
     #: why it was qualified / nurtured / disqualified, in words

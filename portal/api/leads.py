@@ -1,0 +1,130 @@
+"""``/api/v1/leads``: capture, read and act on leads with a bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify, request
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from portal import lifecycle
+from portal.api.auth import token_required
+from portal.api.errors import json_error
+from portal.api.serialize import lead_json
+from portal.api.views import bp, json_body
+from portal.capture.services import CaptureError, capture_inquiry
+from portal.extensions import db
+from portal.leads.access import visible_lead, visible_to
+from portal.leads.actions import perform_action
+from portal.models import Lead, LeadStatus, Partner
+
+MAX_PER_PAGE = 100
+
+
+@bp.post("/leads")
+@token_required
+def create_lead():  # type: ignore[no-untyped-def]
+    """Capture an inquiry; a repeated ``Idempotency-Key`` returns the first lead."""
+    body = json_body()
+    if body is None:
+        return json_error(400, "bad_request", "Send the lead as a JSON object.")
+    user = g.api_user
+    key = request.headers.get("Idempotency-Key") or None
+    owner = user.partner if not user.is_staff else None
+    actor = lifecycle.Actor.of(user, device="api")
+    try:
+        result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
+                                 idempotency_key=key, owner_partner=owner)
+        db.session.flush()
+    except CaptureError as error:
+        db.session.rollback()
+        return json_error(422, "invalid_input", error.message, error.fields)
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its lead.
+        db.session.rollback()
+        result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
+                                 idempotency_key=key, owner_partner=owner)
+    response = jsonify(lead_json(result.lead))
+    if "idempotent replay" in result.notes:
+        response.headers["Idempotent-Replayed"] = "true"
+        return response, 201
+    return response, 201 if result.created else 200
+
+
+@bp.get("/leads")
+@token_required
+def list_leads():  # type: ignore[no-untyped-def]
+    """Leads the caller may see, newest first; ``status``, ``partner``, ``page``, ``per_page``."""
+    user = g.api_user
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+        per_page = min(MAX_PER_PAGE, max(1, int(request.args.get("per_page", 50))))
+    except ValueError:
+        return json_error(400, "bad_request", "page and per_page are whole numbers.")
+    query = select(Lead).where(visible_to(user))
+    status = request.args.get("status")
+    if status:
+        if status not in {s.value for s in LeadStatus}:
+            return json_error(422, "invalid_input", f"Unknown status {status!r}.",
+                              {"status": "Unknown status."})
+        query = query.where(Lead.status == status)
+    partner_code = request.args.get("partner")
+    if partner_code:
+        query = query.where(Lead.assigned_partner_id.in_(
+            select(Partner.id).where(Partner.code == partner_code)))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    leads = db.session.scalars(
+        query.options(selectinload(Lead.product_line), selectinload(Lead.campaign),
+                      selectinload(Lead.source), selectinload(Lead.assigned_partner),
+                      selectinload(Lead.owner_partner), selectinload(Lead.lost_competitor))
+        .order_by(Lead.created_at.desc(), Lead.id)
+        .limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return jsonify({"leads": [lead_json(lead, events=False) for lead in leads],
+                    "page": page, "per_page": per_page, "total": total})
+
+
+@bp.get("/leads/<lead_id>")
+@token_required
+def get_lead(lead_id: str):  # type: ignore[no-untyped-def]
+    """One lead with its events; 404 when it is not the caller's to see."""
+    lead = visible_lead(db.session, g.api_user, lead_id)
+    if lead is None:
+        return json_error(404, "not_found", "No such lead.")
+    return jsonify(lead_json(lead))
+
+
+@bp.post("/leads/<lead_id>/actions")
+@token_required
+def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
+    """Apply an action (accept, decline, contact, …); 409 when the state does not allow it."""
+    user = g.api_user
+    lead = visible_lead(db.session, user, lead_id)
+    if lead is None:
+        return json_error(404, "not_found", "No such lead.")
+    body = json_body()
+    if body is None or not isinstance(body.get("action"), str):
+        return json_error(400, "bad_request", 'Send {"action": …} as a JSON object.')
+    args: dict[str, Any] = {k: v for k, v in body.items() if k != "action"}
+    try:
+        perform_action(db.session, lead, body["action"], args,
+                       lifecycle.Actor.of(user, device="api"))
+        db.session.flush()
+    except lifecycle.InvalidTransition as error:
+        db.session.rollback()
+        return json_error(409, error.code, error.message, error.fields,
+                          status=error.current_status)
+    except lifecycle.NotPermitted:
+        db.session.rollback()
+        return json_error(404, "not_found", "No such lead.")
+    except lifecycle.LifecycleError as error:
+        db.session.rollback()
+        return json_error(error.status, error.code, error.message, error.fields)
+    db.session.refresh(lead)
+    if db.session.scalars(select(Lead.id).where(Lead.id == lead.id, visible_to(user))).first():
+        return jsonify(lead_json(lead))
+    # Declined or forwarded away: the caller no longer sees the lead.
+    return jsonify({"id": str(lead.id), "status": "removed",
+                    "message": "The lead is no longer yours."})

@@ -1,0 +1,371 @@
+"""Capture: every way in (API, form, CSV, partner) validates, de-duplicates, qualifies,
+ranks and routes an inquiry here, through the lifecycle service."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from portal import lifecycle
+from portal.lifecycle import Actor
+from portal.models import (
+    Campaign,
+    IdempotencyKey,
+    Lead,
+    LeadStatus,
+    Partner,
+    ProductLine,
+    ScoringRules,
+    Source,
+    utcnow,
+)
+from portal.routing_service import RoutingResult, route_lead
+from routing import normalise_postal_code
+from routing.scoring import BUDGETS, ROLES, TIMELINES, InquiryFacts, RuleSet, Verdict, evaluate
+
+#: field → (max length, one line only)
+TEXT_FIELDS: dict[str, tuple[int, bool]] = {
+    "first_name": (80, True), "last_name": (80, True), "company": (160, True),
+    "email": (254, True), "phone": (40, True), "address": (200, True),
+    "city": (100, True), "region": (10, True), "postal_code": (20, True),
+    "country": (2, True), "comments": (5000, False), "external_id": (80, True),
+}
+STANDARD_ANSWERS = {"timeline": TIMELINES, "budget": BUDGETS, "role": ROLES}
+MAX_EXTRA_ANSWERS = 30
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+
+
+class CaptureError(Exception):
+    """The inquiry cannot be taken as sent; ``fields`` says what to fix."""
+
+    def __init__(self, message: str, fields: dict[str, str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+
+@dataclass
+class Inquiry:
+    """A validated, normalised inquiry, ready to become (or join) a lead."""
+
+    values: dict[str, Any]
+    answers: dict[str, str]
+    product_line: ProductLine | None
+    campaign: Campaign | None
+    source: Source | None
+    email_normalized: str
+    phone_normalized: str
+    external_id: str | None
+
+
+@dataclass
+class CaptureResult:
+    lead: Lead
+    created: bool
+    verdict: Verdict | None = None
+    routing: RoutingResult | None = None
+    duplicate_of: Lead | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def current_rules(session: Session) -> RuleSet:
+    """The newest rule version, or the defaults when none was saved."""
+    row = session.scalars(select(ScoringRules).order_by(ScoringRules.id.desc()).limit(1)).first()
+    return RuleSet.from_dict(row.rules) if row else RuleSet()
+
+
+def _text(data: dict[str, Any], name: str, errors: dict[str, str]) -> str:
+    raw = data.get(name)
+    if raw is None:
+        return ""
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        errors[name] = "Send text."
+        return ""
+    value = str(raw).strip()
+    limit, one_line = TEXT_FIELDS[name]
+    if one_line and ("\r" in value or "\n" in value):
+        errors[name] = "Must be a single line."
+    elif _CONTROL.search(value):
+        errors[name] = "Contains control characters."
+    elif len(value) > limit:
+        errors[name] = f"At most {limit} characters."
+    return value
+
+
+def _code(session: Session, model: type, raw: Any, name: str, errors: dict[str, str]) -> Any:
+    if raw in (None, ""):
+        return None
+    code = str(raw).strip().upper()
+    row = session.scalars(select(model).where(model.code == code)).first()  # type: ignore[attr-defined]
+    if row is None or not row.active:
+        known = session.scalars(
+            select(model.code).where(model.active.is_(True)).order_by(model.code)  # type: ignore[attr-defined]
+        ).all()
+        errors[name] = f"Unknown {name.replace('_', ' ')} {code!r}; one of: {', '.join(known)}."
+        return None
+    return row
+
+
+def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
+    """Check and normalise an inquiry (API body, form, CSV row); ``CaptureError`` if bad."""
+    if not isinstance(data, dict):
+        raise CaptureError("Send a JSON object.", {})
+    errors: dict[str, str] = {}
+    values = {name: _text(data, name, errors) for name in TEXT_FIELDS}
+
+    country = (values["country"] or "US").upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        errors["country"] = "Use the two-letter country code, e.g. US."
+    values["country"] = country
+
+    email_normalized = ""
+    if values["email"] and "email" not in errors:
+        try:
+            checked = validate_email(values["email"], check_deliverability=False)
+            values["email"] = checked.normalized
+            email_normalized = checked.normalized.lower()
+        except EmailNotValidError as error:
+            errors["email"] = f"Not a valid email address: {error}"
+
+    phone_normalized = ""
+    if values["phone"] and "phone" not in errors:
+        try:
+            number = phonenumbers.parse(values["phone"], country if len(country) == 2 else "US")
+            if not phonenumbers.is_valid_number(number):
+                raise phonenumbers.NumberParseException(1, "not a valid number")
+            phone_normalized = phonenumbers.format_number(
+                number, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            errors["phone"] = "Not a valid phone number; include the area code."
+
+    if not values["email"] and not values["phone"] and "email" not in errors:
+        errors["email"] = "Give an email address or a phone number so a dealer can reply."
+
+    if values["postal_code"] and "postal_code" not in errors:
+        postal = normalise_postal_code(country, values["postal_code"])
+        if postal is None:
+            errors["postal_code"] = ("Enter a 5-digit ZIP code." if country == "US"
+                                     else "Not a valid postal code.")
+        else:
+            values["postal_code"] = postal
+
+    region = values["region"].upper()
+    if region and "-" not in region:
+        region = f"{country}-{region}"
+    if region and not _REGION.match(region):
+        errors["region"] = "Use the ISO 3166-2 code, e.g. US-IA."
+    if not region and country == "US" and values["postal_code"] and "postal_code" not in errors:
+        from portal.geo_service import us_state_for
+
+        state = us_state_for(values["postal_code"])
+        region = f"US-{state}" if state else ""
+    values["region"] = region
+
+    answers: dict[str, str] = {}
+    raw_answers = data.get("answers") or {}
+    if not isinstance(raw_answers, dict):
+        errors["answers"] = "Send the answers as an object."
+        raw_answers = {}
+    # The CSV import and the form pass standard answers as top-level fields too.
+    for key in STANDARD_ANSWERS:
+        if key in data and key not in raw_answers:
+            raw_answers[key] = data[key]
+    if len(raw_answers) > MAX_EXTRA_ANSWERS:
+        errors["answers"] = f"At most {MAX_EXTRA_ANSWERS} answers."
+    for key, raw in raw_answers.items():
+        name = str(key).strip()[:60]
+        value = "" if raw is None else str(raw).strip()
+        if name in STANDARD_ANSWERS:
+            value = value.lower().replace(" ", "_")
+            if value and value not in STANDARD_ANSWERS[name]:
+                errors[f"answers.{name}"] = f"One of: {', '.join(STANDARD_ANSWERS[name])}."
+        if len(value) > 500 or "\r" in value or _CONTROL.search(value):
+            errors[f"answers.{name}"] = "At most 500 characters on one line."
+        if value:
+            answers[name] = value
+
+    product_line = _code(session, ProductLine, data.get("product_line"), "product_line", errors)
+    campaign = _code(session, Campaign, data.get("campaign"), "campaign", errors)
+    source = _code(session, Source, data.get("source"), "source", errors)
+
+    raw_wants = data.get("wants_literature", False)
+    if isinstance(raw_wants, str):
+        raw_wants = raw_wants.strip().lower() in ("1", "true", "yes", "on", "y")
+    values["wants_literature"] = bool(raw_wants)
+
+    if errors:
+        raise CaptureError("Please correct the fields listed.", errors)
+    external_id = values.pop("external_id") or None
+    return Inquiry(values=values, answers=answers, product_line=product_line,
+                   campaign=campaign, source=source, email_normalized=email_normalized,
+                   phone_normalized=phone_normalized, external_id=external_id)
+
+
+def find_duplicate(session: Session, inquiry: Inquiry, now: datetime) -> Lead | None:
+    """The lead this inquiry repeats: same email, phone, or name + postal code, recently."""
+    if inquiry.external_id:
+        same = session.scalars(
+            select(Lead).where(Lead.external_id == inquiry.external_id).limit(1)).first()
+        if same is not None:
+            return same
+    since = now - timedelta(days=int(current_app.config.get("DEDUP_DAYS", 90)))
+    matches = []
+    if inquiry.email_normalized:
+        matches.append(Lead.email_normalized == inquiry.email_normalized)
+    if inquiry.phone_normalized:
+        matches.append(Lead.phone_normalized == inquiry.phone_normalized)
+    first, last = inquiry.values["first_name"], inquiry.values["last_name"]
+    if first and last and inquiry.values["postal_code"]:
+        matches.append(
+            (func.lower(Lead.last_name) == last.lower())
+            & (func.lower(Lead.first_name) == first.lower())
+            & (Lead.postal_code == inquiry.values["postal_code"])
+        )
+    if not matches:
+        return None
+    return session.scalars(
+        select(Lead).where(or_(*matches), Lead.created_at >= since)
+        .order_by(Lead.created_at.desc()).limit(1)
+    ).first()
+
+
+def _facts(lead: Lead, inquiry: Inquiry | None = None) -> InquiryFacts:
+    domain = lead.email_normalized.rsplit("@", 1)[-1] if lead.email_normalized else ""
+    return InquiryFacts(
+        email_valid=bool(lead.email_normalized), phone_valid=bool(lead.phone_normalized),
+        email_domain=domain, first_name=lead.first_name, last_name=lead.last_name,
+        has_product_line=lead.product_line_id is not None or lead.product_line is not None,
+        source=lead.source.code if lead.source else "",
+        answers=dict(lead.answers or {}), repeats=max(0, (lead.inquiries or 1) - 1),
+        engagements=lead.engagements or 0,
+    )
+
+
+def qualify_and_route(session: Session, lead: Lead, actor: Actor, *, now: datetime,
+                      hand_raised: bool = False) -> tuple[Verdict, RoutingResult | None]:
+    """Apply the rules to a captured or nurtured lead; route it when it is qualified."""
+    verdict = evaluate(current_rules(session), _facts(lead), hand_raised=hand_raised)
+    lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
+                      score=verdict.score, rank=verdict.rank, actor=actor, now=now)
+    routed = None
+    if lead.status == LeadStatus.QUALIFIED:
+        routed = route_lead(session, lead, now=now)
+    return verdict, routed
+
+
+def capture_inquiry(
+    session: Session,
+    data: dict[str, Any],
+    actor: Actor,
+    *,
+    idempotency_scope: str | None = None,
+    idempotency_key: str | None = None,
+    owner_partner: Partner | None = None,
+    lead_id: Any = None,
+    now: datetime | None = None,
+) -> CaptureResult:
+    """Take one inquiry in: a new lead (qualified, ranked, routed) or a repeat of one."""
+    now = now or utcnow()
+    if idempotency_key:
+        if len(idempotency_key) > 200:
+            raise CaptureError("Idempotency-Key is too long.",
+                               {"Idempotency-Key": "At most 200 characters."})
+        known = session.scalars(select(IdempotencyKey).where(
+            IdempotencyKey.scope == idempotency_scope, IdempotencyKey.key == idempotency_key
+        )).first()
+        if known is not None:
+            lead = session.get(Lead, known.lead_id)
+            assert lead is not None
+            return CaptureResult(lead=lead, created=False, notes=["idempotent replay"])
+
+    inquiry = validate_inquiry(session, data)
+    duplicate = None if owner_partner else find_duplicate(session, inquiry, now)
+    if duplicate is not None:
+        result = _attach_repeat(session, duplicate, inquiry, actor, now)
+    else:
+        result = _create(session, inquiry, actor, now, owner_partner, lead_id)
+    if idempotency_key:
+        session.add(IdempotencyKey(scope=idempotency_scope or "", key=idempotency_key,
+                                   lead_id=result.lead.id, created_at=now))
+        session.flush()
+    return result
+
+
+def _create(session: Session, inquiry: Inquiry, actor: Actor, now: datetime,
+            owner_partner: Partner | None, lead_id: Any) -> CaptureResult:
+    lead = Lead(**inquiry.values)
+    if lead_id is not None:
+        lead.id = lead_id
+    lead.answers = inquiry.answers
+    lead.product_line, lead.campaign, lead.source = (
+        inquiry.product_line, inquiry.campaign, inquiry.source)
+    lead.email_normalized, lead.phone_normalized = (
+        inquiry.email_normalized, inquiry.phone_normalized)
+    lead.external_id = inquiry.external_id
+    lifecycle.capture(session, lead, actor, now=now, data={
+        "campaign": inquiry.campaign.code if inquiry.campaign else None,
+        "source": inquiry.source.code if inquiry.source else None,
+        "self_sourced": owner_partner is not None,
+    })
+    session.flush()
+    if owner_partner is not None:
+        return _self_sourced(session, lead, owner_partner, actor, now)
+    verdict, routed = qualify_and_route(session, lead, actor, now=now)
+    return CaptureResult(lead=lead, created=True, verdict=verdict, routing=routed)
+
+
+def _self_sourced(session: Session, lead: Lead, partner: Partner, actor: Actor,
+                  now: datetime) -> CaptureResult:
+    """A partner's own walk-in or show contact: it owns and works the lead at once."""
+    lead.owner_partner_id = partner.id
+    verdict = evaluate(current_rules(session), _facts(lead))
+    outcome = verdict.outcome if verdict.outcome == "disqualified" else "qualified"
+    lifecycle.qualify(session, lead, outcome, reason=f"captured by {partner.code} itself",
+                      score=verdict.score, rank=verdict.rank, actor=actor, now=now)
+    if lead.status == LeadStatus.QUALIFIED:
+        lifecycle.offer(session, lead, partner, actor, method="self", force=True, now=now,
+                        reason="self-sourced")
+        lifecycle.accept(session, lead, actor, now=now)
+    return CaptureResult(lead=lead, created=True, verdict=verdict)
+
+
+def _attach_repeat(session: Session, lead: Lead, inquiry: Inquiry, actor: Actor,
+                   now: datetime) -> CaptureResult:
+    """A repeat inquiry joins the existing lead, may fill gaps, and raises its score."""
+    lifecycle.record_inquiry(session, lead, actor, now=now, data={
+        "campaign": inquiry.campaign.code if inquiry.campaign else None,
+        "source": inquiry.source.code if inquiry.source else None,
+        "comments": inquiry.values.get("comments", "")[:2000],
+        "answers": inquiry.answers,
+        "product_line": inquiry.product_line.code if inquiry.product_line else None,
+    })
+    for name in ("phone", "company", "address", "city"):
+        if not getattr(lead, name) and inquiry.values.get(name):
+            setattr(lead, name, inquiry.values[name])
+    if not lead.phone_normalized and inquiry.phone_normalized:
+        lead.phone_normalized = inquiry.phone_normalized
+    if lead.product_line_id is None and inquiry.product_line is not None:
+        lead.product_line = inquiry.product_line
+    merged = dict(lead.answers or {})
+    merged.update(inquiry.answers)  # the newer answer (e.g. a shorter timeline) counts
+    lead.answers = merged
+    result = CaptureResult(lead=lead, created=False, duplicate_of=lead)
+    if lead.status == LeadStatus.NURTURE:
+        verdict = evaluate(current_rules(session), _facts(lead))
+        if verdict.outcome == LeadStatus.QUALIFIED:
+            result.verdict, result.routing = qualify_and_route(session, lead, actor, now=now)
+            return result
+    verdict = evaluate(current_rules(session), _facts(lead))
+    lifecycle.rescore(session, lead, score=verdict.score, rank=verdict.rank,
+                      reason="repeat inquiry", actor=actor, now=now)
+    result.verdict = verdict
+    return result
