@@ -8,8 +8,9 @@ explanation stored on the offer and the lead.
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -40,7 +41,6 @@ from routing import (
     PartnerIndex,
     Point,
     TerritoryRule,
-    decide,
     normalise_postal_code,
 )
 
@@ -96,7 +96,10 @@ def build_index(session: Session) -> PartnerIndex:
                                 selectinload(Partner.product_lines))
         .execution_options(yield_per=2000)
     )
-    return PartnerIndex.build(candidates_from(partners))
+    index = PartnerIndex.build(candidates_from(partners))
+    # The index is long-lived: keep the collector from rescanning its objects.
+    gc.freeze()
+    return index
 
 
 def partner_index(session: Session) -> PartnerIndex:
@@ -132,6 +135,29 @@ def live_state(session: Session, partner_ids: Iterable[int]) -> dict[int, LiveSt
                 else f"paused: {paused_reason}",
             )
     return states
+
+
+class LazyLiveState(Mapping[int, LiveState]):
+    """Live state read on demand: the engine looks only at the few candidates it examines
+    (about three per lead), while a country rule may match hundreds."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._cache: dict[int, LiveState | None] = {}
+
+    def __getitem__(self, partner_id: int) -> LiveState:
+        if partner_id not in self._cache:
+            self._cache[partner_id] = live_state(self._session, [partner_id]).get(partner_id)
+        state = self._cache[partner_id]
+        if state is None:
+            raise KeyError(partner_id)
+        return state
+
+    def __iter__(self) -> Iterator[int]:
+        return (pid for pid, state in self._cache.items() if state is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for state in self._cache.values() if state is not None)
 
 
 # --- the lead's facts ---------------------------------------------------------------------
@@ -191,9 +217,7 @@ def decide_for(session: Session, lead: Lead, facts: LeadFacts | None = None, *,
     """The engine's decision for ``lead`` right now (no writes)."""
     index = index or partner_index(session)
     facts = facts or lead_facts(session, lead)
-    matches = index.match(facts, parent_id=parent_id)
-    live = live_state(session, (m.candidate.id for m in matches))
-    return decide(facts, matches, live)
+    return index.route(facts, LazyLiveState(session), parent_id=parent_id)
 
 
 @dataclass

@@ -1,0 +1,47 @@
+"""The routing engine: a pure functional core (no Flask, database, clock or network)."""
+
+from __future__ import annotations
+
+from routing.engine import (
+    Candidate,
+    Decision,
+    Explanation,
+    LeadFacts,
+    LiveState,
+    Match,
+    PartnerIndex,
+    Verdict,
+    decide,
+    route,
+)
+from routing.geo import CentroidTable, GeoNamesLineError, Point, distance_km, parse_geonames
+from routing.territory import (
+    RuleError,
+    TerritoryRule,
+    normalise_postal_code,
+    parse_rule,
+    parse_rules,
+)
+
+__all__ = [
+    "Candidate",
+    "CentroidTable",
+    "Decision",
+    "Explanation",
+    "GeoNamesLineError",
+    "LeadFacts",
+    "LiveState",
+    "Match",
+    "PartnerIndex",
+    "Point",
+    "RuleError",
+    "TerritoryRule",
+    "Verdict",
+    "decide",
+    "distance_km",
+    "normalise_postal_code",
+    "parse_geonames",
+    "parse_rule",
+    "parse_rules",
+    "route",
+]
