@@ -84,9 +84,11 @@ def import_partners(file: str) -> None:
     from portal.manage import partners_csv
 
     with open(file, "rb") as handle:
-        report = partners_csv.import_partners(db.session, handle)
+        report = partners_csv.import_partners(
+            db.session, handle, max_bytes=current_app.config["PARTNERS_CSV_MAX_BYTES"]
+        )
     for problem in report.errors:
-        click.echo(f"line {problem.line}, {problem.column}: {problem.message}", err=True)
+        click.echo(str(problem), err=True)  # "line N, column C: message"
     if report.fatal:
         db.session.rollback()
         raise click.ClickException(report.fatal)
@@ -122,7 +124,12 @@ def route(batch: int) -> None:
     """Expire overdue offers, then route every pending lead (commits per batch)."""
     import time
 
-    from portal.routing_service import expire_overdue_offers, pending_leads, route_lead
+    from portal.routing_service import (
+        expire_overdue_offers,
+        partner_index,
+        pending_leads,
+        route_lead,
+    )
 
     started = time.perf_counter()
     expired = 0
@@ -137,8 +144,9 @@ def route(batch: int) -> None:
         leads = pending_leads(db.session, limit=batch)
         if not leads:
             break
+        index = partner_index(db.session)  # checked once per batch, not per lead
         for lead in leads:
-            result = route_lead(db.session, lead)
+            result = route_lead(db.session, lead, index=index)
             if result.partner is not None:
                 offered += 1
             else:

@@ -86,10 +86,20 @@ def migrated_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     config = base_config(url)
     config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
     app = create_app(config)
+
+    @app.before_request
+    def _fresh_g() -> None:
+        # Each test's requests share the test's app context (so they share its session),
+        # and with it one ``g``: without this, Flask-Login's cached ``g._login_user`` would
+        # let a second client, or a signed-out one, act as whoever signed in last.
+        from flask import g
+
+        vars(g._get_current_object()).clear()
+
     with app.app_context():
         from flask_migrate import upgrade
 
-        upgrade()
+        upgrade(revision="heads")  # helpers may add parallel branches; chained on merge
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -36,7 +36,11 @@ def load_user(user_id: str) -> User | None:
 
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect would let a phishing link bounce through us.
+    # Browsers read a backslash as "/" and drop tabs and newlines, so "/<backslash>evil"
+    # or "/<tab>/evil" would become "//evil": refuse such targets outright.
     if target and target.startswith("/") and not target.startswith("//"):
+        if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
+            return url_for("home.index")
         if not urlsplit(target).netloc:
             return target
     return url_for("home.index")

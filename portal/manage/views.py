@@ -17,4 +17,4 @@ def index():  # type: ignore[no-untyped-def]
 
 
 # The area's other pages register on ``bp`` when imported.
-from portal.manage import partner_views  # noqa: E402,F401
+from portal.manage import catalog_views, partner_views, user_views  # noqa: E402,F401

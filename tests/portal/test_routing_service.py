@@ -267,3 +267,20 @@ def test_leads_without_usable_postal_code_are_queued(session, make_partner, make
     lead = make_lead(postal_code=code)
     assert _route(session, lead).partner is None
     assert lead.status == "unassigned"
+
+
+
+def test_a_territory_edit_through_the_partner_service_reaches_routing(
+        session, make_partner, make_lead):
+    """The cached routing snapshot notices an edit saved by the admin pages' service."""
+    from portal.manage.partners import PartnerInput, save_partner
+
+    partner = make_partner("ADMINEDIT", territories=["zip:50401"])
+    assert _route(session, make_lead(postal_code="50499")).partner is None
+    data = PartnerInput(code="ADMINEDIT", name=partner.name, kind="dealer",
+                        email=partner.email, region="US-IA", postal_code="50401",
+                        country="US", latitude="43.15", longitude="-93.2",
+                        product_lines=["TRC"], territories="zip:50401\nzip:504*")
+    _, changed = save_partner(session, data, partner=partner)
+    assert changed
+    assert _route(session, make_lead(postal_code="50499")).partner is partner
