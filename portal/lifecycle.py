@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from portal.models import (
@@ -209,14 +210,16 @@ def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: dat
     stmt = update(Partner).where(Partner.id == partner.id)
     if not force:
         stmt = stmt.where((Partner.capacity.is_(None)) | (Partner.open_leads < Partner.capacity))
-    result = session.execute(
-        stmt.values(open_leads=Partner.open_leads + 1, last_offered_at=now).execution_options(
-            synchronize_session=False
-        )
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    row = session.execute(
+        stmt.values(open_leads=Partner.open_leads + 1, last_offered_at=now)
+        .returning(Partner.open_leads)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
         raise AtCapacity(f"{partner.code} is at capacity")
-    session.expire(partner, ["open_leads", "last_offered_at"])
+    # Keep the loaded object in step without reloading it.
+    set_committed_value(partner, "open_leads", row[0])
+    set_committed_value(partner, "last_offered_at", now)
 
 
 def current_offer(session: Session, lead: Lead) -> Offer | None:
@@ -695,6 +698,118 @@ def disqualify(session: Session, lead: Lead, actor: Actor, *, reason: str,
         _adjust_open(session, lead.assigned_partner_id, -1)
     lead.qualification_reason = reason[:300]
     _move(session, lead, S.DISQUALIFIED, "disqualified", actor, now, data={"reason": reason})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def merge(session: Session, lead: Lead, into: Lead, actor: Actor, *, reason: str = "",
+          now: datetime | None = None) -> LeadEvent:
+    """A manager merges duplicate ``lead`` into ``into``: it is disqualified as merged, its
+    inquiries count on ``into``, and a partner holding it lets go (events on both leads)."""
+    now = now or utcnow()
+    if not actor.is_staff:
+        raise NotPermitted("lead not found")
+    if lead.id == into.id:
+        raise InvalidInput("A lead cannot be merged into itself.",
+                           {"merge": "Pick two different leads."})
+    if lead.status in CLOSED_STATUSES or lead.status == S.DISQUALIFIED:
+        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be merged away",
+                                lead.status)
+    if into.status == S.DISQUALIFIED:
+        raise InvalidInput("A disqualified lead cannot take a merge.",
+                           {"keep": "Keep a lead that is not disqualified."})
+    partner_id = lead.assigned_partner_id
+    offer_row = current_offer(session, lead) if lead.status in OPEN_STATUSES else None
+    # Everything unmerge needs to put the lead back exactly as it was.
+    previous = {
+        "status": lead.status, "partner_id": partner_id,
+        "offer_id": offer_row.id if offer_row else None,
+        "offer_response": offer_row.response if offer_row else None,
+        "qualification_reason": lead.qualification_reason, "score": lead.score,
+        "rank": lead.rank, "offered_at": _iso(lead.offered_at),
+        "accepted_at": _iso(lead.accepted_at),
+    }
+    if lead.status in OPEN_STATUSES:
+        _close_offer(offer_row, OfferResponse.WITHDRAWN, now, "merged into another lead")
+        _adjust_open(session, partner_id, -1)
+    _unassign(lead)
+    lead.offered_at = lead.accepted_at = None
+    added = lead.inquiries or 1
+    into.inquiries = (into.inquiries or 1) + added
+    lead.qualification_reason = f"merged into {into.name} (lead {into.id})"[:300]
+    event = _move(session, lead, S.DISQUALIFIED, "merged", actor, now, partner_id=partner_id,
+                  data={"into": str(into.id), "reason": reason, "inquiries": added,
+                        "previous": previous})
+    record_event(session, into, "merged_in", actor, now=now,
+                 data={"from": str(lead.id), "reason": reason, "inquiries": added,
+                       "merge_event": str(event.id)})
+    return event
+
+
+def last_merge(session: Session, lead: Lead) -> LeadEvent | None:
+    """The merge that made ``lead`` what it is now, if its latest state change was a merge."""
+    latest = session.scalars(
+        select(LeadEvent)
+        .where(LeadEvent.lead_id == lead.id, LeadEvent.to_status.is_not(None))
+        .order_by(LeadEvent.seq.desc())
+        .limit(1)
+    ).first()
+    return latest if latest is not None and latest.kind == "merged" else None
+
+
+def unmerge(session: Session, lead: Lead, actor: Actor, *, reason: str,
+            now: datetime | None = None) -> LeadEvent:
+    """Undo a merge: ``lead`` returns to the state (and partner) it had, ``into`` gives back
+    its inquiries; audited on both leads."""
+    now = now or utcnow()
+    if not actor.is_staff:
+        raise NotPermitted("lead not found")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why you unmerge this lead.", {"reason": "A reason is required."})
+    merged = last_merge(session, lead) if lead.status == S.DISQUALIFIED else None
+    if merged is None:
+        raise InvalidTransition("only a merged lead can be unmerged", lead.status)
+    previous: dict[str, Any] = merged.data.get("previous") or {}
+    status = str(previous.get("status") or S.QUALIFIED)
+    partner_id = previous.get("partner_id")
+    if status in OPEN_STATUSES and partner_id is not None:
+        partner = session.get(Partner, partner_id)
+        # It held this lead before the merge: give it back even if it filled up meanwhile.
+        _adjust_open(session, partner_id, +1)
+        lead.assigned_partner = partner
+        lead.assigned_partner_id = partner_id
+        lead.offered_at = _parse_iso(previous.get("offered_at"))
+        lead.accepted_at = _parse_iso(previous.get("accepted_at"))
+        offer_row = session.get(Offer, previous["offer_id"]) if previous.get("offer_id") else None
+        if offer_row is not None and offer_row.response == OfferResponse.WITHDRAWN:
+            offer_row.response = previous.get("offer_response") or OfferResponse.PENDING
+            offer_row.decline_reason = ""
+            if offer_row.response == OfferResponse.PENDING and partner is not None:
+                # The partner could not act while it was merged away: a fresh window.
+                offer_row.responded_at = None
+                offer_row.expires_at = now + accept_sla(partner)
+    elif status in OPEN_STATUSES:
+        status = S.QUALIFIED
+    lead.qualification_reason = str(previous.get("qualification_reason") or "")[:300]
+    lead.score = int(previous.get("score") or 0)
+    lead.rank = previous.get("rank")
+    into = session.get(Lead, uuid.UUID(merged.data["into"]))
+    event = _move(session, lead, status, "unmerged", actor, now, partner_id=partner_id,
+                  data={"reason": reason, "from": merged.data["into"],
+                        "merge_event": str(merged.id)})
+    if into is not None:
+        into.inquiries = max(1, (into.inquiries or 1) - int(merged.data.get("inquiries") or 1))
+        record_event(session, into, "unmerged_out", actor, now=now,
+                     data={"lead": str(lead.id), "reason": reason,
+                           "inquiries": merged.data.get("inquiries")})
+    return event
+
+
+def _parse_iso(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 # --- one entry point for the API and offline sync -----------------------------------------

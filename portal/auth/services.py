@@ -80,7 +80,9 @@ def authenticate(session: Session, email: str, password: str, address: str,
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is None:
         if _DUMMY_HASH is None:
-            _DUMMY_HASH = generate_password_hash("not a real password")
+            # Same method as real hashes, so an unknown email costs the same time.
+            method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+            _DUMMY_HASH = generate_password_hash("not a real password", method=method)
         from werkzeug.security import check_password_hash
 
         check_password_hash(_DUMMY_HASH, password)

@@ -1,0 +1,947 @@
+"""Demo data: Prairie Implement Co.'s dealer channel with four months of lead history.
+
+Every lead change goes through :mod:`portal.lifecycle` with explicit past times, so the
+events, offers and partner counters are what four months of real use would leave behind.
+Partners sit at real US postal codes (city, state and centroid from the ``zipcodes``
+package) and every lead is placed at a real postal code inside the territory of the
+partner it is offered to. A seeded ``random.Random`` keeps the data the same on every run.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from random import Random
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import lifecycle
+from portal.lifecycle import Actor
+from portal.models import (
+    Campaign,
+    Competitor,
+    Lead,
+    Partner,
+    ProductLine,
+    Role,
+    Source,
+    Territory,
+    User,
+    utcnow,
+)
+
+PASSWORD = "demo-password"
+SEED = 2026
+LEAD_COUNT = 2000
+HISTORY_DAYS = 120
+BATCH = 250  #: leads simulated side by side between flushes
+_DONE = object()
+
+PRODUCT_LINES = (
+    ("TRC", "Compact tractors", "25–60 hp compact and utility tractors, loaders, backhoes."),
+    ("MWR", "Zero-turn mowers", "Residential and commercial zero-turn mowers, 42–72 in. decks."),
+    ("UTV", "Utility vehicles", "Two- and four-seat utility vehicles for farm and ranch work."),
+)
+LINE_PRICES = {"TRC": (18_000, 60_000), "MWR": (8_000, 22_000), "UTV": (12_000, 32_000)}
+
+#: made-up brands; none is a real trademark
+COMPETITORS = (
+    "Harvest Ridge Machinery", "Blue Furrow Tractors", "Ironbark Equipment",
+    "Meadowlark Mowers", "Quarry Creek Utility", "Redfield Implement", "Stonegate Power",
+    "Wheatland Motor Works",
+)
+#: what partners type when the competitor is not on the list
+TYPED_COMPETITORS = ("used tractor from a neighbour", "Online auction", "Hilltop Used Equipment",
+                     "local rental yard", "Big-box store mower")
+
+SOURCES = (  # code, name, cost per lead
+    ("WEB", "Web form", Decimal("18.00")),
+    ("SHOW", "Trade show", Decimal("45.00")),
+    ("CALL", "Call centre", Decimal("32.00")),
+    ("LIST", "Purchased list", Decimal("6.50")),
+    ("REFER", "Partner referral", Decimal("0.00")),
+)
+SOURCE_WEIGHTS = (50, 14, 16, 12, 8)
+
+#: code, name, channel, cost, first day, last day (days ago), product line, source
+CAMPAIGNS = (
+    ("WINTER-TRC", "Winter compact tractor clearance", "email", Decimal("14500"), 118, 88,
+     "TRC", "WEB"),
+    ("FARMSHOW-IA", "Iowa Farm Show booth", "event", Decimal("22000"), 104, 101, None, "SHOW"),
+    ("SPRING-MWR", "Spring zero-turn test drive days", "web", Decimal("18000"), 80, 40,
+     "MWR", "WEB"),
+    ("RANCH-UTV", "Ranch-ready UTV search ads", "search", Decimal("12500"), 70, 20, "UTV", "WEB"),
+    ("OUTBOUND-Q2", "Call centre follow-up of catalogue requests", "phone", Decimal("9800"), 60,
+     10, None, "CALL"),
+    ("FINANCE-0", "0 % financing for 48 months", "web", Decimal("26000"), 35, 0, "TRC", "WEB"),
+)
+
+
+@dataclass
+class DealerSpec:
+    postal_code: str
+    name: str
+    rules: tuple[str, ...]
+    lines: tuple[str, ...]
+    capacity: int | None
+
+
+@dataclass
+class DistributorSpec:
+    code: str
+    name: str
+    postal_code: str
+    regions: tuple[str, ...]
+    forwarding: str
+    lines: tuple[str, ...]
+    extra_rules: tuple[str, ...]
+    dealers: tuple[DealerSpec, ...]
+    capacity: int | None = None
+
+
+DISTRIBUTORS = (
+    DistributorSpec(
+        "HEARTLAND", "Heartland Ag Supply", "50309", ("US-IA", "US-MN"), "manual",
+        ("TRC", "MWR", "UTV"), (), (
+            DealerSpec("50401", "North Iowa Implement", ("zip:504*",), ("TRC", "MWR", "UTV"), 40),
+            DealerSpec("50010", "Story County Tractor & Turf", ("radius:50",), ("TRC", "MWR"),
+                       None),
+            DealerSpec("52001", "Tri-State Farm Equipment", ("zip:52001-52099",),
+                       ("TRC", "UTV"), 30),
+            DealerSpec("51501", "Loess Hills Equipment", ("zip:515*", "zip:516*"),
+                       ("TRC", "MWR", "UTV"), 35),
+            DealerSpec("52240", "Johnson County Outdoor Power",
+                       ("zip:52240", "zip:52241", "zip:52245", "zip:52246", "zip:52317",
+                        "zip:52333"), ("MWR",), 20),
+            DealerSpec("50501", "Fort Dodge Ag Center", ("radius:80",), ("TRC", "UTV"), None),
+            DealerSpec("51301", "Spencer Farm & Lawn", ("zip:513*",), ("TRC", "MWR"), 25),
+            DealerSpec("52601", "River Bend Implement", ("zip:52601-52699",),
+                       ("TRC", "MWR", "UTV"), 30),
+            DealerSpec("55901", "Zumbro Valley Equipment", ("radius:70",),
+                       ("TRC", "MWR", "UTV"), 40),
+            DealerSpec("56001", "Minnesota River Machinery", ("zip:560*", "zip:561*"),
+                       ("TRC", "UTV"), None),
+        ),
+    ),
+    DistributorSpec(
+        "LONESTAR", "Lone Star Implement Distributors", "76102", ("US-TX", "US-OK"), "auto",
+        ("TRC", "MWR"), ("country:US",), (
+            DealerSpec("79401", "South Plains Tractor", ("zip:793*", "zip:794*"), ("TRC",), 40),
+            DealerSpec("76901", "Concho Valley Equipment", ("radius:100",), ("TRC", "MWR"), None),
+            DealerSpec("75701", "Piney Woods Power Equipment", ("zip:757*",), ("TRC", "MWR"), 35),
+            DealerSpec("76501", "Bell County Mower Center", ("zip:76501-76599",), ("MWR",), 25),
+            DealerSpec("77301", "Lake Conroe Outdoor Power", ("radius:40",), ("TRC", "MWR"), 30),
+            DealerSpec("79601", "Big Country Implement", ("zip:795*", "zip:796*"), ("TRC",),
+                       None),
+            DealerSpec("74074", "Cimarron Farm Supply",
+                       ("zip:74074", "zip:74075", "zip:74059", "zip:73077", "zip:74032"),
+                       ("TRC", "MWR"), 15),
+            DealerSpec("73801", "High Plains Equipment", ("radius:120",), ("TRC",), None),
+            DealerSpec("74701", "Texoma Tractor & Mower", ("zip:747*",), ("TRC", "MWR"), 20),
+            DealerSpec("78840", "Border Ranch Equipment", ("zip:78840-78843",), ("TRC",), 15),
+        ),
+    ),
+    DistributorSpec(
+        "PIEDMONT", "Southern Piedmont Equipment", "30303", ("US-GA", "US-SC", "US-NC"),
+        "manual", ("TRC", "MWR", "UTV"), (), (
+            DealerSpec("31794", "Tift Area Farm Equipment", ("radius:90",), ("TRC", "UTV"), None),
+            DealerSpec("30601", "Classic City Tractor", ("zip:306*",), ("TRC", "MWR", "UTV"), 40),
+            DealerSpec("31201", "Middle Georgia Power & Turf", ("zip:31201-31299",),
+                       ("MWR", "UTV"), 30),
+            DealerSpec("30720", "Carpet Capital Mowers", ("zip:307*",), ("MWR",), 20),
+            DealerSpec("29801", "Aiken Equine & Farm Equipment", ("zip:298*",), ("TRC", "MWR"),
+                       25),
+            DealerSpec("29301", "Upstate Outdoor Power", ("radius:45",), ("TRC", "MWR", "UTV"),
+                       35),
+            DealerSpec("29501", "Pee Dee Implement", ("zip:295*",), ("TRC", "UTV"), None),
+            DealerSpec("27530", "Wayne County Tractor",
+                       ("zip:27530", "zip:27534", "zip:27863", "zip:28365", "zip:27830"),
+                       ("TRC",), 15),
+            DealerSpec("28601", "Catawba Valley Equipment", ("zip:286*",),
+                       ("TRC", "MWR", "UTV"), 40),
+            DealerSpec("27834", "Pitt County Farm & Turf", ("zip:27834-27858",), ("TRC", "MWR"),
+                       30),
+        ),
+    ),
+    DistributorSpec(
+        "BUCKEYE", "Buckeye Hoosier Power Equipment", "43215", ("US-OH", "US-IN"), "auto",
+        ("TRC", "MWR", "UTV"), (), (
+            DealerSpec("45840", "Hancock County Implement", ("zip:458*",),
+                       ("TRC", "MWR", "UTV"), 40),
+            DealerSpec("44691", "Wayne County Farm Power", ("radius:50",), ("TRC", "UTV"), None),
+            DealerSpec("45601", "Scioto Valley Tractor", ("zip:456*",), ("TRC", "MWR"), 25),
+            DealerSpec("43055", "Licking Valley Outdoor Power", ("zip:43001-43099",),
+                       ("MWR", "UTV"), 35),
+            DealerSpec("45385", "Greene County Mower & Small Engine", ("radius:35",), ("MWR",),
+                       20),
+            DealerSpec("47901", "Wabash Valley Equipment", ("zip:479*",), ("TRC", "MWR", "UTV"),
+                       40),
+            DealerSpec("46901", "Kokomo Farm & Turf", ("zip:469*",), ("TRC", "MWR"), None),
+            DealerSpec("47401", "Monroe County Power Equipment",
+                       ("zip:47401", "zip:47403", "zip:47404", "zip:47408", "zip:47429",
+                        "zip:47460"), ("MWR", "UTV"), 15),
+            DealerSpec("47201", "Bartholomew Farm Equipment", ("zip:472*",), ("TRC", "UTV"), 30),
+            DealerSpec("46350", "Lakeshore Implement", ("radius:60",), ("TRC", "MWR", "UTV"), 35),
+        ),
+    ),
+)
+#: the dealer paused at the end of the load (no offers in its last 30 days)
+PAUSED_DEALER = "51301"
+#: postal codes outside every distributor's regions: Lone Star's country rule catches
+#: tractors and mowers there; utility vehicles there find nobody
+OUTSIDE_ZIPS = ("59101", "67401", "68801", "80521", "64468", "57701", "82001", "87501", "72701",
+                "37040", "35801", "62401", "53901", "49001", "84321")
+
+#: email, what it is (the ``demo`` command prints these)
+DEMO_LOGINS: list[tuple[str, str]] = [
+    ("admin@demo.test", "admin: rules, territories, products, users"),
+    ("manager@demo.test", "channel manager: compliance, routing fixes, reports"),
+    ("distributor1@demo.test", "Heartland Ag Supply (IA/MN distributor, manual forwarding)"),
+    ("distributor2@demo.test", "Lone Star Implement Distributors (TX/OK + national, auto)"),
+    ("distributor3@demo.test", "Southern Piedmont Equipment (GA/SC/NC, manual forwarding)"),
+    ("distributor4@demo.test", "Buckeye Hoosier Power Equipment (OH/IN, auto forwarding)"),
+    ("dealer1@demo.test", "North Iowa Implement, Mason City IA (partner admin)"),
+    ("dealer2@demo.test", "South Plains Tractor, Lubbock TX"),
+    ("dealer3@demo.test", "Classic City Tractor, Athens GA"),
+    ("dealer4@demo.test", "Hancock County Implement, Findlay OH"),
+    ("dealer5@demo.test", "Spencer Farm & Lawn, Spencer IA (paused dealer)"),
+]
+#: dealer postal code → its demo login (the others get a salesperson at example.net)
+_DEMO_DEALER_LOGINS = {"50401": "dealer1@demo.test", "79401": "dealer2@demo.test",
+                       "30601": "dealer3@demo.test", "45840": "dealer4@demo.test",
+                       "51301": "dealer5@demo.test"}
+
+FIRST_NAMES = (
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Karen",
+    "Charles", "Sarah", "Daniel", "Lisa", "Matthew", "Nancy", "Mark", "Sandra", "Steven",
+    "Ashley", "Paul", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kevin", "Carol", "Brian",
+    "Amanda", "Gary", "Melissa", "Tyler", "Rebecca", "Wade", "Colleen", "Dale", "Shelby", "Cody",
+    "Tanya", "Lyle", "Marisol", "Hector", "Ingrid", "Arne", "Darnell", "Keisha", "Luis", "Mei",
+    "Omar", "Priya", "Trent",
+)
+LAST_NAMES = (
+    "Anderson", "Johnson", "Olson", "Hansen", "Peterson", "Miller", "Schmidt", "Meyer", "Nelson",
+    "Larson", "Wagner", "Becker", "Hoffman", "Garcia", "Martinez", "Hernandez", "Lopez", "Smith",
+    "Brown", "Davis", "Wilson", "Moore", "Taylor", "Thomas", "Jackson", "White", "Harris",
+    "Martin", "Thompson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Green", "Baker",
+    "Adams", "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Evans", "Turner", "Parker",
+    "Collins", "Edwards", "Stewart", "Morris", "Nguyen", "Reyes", "Kowalski", "Lindqvist",
+    "Okafor", "Patel", "Yoder", "Hostetler", "Bauer", "Fischer",
+)
+COMPANY_PATTERNS = (
+    "{last} Family Farms", "{last} Farms LLC", "{last} & Sons Landscaping", "{place} Acres",
+    "{place} Creek Ranch", "{last} Lawn Care", "{place} Orchard", "{last} Cattle Co.",
+    "{place} Golf Club", "{place} Hollow Nursery", "{last} Grounds Maintenance",
+    "{place} Township Roads", "{place} Christmas Tree Farm", "{last} Horse Boarding",
+)
+PLACES = ("Oak", "Cedar", "Willow", "Prairie", "Maple", "Stony", "Clear", "Elm", "Hickory",
+          "Bluestem", "Pine", "Walnut", "Sandy", "Otter", "Buffalo")
+STREETS = ("County Road", "Highway", "Main St", "Oak St", "Elm St", "Township Road", "Ridge Rd",
+           "Prairie Ln", "Mill Rd", "Church St", "Lakeview Dr", "Old Farm Rd", "Section Line Rd")
+COMMENTS = {
+    "TRC": ("Need a tractor with a loader for 40 acres and snow removal.",
+            "Looking at 35–45 hp with a backhoe. What financing is available?",
+            "Replacing a 30-year-old tractor, want hydrostatic and a cab.",
+            "Hobby farm, mostly mowing pasture and moving round bales.",
+            "Can you quote a 25 hp with mid-mount mower deck?"),
+    "MWR": ("Commercial crew, need two 60 in. zero-turns before spring.",
+            "Mowing 3 acres, want something faster than my lawn tractor.",
+            "Golf course rough, interested in a 72 in. deck demo.",
+            "Is there a dealer who can deliver and service on site?",
+            "Comparing 52 in. and 60 in. decks, hilly yard."),
+    "UTV": ("Four-seat UTV for ranch checks, need a dump bed.",
+            "Want a gas UTV with a winch and plow mount.",
+            "Looking for something to haul feed and fencing supplies.",
+            "Trail and hunting use, quiet engine preferred.",
+            "Two UTVs for a vineyard, narrow width matters."),
+}
+DISQUALIFY_REASONS = (
+    "invalid email address", "test submission", "spam: no contact details",
+    "duplicate of an existing lead", "student research request", "outside the United States",
+)
+NURTURE_REASONS = ("timeline 12 months or more: nurture", "researching only: nurture",
+                   "no budget yet: nurture")
+DECLINE_CHOICES = ("out_of_area", "no_capacity", "not_our_product", "duplicate", "other")
+DECLINE_FREE_TEXT = ("Customer already buying from us on another quote",
+                     "We do not service that county", "Owner on vacation this week")
+NOTES = ("Left a voicemail, will try again Thursday.", "Customer wants to see it at the farm show.",
+         "Sent the brochure and a financing sheet.", "Trade-in appraisal scheduled.",
+         "Spouse needs to see it before they decide.", "Asked for a demo unit on site.",
+         "Waiting on the bank for financing approval.")
+REASSIGN_REASONS = ("Customer asked for the store nearer their farm",
+                    "Dealer is short-staffed this month", "Customer is an existing account there")
+REOPEN_REASONS = ("Outcome reported by mistake", "Customer called back and wants a new quote")
+
+
+# --- geography ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Place:
+    """A real US postal code with its city, state and centroid (from ``zipcodes``)."""
+
+    zip: str
+    city: str
+    state: str
+    lat: float
+    lon: float
+    area_code: str
+
+
+class Geography:
+    """The standard US postal codes, looked up once per load."""
+
+    def __init__(self) -> None:
+        import zipcodes
+
+        self.places: dict[str, Place] = {}
+        for row in zipcodes.list_all():
+            if row["zip_code_type"] != "STANDARD" or not row["active"]:
+                continue
+            codes = row.get("area_codes") or ["555"]
+            self.places[row["zip_code"]] = Place(
+                row["zip_code"], row["city"], row["state"], float(row["lat"]),
+                float(row["long"]), codes[0],
+            )
+        self.sorted = sorted(self.places.values(), key=lambda p: p.zip)
+        self.codes = [p.zip for p in self.sorted]
+        self.by_state: dict[str, list[Place]] = {}
+        for place in self.sorted:
+            self.by_state.setdefault(place.state, []).append(place)
+
+    def _between(self, low: str, high: str) -> list[Place]:
+        return self.sorted[bisect_left(self.codes, low):bisect_right(self.codes, high)]
+
+    def place(self, code: str) -> Place:
+        """The place for ``code``; the demo data must only name real postal codes."""
+        try:
+            return self.places[code]
+        except KeyError:
+            raise ValueError(f"demo data names an unknown US postal code {code}") from None
+
+    def covered(self, rule: str, home: Place) -> list[Place]:
+        """The postal codes a territory rule (partners-CSV spelling) covers."""
+        kind, value = rule.split(":", 1)
+        if kind == "zip" and value.endswith("*"):
+            return self._between(value[:-1], value[:-1] + "~")
+        if kind == "zip" and "-" in value:
+            low, high = value.split("-")
+            return self._between(low, high)
+        if kind == "zip":
+            return [self.place(value)]
+        if kind == "region":
+            return list(self.by_state.get(value[3:], ()))
+        if kind == "country":
+            return list(self.sorted)
+        if kind == "radius":
+            km = float(value)
+            span = km / 111.0  # degrees of latitude; a cheap box before the exact distance
+            return [p for p in self.sorted if abs(p.lat - home.lat) <= span
+                    and abs(p.lon - home.lon) <= span * 2
+                    and distance_km(home, p) <= km]
+        raise ValueError(f"unknown territory rule {rule}")
+
+
+def distance_km(a: Place, b: Place) -> float:
+    """Great-circle distance between two centroids."""
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * 6371.009 * math.asin(math.sqrt(h))
+
+
+# --- the loader ---------------------------------------------------------------------------
+
+
+def is_loaded(session: Session) -> bool:
+    """True when the demo partners or users are already there."""
+    codes = [d.code for d in DISTRIBUTORS]
+    return (
+        session.scalars(select(Partner.id).where(Partner.code.in_(codes)).limit(1)).first()
+        is not None
+        or session.scalars(select(User.id).where(User.email == DEMO_LOGINS[0][0])).first()
+        is not None
+    )
+
+
+def load_demo(session: Session, *, now: datetime | None = None) -> bool:
+    """Load the demo channel and its lead history once; False (and no change) if present."""
+    if is_loaded(session):
+        return False
+    _DemoBuilder(session, now or utcnow()).build()
+    session.flush()
+    return True
+
+
+@dataclass
+class _PartnerInfo:
+    partner: Partner
+    place: Place
+    lines: frozenset[str]
+    capacity: int | None
+    coverage: list[Place] = field(default_factory=list)
+    rules: tuple[str, ...] = ()
+    #: rule → the postal codes it covers (the national rule is left out: it covers all)
+    rule_zips: dict[str, set[str]] = field(default_factory=dict)
+    zips: set[str] = field(default_factory=set)
+    actor: Actor | None = None
+    dealers: list[_PartnerInfo] = field(default_factory=list)
+    parent: _PartnerInfo | None = None
+    weight: float = 1.0
+
+
+class _DemoBuilder:
+    """Builds the catalogue, the channel, the users and the leads in one session."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session = session
+        self.now = now.replace(microsecond=0)
+        self.rng = Random(SEED)
+        self.geo = Geography()
+        self.system = Actor.system("job")
+        self.open: dict[int, int] = {}
+        self.lines: dict[str, ProductLine] = {}
+        self.sources: dict[str, Source] = {}
+        self.campaigns: list[tuple[Campaign, datetime, datetime, str | None, str]] = []
+        self.competitors: list[str] = []
+        self.distributors: list[_PartnerInfo] = []
+        self.dealers: list[_PartnerInfo] = []
+        self.manager: Actor | None = None
+        self.password_hash: str | None = None
+        self.serial = 0
+
+    # --- catalogue, channel, users
+
+    def build(self) -> None:
+        """Everything, in dependency order; the paused dealer is paused last."""
+        self._catalogue()
+        self._channel()
+        self._users()
+        self.session.flush()
+        self._leads()
+        paused = next(d for d in self.dealers if d.place.zip == PAUSED_DEALER).partner
+        paused.active = False
+        paused.paused_reason = "Owner out after surgery until spring"
+
+    def _catalogue(self) -> None:
+        """Product lines, competitors, sources and campaigns (existing ones are reused)."""
+        session = self.session
+        existing = {line.code: line for line in session.scalars(select(ProductLine))}
+        for code, name, description in PRODUCT_LINES:
+            line = existing.get(code) or ProductLine(code=code, name=name,
+                                                     description=description)
+            session.add(line)
+            self.lines[code] = line
+        known = set(session.scalars(select(Competitor.name)))
+        for name in COMPETITORS:
+            if name not in known:
+                session.add(Competitor(name=name))
+        self.competitors = list(COMPETITORS)
+        sources = {s.code: s for s in session.scalars(select(Source))}
+        for code, name, cost in SOURCES:
+            source = sources.get(code) or Source(code=code, name=name, cost_per_lead=cost)
+            session.add(source)
+            self.sources[code] = source
+        campaigns = {c.code: c for c in session.scalars(select(Campaign))}
+        today = self.now.date()
+        for code, name, channel, cost, first, last, line, source in CAMPAIGNS:
+            campaign = campaigns.get(code) or Campaign(
+                code=code, name=name, channel=channel, cost=cost,
+                starts_on=today - timedelta(days=first), ends_on=today - timedelta(days=last),
+                active=last == 0, created_at=self.now - timedelta(days=first + 14),
+            )
+            session.add(campaign)
+            start = self.now - timedelta(days=first)
+            end = self.now - timedelta(days=last)
+            self.campaigns.append((campaign, start, end, line, source))
+
+    def _partner(self, code: str, name: str, kind: str, place: Place, lines: Iterable[str],
+                 rules: Sequence[str], capacity: int | None, **extra: Any) -> _PartnerInfo:
+        rng = self.rng
+        slug = "".join(ch for ch in name.lower() if ch.isalnum())[:24]
+        partner = Partner(
+            code=code, name=name, kind=kind, email=f"leads@{slug}.example.com",
+            phone=f"({place.area_code}) 555-{rng.randint(100, 199):04d}",
+            address=f"{rng.randint(100, 9800)} {rng.choice(STREETS)}"
+                    + (f" {rng.randint(1, 99)}" if rng.random() < 0.3 else ""),
+            city=place.city, region=f"US-{place.state}", postal_code=place.zip, country="US",
+            latitude=place.lat, longitude=place.lon, location_from_centroid=True,
+            capacity=capacity, open_leads=0,
+            created_at=self.now - timedelta(days=HISTORY_DAYS + 30), **extra,
+        )
+        partner.product_lines = [self.lines[c] for c in sorted(lines)]
+        for position, rule in enumerate(rules):
+            kind_name, value = rule.split(":", 1)
+            if kind_name == "zip" and value.endswith("*"):
+                kind_name, value = "zip_prefix", value[:-1]
+            elif kind_name == "zip" and "-" in value:
+                kind_name = "zip_range"
+            partner.territories.append(Territory(kind=kind_name, value=value,
+                                                 position=position))
+        self.session.add(partner)
+        coverage: dict[str, Place] = {}
+        rule_zips: dict[str, set[str]] = {}
+        for rule in rules:
+            if not rule.startswith("country:"):  # the national fallback is handled apart
+                places = self.geo.covered(rule, place)
+                coverage.update((p.zip, p) for p in places)
+                rule_zips[rule] = {p.zip for p in places}
+        return _PartnerInfo(partner=partner, place=place, lines=frozenset(lines),
+                            capacity=capacity, coverage=list(coverage.values()),
+                            rules=tuple(rules), rule_zips=rule_zips, zips=set(coverage))
+
+    def _channel(self) -> None:
+        """Four distributors with ten dealers each, at real postal codes."""
+        for spec in DISTRIBUTORS:
+            rules = tuple(f"region:{r}" for r in spec.regions) + spec.extra_rules
+            dist = self._partner(spec.code, spec.name, "distributor",
+                                 self.geo.place(spec.postal_code), spec.lines, rules,
+                                 spec.capacity, forwarding=spec.forwarding)
+            self.distributors.append(dist)
+            for number, dealer_spec in enumerate(spec.dealers, start=1):
+                place = self.geo.place(dealer_spec.postal_code)
+                info = self._partner(
+                    f"{spec.code[:4]}-{place.state}{number:02d}", dealer_spec.name, "dealer",
+                    place, dealer_spec.lines, dealer_spec.rules, dealer_spec.capacity,
+                    parent=dist.partner,
+                )
+                info.parent = dist
+                info.weight = 1.6 if dealer_spec.capacity is None else dealer_spec.capacity / 28
+                if not info.coverage:
+                    raise ValueError(f"{dealer_spec.name}: its territory covers no postal code")
+                dist.dealers.append(info)
+                self.dealers.append(info)
+        # A distributor's own area: its regions, less what its dealers cover.
+        for dist in self.distributors:
+            covered = {p.zip for d in dist.dealers for p in d.coverage}
+            dist.coverage = [p for p in dist.coverage if p.zip not in covered]
+            if not dist.coverage:
+                raise ValueError(f"{dist.partner.name}: its dealers cover all of its area")
+
+    def _user(self, email: str, name: str, role: str, partner: Partner | None = None,
+              partner_admin: bool = False) -> User:
+        user = User(email=email, name=name, role=role, partner=partner,
+                    partner_admin=partner_admin,
+                    created_at=self.now - timedelta(days=HISTORY_DAYS + 20))
+        # One hash for all: they share the demo password, and hashing ~50 times with
+        # scrypt would cost seconds for nothing.
+        if self.password_hash is None:
+            user.set_password(PASSWORD)
+            self.password_hash = user.password_hash
+        else:
+            user.password_hash = self.password_hash
+        self.session.add(user)
+        return user
+
+    def _person(self) -> tuple[str, str]:
+        return self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+
+    def _users(self) -> None:
+        """The printed demo logins, and one salesperson for every other partner."""
+        self._user("admin@demo.test", "Morgan Ellis", Role.ADMIN)
+        self.manager = Actor.of(self._user("manager@demo.test", "Priya Raman", Role.MANAGER))
+        for number, dist in enumerate(self.distributors, start=1):
+            first, last = self._person()
+            user = self._user(f"distributor{number}@demo.test", f"{first} {last}",
+                              Role.PARTNER, dist.partner, partner_admin=True)
+            dist.actor = Actor.of(user)
+        for dealer in self.dealers:
+            first, last = self._person()
+            email = _DEMO_DEALER_LOGINS.get(dealer.place.zip) or (
+                f"{first}.{last}@{dealer.partner.code.lower()}.example.net".lower()
+            )
+            user = self._user(email, f"{first} {last}", Role.PARTNER, dealer.partner,
+                              partner_admin=email == "dealer1@demo.test")
+            dealer.actor = Actor.of(user)
+        self.session.flush()  # partner ids, for the counters below
+        for info in self.distributors + self.dealers:
+            self.open[info.partner.id] = 0
+
+    # --- leads
+
+    def _leads(self) -> None:
+        """Four months of leads, each taken through the lifecycle at its own past times."""
+        rng = self.rng
+        # More recent days get more leads (the campaigns grew the funnel), weekends fewer.
+        days = list(range(HISTORY_DAYS))
+        weights = [(1.0 + (HISTORY_DAYS - d) / 50.0)
+                   * (0.45 if (self.now - timedelta(days=d)).weekday() >= 5 else 1.0)
+                   for d in days]
+        latest = self.now - timedelta(minutes=5)
+        moments = []
+        for _ in range(LEAD_COUNT - 6):
+            day = rng.choices(days, weights)[0]
+            midnight = (self.now - timedelta(days=day)).replace(hour=0, minute=0, second=0)
+            # 13:00-02:00 UTC is office hours across the US time zones
+            moment = midnight + timedelta(seconds=rng.randint(13 * 3600, 26 * 3600))
+            if moment > latest:  # today's office hours are not over yet
+                moment = latest - timedelta(seconds=rng.randint(0, 6 * 3600))
+            moments.append(moment)
+        # A few arrived in the last two hours: some of them are not routed yet.
+        moments += [self.now - timedelta(minutes=7 + 19 * k) for k in range(6)]
+        moments.sort()
+        # Each lead's story is a generator that pauses where the next lifecycle call looks
+        # up the lead's offer in SQL (which needs a flush). Running a batch of stories side
+        # by side turns thousands of tiny autoflushes into a few hundred bulk flushes.
+        with self.session.no_autoflush:
+            for start in range(0, len(moments), BATCH):
+                stories = [self._one_lead(created) for created in moments[start:start + BATCH]]
+                while stories:
+                    stories = [story for story in stories if next(story, _DONE) is not _DONE]
+                    self.session.flush()
+
+    def _pick_home(self) -> tuple[Place, str, _PartnerInfo | None]:
+        """Where the prospect is, what they want, and the partner territory that covers it."""
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.80:
+            dealer = rng.choices(self.dealers, [d.weight for d in self.dealers])[0]
+            return rng.choice(dealer.coverage), rng.choice(sorted(dealer.lines)), dealer
+        if roll < 0.93:
+            dist = rng.choice(self.distributors)
+            return rng.choice(dist.coverage), rng.choice(sorted(dist.lines)), dist
+        place = self.geo.place(rng.choice(OUTSIDE_ZIPS))
+        line = rng.choices(("TRC", "MWR", "UTV"), (4, 3, 3))[0]
+        fallback = next(d for d in self.distributors if "country:US" in d.rules)
+        return place, line, fallback if line in fallback.lines else None
+
+    def _campaign_and_source(self, created: datetime, line: str) -> tuple[Campaign | None,
+                                                                           Source]:
+        rng = self.rng
+        running = [c for c in self.campaigns if c[1] <= created <= c[2]
+                   and (c[3] is None or c[3] == line)]
+        if running and rng.random() < 0.65:
+            campaign, _, _, _, source = rng.choice(running)
+            return campaign, self.sources[source]
+        code = rng.choices([s[0] for s in SOURCES], SOURCE_WEIGHTS)[0]
+        return None, self.sources[code]
+
+    def _new_lead(self, created: datetime, place: Place, line: str) -> Lead:
+        rng = self.rng
+        self.serial += 1
+        first, last = self._person()
+        company = ""
+        if rng.random() < 0.42:
+            company = rng.choice(COMPANY_PATTERNS).format(last=last, place=rng.choice(PLACES))
+        domain = rng.choice(("example.com", "example.net"))
+        email = f"{first}.{last}{rng.randint(1, 99) if rng.random() < 0.4 else ''}@{domain}"
+        digits = f"{rng.randint(100, 199):04d}"
+        campaign, source = self._campaign_and_source(created, line)
+        return Lead(
+            id=uuid.UUID(int=rng.getrandbits(128), version=4),
+            first_name=first, last_name=last, company=company,
+            email=email, email_normalized=email.lower(),
+            phone=f"({place.area_code}) 555-{digits}",
+            phone_normalized=f"+1{place.area_code}555{digits}",
+            address=f"{rng.randint(10, 29999)} {rng.choice(STREETS)}"
+                    + (f" {rng.randint(1, 400)}" if rng.random() < 0.5 else ""),
+            city=place.city, region=f"US-{place.state}", postal_code=place.zip, country="US",
+            latitude=place.lat, longitude=place.lon, product_line=self.lines[line],
+            campaign=campaign, source=source,
+            comments=rng.choice(COMMENTS[line]) if rng.random() < 0.6 else "",
+            wants_literature=rng.random() < 0.55,
+            external_id=f"WF-{self.serial:06d}" if source.code == "WEB" else None,
+            created_at=created,
+        )
+
+    def _one_lead(self, created: datetime) -> Iterator[None]:
+        rng, session = self.rng, self.session
+        place, line, target = self._pick_home()
+        lead = self._new_lead(created, place, line)
+        device = {"WEB": "api", "LIST": "cli", "SHOW": "cli"}.get(lead.source.code, "web")
+        lifecycle.capture(session, lead, Actor.system(device), now=created,
+                          data={"source": lead.source.code})
+        qualified_at = created + timedelta(seconds=rng.randint(2, 20))
+        roll = rng.random()
+        if roll < 0.12:
+            lead.answers = self._answers(ready=rng.random() < 0.5)
+            lifecycle.qualify(session, lead, "disqualified", reason=rng.choice(DISQUALIFY_REASONS),
+                              score=0, rank=None, actor=self.system, now=qualified_at)
+            return
+        if roll < 0.32:
+            lead.answers = self._answers(ready=False)
+            lifecycle.qualify(session, lead, "nurture", reason=rng.choice(NURTURE_REASONS),
+                              score=rng.randint(8, 44), rank="cold", actor=self.system,
+                              now=qualified_at)
+            # Some raise their hand weeks later and become sales-ready.
+            later = qualified_at + timedelta(days=rng.uniform(10, 60))
+            if rng.random() < 0.18 and later < self.now - timedelta(hours=1):
+                lead.answers = {**lead.answers, "timeline": "3_months"}
+                lifecycle.qualify(session, lead, "qualified",
+                                  reason="hand-raise: asked for a quote from a nurture email",
+                                  score=rng.randint(62, 85), rank="warm", actor=self.system,
+                                  now=later)
+                yield from self._route(lead, place, line, target,
+                                       later + timedelta(seconds=30))
+            return
+        lead.answers = self._answers(ready=True)
+        score = rng.randint(50, 98)
+        rank = "hot" if score >= 75 else "warm" if score >= 60 else "cold"
+        lifecycle.qualify(session, lead, "qualified",
+                          reason=f"{lead.answers['timeline']} timeline, budget "
+                                 f"{lead.answers['budget']}: sales-ready",
+                          score=score, rank=rank, actor=self.system, now=qualified_at)
+        if self.now - created < timedelta(hours=2) and rng.random() < 0.5:
+            return  # captured moments ago: the next routing run will place it
+        yield from self._route(lead, place, line, target, qualified_at + timedelta(seconds=40))
+
+    def _answers(self, *, ready: bool) -> dict[str, str]:
+        rng = self.rng
+        if ready:
+            timeline = rng.choices(("now", "3_months", "6_months"), (5, 4, 1))[0]
+            budget = rng.choices(("approved", "planned", "unknown"), (6, 3, 1))[0]
+        else:
+            timeline = rng.choices(("12_months", "researching", "6_months"), (4, 5, 1))[0]
+            budget = rng.choices(("none", "unknown", "planned"), (4, 4, 2))[0]
+        role = rng.choices(("decision_maker", "influencer", "user", "other"), (6, 2, 2, 1))[0]
+        return {"timeline": timeline, "budget": budget, "role": role}
+
+    # --- routing and the partner's work
+
+    def _has_room(self, info: _PartnerInfo) -> bool:
+        return info.capacity is None or self.open[info.partner.id] < info.capacity
+
+    def _alternatives(self, place: Place, line: str, exclude: set[int]) -> list[_PartnerInfo]:
+        """Other partners whose territory covers ``place``, sell ``line`` and have room."""
+        found = [d for d in self.dealers
+                 if d.partner.id not in exclude and line in d.lines and self._has_room(d)
+                 and d.place.zip != PAUSED_DEALER and place.zip in d.zips]
+        for dist in self.distributors:
+            if (dist.partner.id not in exclude and line in dist.lines
+                    and (f"region:US-{place.state}" in dist.rules or "country:US" in dist.rules)):
+                found.append(dist)
+        return found
+
+    def _offer(self, lead: Lead, info: _PartnerInfo, when: datetime, place: Place,
+               method: str = "rule") -> None:
+        rule = next((r for r, zips in info.rule_zips.items() if place.zip in zips),
+                    "country:US")
+        summary = (f"{info.partner.name}: territory {rule} covers {place.zip} "
+                   f"({place.city}, {place.state}); sells {lead.product_line.name.lower()}")
+        lifecycle.offer(self.session, lead, info.partner, self.system, method=method,
+                        explanation={"summary": summary, "partner": info.partner.code,
+                                     "rule": rule},
+                        now=when)
+        self.open[info.partner.id] += 1
+
+    def _route(self, lead: Lead, place: Place, line: str, target: _PartnerInfo | None,
+               when: datetime) -> Iterator[None]:
+        rng = self.rng
+        if target is not None and target.place.zip == PAUSED_DEALER and (
+                self.now - when < timedelta(days=30)):
+            target = None  # paused for the last month: its area goes to the others
+        if target is None or not self._has_room(target) or line not in target.lines:
+            options = self._alternatives(place, line, set())
+            target = options[0] if options else None
+        if target is None:
+            lifecycle.mark_unassigned(
+                self.session, lead, self.system, now=when,
+                explanation={"summary": f"No partner sells {self.lines[line].name.lower()} at "
+                                        f"{place.zip} ({place.city}, {place.state})"},
+            )
+            # A manager places about a third of them by hand within a few days.
+            later = when + timedelta(hours=rng.uniform(4, 72))
+            if rng.random() < 0.35 and later < self.now:
+                nearest = min(
+                    (d for d in self.dealers if line in d.lines and self._has_room(d)
+                     and d.place.zip != PAUSED_DEALER),
+                    key=lambda d: distance_km(d.place, place),
+                )
+                km = distance_km(nearest.place, place)
+                lifecycle.reassign(self.session, lead, nearest.partner, self.manager_actor,
+                                   reason=f"Placed by hand: nearest {line} dealer, {km:.0f} km; "
+                                          "the customer will travel",
+                                   now=later)
+                self.open[nearest.partner.id] += 1
+                yield from self._respond(lead, nearest, later, place, tries=1)
+            return
+        self._offer(lead, target, when, place)
+        yield from self._respond(lead, target, when, place, tries=1)
+
+    @property
+    def manager_actor(self) -> Actor:
+        assert self.manager is not None
+        return self.manager
+
+    def _partner_actor(self, info: _PartnerInfo) -> Actor:
+        assert info.actor is not None
+        device = self.rng.choices(("web", "api", f"sync:{info.partner.code.lower()}-tablet"),
+                                  (6, 1, 3))[0]
+        return Actor(user=info.actor.user, device=device, partner_id=info.partner.id)
+
+    def _respond(self, lead: Lead, info: _PartnerInfo, offered_at: datetime, place: Place,
+                 tries: int) -> Iterator[None]:
+        """What the partner did with the offer, up to now."""
+        rng, session = self.rng, self.session
+        line = lead.product_line.code
+        if info.partner.is_distributor:
+            forward_at: datetime | None = None
+            if info.partner.forwarding == "auto":
+                forward_at, actor, why = (offered_at + timedelta(seconds=1), self.system,
+                                          "auto-forwarded to the nearest dealer")
+            elif rng.random() < 0.7:
+                forward_at, actor, why = (offered_at + timedelta(hours=rng.uniform(0.5, 30)),
+                                          self._partner_actor(info),
+                                          "closest dealer to the customer")
+            if forward_at is not None and forward_at < self.now:
+                yield  # flush barrier; pick the dealer after it, as other stories ran meanwhile
+                dealers = [d for d in info.dealers if line in d.lines and self._has_room(d)
+                           and d.place.zip != PAUSED_DEALER]
+                if dealers:
+                    dealer = min(dealers, key=lambda d: distance_km(d.place, place))
+                    self._forward(lead, info, dealer, forward_at, actor, why, place)
+                    yield from self._respond(lead, dealer, forward_at, place, tries=3)
+                    return
+        roll = rng.random()
+        if roll < 0.07 and tries < 3:
+            when = offered_at + timedelta(hours=rng.uniform(0.3, 20))
+            if when >= self.now:
+                return
+            reason = (rng.choice(DECLINE_FREE_TEXT) if rng.random() < 0.25
+                      else rng.choice(DECLINE_CHOICES))
+            yield  # flush barrier: the next call looks up the offer
+            lifecycle.decline(session, lead, self._partner_actor(info), reason=reason, now=when)
+            self.open[info.partner.id] -= 1
+            yield from self._reroute(lead, info, when, place, tries)
+            return
+        if roll < 0.12 and tries < 3:
+            when = offered_at + lifecycle.accept_sla(info.partner)
+            if when >= self.now:
+                return
+            yield  # flush barrier: the next call looks up the offer
+            lifecycle.expire(session, lead, now=when)
+            self.open[info.partner.id] -= 1
+            yield from self._reroute(lead, info, when, place, tries)
+            return
+        accepted_at = offered_at + timedelta(hours=min(23.0, rng.lognormvariate(1.1, 0.9)))
+        if accepted_at >= self.now:
+            return
+        yield  # flush barrier: the next call looks up the offer
+        lifecycle.accept(session, lead, self._partner_actor(info), now=accepted_at)
+        yield from self._work(lead, info, accepted_at, place)
+
+    def _reroute(self, lead: Lead, previous: _PartnerInfo, when: datetime, place: Place,
+                 tries: int) -> Iterator[None]:
+        if self.now - when < timedelta(hours=2):
+            return  # declined moments ago: waits in ``qualified`` for the next routing run
+        options = self._alternatives(place, lead.product_line.code, {previous.partner.id})
+        if not options:
+            lifecycle.mark_unassigned(
+                self.session, lead, self.system, now=when + timedelta(minutes=1),
+                explanation={"summary": f"{previous.partner.name} gave it back; no other "
+                                        f"partner covers {place.zip} with room"},
+            )
+            return
+        target = options[0]
+        at = when + timedelta(minutes=self.rng.randint(1, 15))
+        self._offer(lead, target, at, place)
+        yield from self._respond(lead, target, at, place, tries + 1)
+
+    def _forward(self, lead: Lead, dist: _PartnerInfo, dealer: _PartnerInfo, when: datetime,
+                 actor: Actor, reason: str, place: Place) -> None:
+        lifecycle.forward(self.session, lead, dealer.partner, actor, reason=reason, now=when,
+                          explanation={"summary": f"{dist.partner.name} passed it to "
+                                                  f"{dealer.partner.name}, "
+                                                  f"{distance_km(dealer.place, place):.0f} km "
+                                                  f"from {place.city}"})
+        self.open[dist.partner.id] -= 1
+        self.open[dealer.partner.id] += 1
+
+    def _work(self, lead: Lead, info: _PartnerInfo, accepted_at: datetime,
+              place: Place) -> Iterator[None]:
+        """Contact, appointment, quote and an outcome, each only if its time has come."""
+        rng, session = self.rng, self.session
+        line = lead.product_line.code
+        fate = rng.choices(("won", "lost", "no_interest", "stalled"), (26, 34, 20, 20))[0]
+        if rng.random() < 0.02 and accepted_at + timedelta(days=2) < self.now:
+            manager = self.manager_actor
+            yield  # flush barrier: the next call looks up the offer
+            lifecycle.disqualify(session, lead, manager, reason="duplicate of an existing lead",
+                                 now=accepted_at + timedelta(days=rng.uniform(0.5, 2)))
+            self.open[info.partner.id] -= 1
+            return
+        when = accepted_at + timedelta(hours=rng.uniform(2, 48))
+        if rng.random() < 0.02 and not info.partner.is_distributor and when < self.now:
+            yield  # flush barrier: the next call looks up the offer
+            others = [d for d in self._alternatives(place, line, {info.partner.id})
+                      if not d.partner.is_distributor]
+            if others:
+                lifecycle.reassign(session, lead, others[0].partner, self.manager_actor,
+                                   reason=rng.choice(REASSIGN_REASONS), now=when)
+                self.open[info.partner.id] -= 1
+                self.open[others[0].partner.id] += 1
+                yield from self._respond(lead, others[0], when, place, tries=3)
+                return
+        low, high = LINE_PRICES[line]
+        price = Decimal(rng.randrange(low, high, 50))
+        steps: list[tuple[str, dict[str, Any]]] = []
+        if fate != "stalled" or rng.random() < 0.6:
+            steps.append(("contacted", {"channel": rng.choices(
+                ("phone", "email", "visit", "text"), (6, 2, 1, 1))[0]}))
+        if fate == "won" or (fate == "lost" and rng.random() < 0.7) or (
+                fate == "stalled" and steps and rng.random() < 0.4):
+            steps.append(("appointment", {}))
+        if fate == "won" or (fate == "lost" and rng.random() < 0.6) or (
+                fate == "stalled" and len(steps) == 2 and rng.random() < 0.5):
+            steps.append(("quoted", {"amount": str(price)}))
+        when = accepted_at
+        actor = self._partner_actor(info)
+        for stage, data in steps:
+            gap = (timedelta(hours=rng.expovariate(1 / 20)) if stage == "contacted"
+                   else timedelta(days=rng.uniform(1, 9)))
+            when += gap
+            if when >= self.now:
+                return
+            if stage == "appointment":
+                data = {"date": (when + timedelta(days=rng.randint(1, 10))).date().isoformat()}
+            lifecycle.advance(session, lead, stage, actor, data=data, now=when)
+            if rng.random() < 0.12:
+                note_at = when + timedelta(hours=rng.uniform(1, 30))
+                if note_at < self.now:
+                    lifecycle.add_note(session, lead, actor, text=rng.choice(NOTES),
+                                       now=note_at)
+                    when = note_at
+        if fate == "stalled":
+            return  # no outcome reported: overdue once 45 days have passed
+        when += timedelta(days=rng.uniform(2, 20))
+        if when >= self.now:
+            return
+        self._close(lead, info, fate, price, when, actor)
+        # Now and then a manager re-opens a closed lead, and the dealer reports again.
+        reopen_at = when + timedelta(days=rng.uniform(1, 5))
+        if rng.random() < 0.015 and reopen_at + timedelta(days=3) < self.now:
+            lifecycle.reopen(session, lead, self.manager_actor, reason=rng.choice(REOPEN_REASONS),
+                             now=reopen_at)
+            self.open[info.partner.id] += 1
+            again = rng.choice(("won", "lost", "no_interest"))
+            self._close(lead, info, again, price, reopen_at + timedelta(days=rng.uniform(1, 3)),
+                        actor)
+
+    def _close(self, lead: Lead, info: _PartnerInfo, fate: str, price: Decimal,
+               when: datetime, actor: Actor) -> None:
+        rng = self.rng
+        data: dict[str, Any] = {}
+        if fate == "won":
+            discount = Decimal(rng.randint(0, 8)) / Decimal(100)
+            amount = max(Decimal(8000), (price * (1 - discount)).quantize(Decimal("1")))
+            data = {"amount": str(amount), "date": when.date().isoformat()}
+        elif fate == "lost":
+            if rng.random() < 0.6:
+                name = (rng.choice(TYPED_COMPETITORS) if rng.random() < 0.15
+                        else rng.choice(self.competitors))
+                if rng.random() < 0.2:
+                    name = name.lower()  # partners type names any which way
+                data = {"reason": "competitor", "competitor": name}
+            else:
+                data = {"reason": rng.choice(("price", "timing", "no_budget", "no_response",
+                                              "other"))}
+        lifecycle.close(self.session, lead, fate, actor, data=data, now=when)
+        self.open[info.partner.id] -= 1

@@ -1,0 +1,254 @@
+"""The demo data: loaded once through the ``demo`` command, realistic, consistent, idempotent."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import zipcodes
+from geopy.distance import great_circle
+from sqlalchemy import func, select
+
+from portal import lifecycle
+from portal.demo import DEMO_LOGINS, PASSWORD, load_demo
+from portal.models import (
+    Campaign,
+    Competitor,
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    Offer,
+    Partner,
+    ProductLine,
+    Source,
+    Territory,
+    User,
+    utcnow,
+)
+
+
+def count(session: Any, model: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def table_counts(session: Any) -> dict[str, int]:
+    models = (Partner, Territory, User, ProductLine, Competitor, Source, Campaign, Lead,
+              LeadEvent, Offer)
+    return {model.__name__: count(session, model) for model in models}
+
+
+def test_demo_logins_are_distinct_demo_addresses():
+    emails = [email for email, _ in DEMO_LOGINS]
+    assert len(set(emails)) == len(emails)
+    assert all(email.endswith("@demo.test") for email in emails)
+    assert {"admin@demo.test", "manager@demo.test"} <= set(emails)
+    assert all(what.strip() for _, what in DEMO_LOGINS)
+
+
+def test_demo_is_not_loaded_over_an_existing_demo_partner(session, make_partner):
+    make_partner("HEARTLAND", kind="distributor")
+    before = table_counts(session)
+    assert load_demo(session) is False
+    session.flush()
+    assert table_counts(session) == before
+
+
+def test_demo_command_loads_a_realistic_channel_once(app, runner, session, client):
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert "Demo data loaded." in result.output
+    assert "password for all: demo-password" in result.output
+    for email, what in DEMO_LOGINS:
+        assert email in result.output
+        assert what in result.output
+
+    _check_catalogue(session)
+    _check_partners(session)
+    _check_leads(session)
+    _check_consistency(session)
+
+    # Idempotent: a second run (command or service) changes nothing.
+    before = table_counts(session)
+    again = runner.invoke(args=["demo"])
+    assert again.exit_code == 0, again.output
+    assert "already present; nothing changed" in again.output
+    assert load_demo(session) is False
+    assert table_counts(session) == before
+
+    # Every printed login signs in with the demo password.
+    app.config["WTF_CSRF_ENABLED"] = False
+    for email, _ in DEMO_LOGINS:
+        response = client.post("/auth/login", data={"email": email, "password": PASSWORD})
+        assert response.status_code == 303, (email, response.get_data(as_text=True)[:300])
+        assert client.get("/").status_code == 200
+        client.post("/auth/logout")
+    refused = client.post("/auth/login", data={"email": "admin@demo.test", "password": "nope"})
+    assert "Wrong email or password." in refused.get_data(as_text=True)
+
+
+def _check_catalogue(session: Any) -> None:
+    assert set(session.scalars(select(ProductLine.code))) == {"TRC", "MWR", "UTV"}
+    assert count(session, Competitor) == 8
+    sources = {s.code: s.cost_per_lead for s in session.scalars(select(Source))}
+    assert set(sources) == {"WEB", "SHOW", "CALL", "LIST", "REFER"}
+    assert sources["SHOW"] > sources["LIST"] > 0
+    campaigns = list(session.scalars(select(Campaign)))
+    assert len(campaigns) == 6
+    today = utcnow().date()
+    for campaign in campaigns:
+        assert campaign.cost > 0
+        assert today - timedelta(days=120) <= campaign.starts_on <= campaign.ends_on <= today
+
+
+def _check_partners(session: Any) -> None:
+    distributors = list(session.scalars(select(Partner).where(Partner.kind == "distributor")))
+    dealers = list(session.scalars(select(Partner).where(Partner.kind == "dealer")))
+    assert len(distributors) == 4
+    assert len(dealers) == 40
+    assert Counter(d.parent_id for d in dealers) == {d.id: 10 for d in distributors}
+    assert Counter(d.forwarding for d in distributors) == {"auto": 2, "manual": 2}
+    assert [d.code for d in dealers if not d.active] != []
+    assert len([d for d in dealers if not d.active]) == 1
+    assert any(d.capacity is None for d in dealers)
+    assert any(d.capacity is not None for d in dealers)
+    assert len({tuple(line.code for line in d.product_lines) for d in dealers}) >= 4
+
+    # Real postal codes with their real city and state.
+    for partner in distributors + dealers:
+        [place] = zipcodes.matching(partner.postal_code)
+        assert (partner.city, partner.region) == (place["city"], f"US-{place['state']}")
+        assert abs(partner.latitude - float(place["lat"])) < 0.01
+
+    kinds = set(session.scalars(select(Territory.kind)))
+    assert kinds == {"zip", "zip_prefix", "zip_range", "radius", "region", "country"}
+    regions = set(session.scalars(select(Territory.value).where(Territory.kind == "region")))
+    assert {"US-IA", "US-MN", "US-TX", "US-OK", "US-GA", "US-OH", "US-IN"} <= regions
+
+    partner_users = list(session.scalars(select(User).where(User.role == "partner")))
+    assert {u.partner_id for u in partner_users} == {p.id for p in distributors + dealers}
+    # What the command prints about each partner login is true of its partner.
+    for email, what in DEMO_LOGINS:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        if user.partner is not None:
+            assert what.startswith(user.partner.name), email
+            assert ("paused" in what) == (not user.partner.active), email
+    dealer1 = session.scalars(select(User).where(User.email == "dealer1@demo.test")).one()
+    assert dealer1.partner_admin and dealer1.partner.kind == "dealer"
+    assert session.scalars(select(User.role).where(User.email == "manager@demo.test")).one() \
+        == "manager"
+
+
+def _check_leads(session: Any) -> None:
+    total = count(session, Lead)
+    assert 1900 <= total <= 2100
+    statuses = Counter(dict(session.execute(
+        select(Lead.status, func.count()).group_by(Lead.status)).all()))
+    assert set(statuses) == {s.value for s in LeadStatus} - {"captured"}
+    assert 0.08 < statuses["disqualified"] / total < 0.17
+    assert 0.14 < statuses["nurture"] / total < 0.26
+    assert statuses["won"] > 100 and statuses["lost"] > 100
+
+    now = utcnow()
+    first, last = session.execute(select(func.min(Lead.created_at),
+                                         func.max(Lead.created_at))).one()
+    assert now - timedelta(days=121) < first < now - timedelta(days=100)
+    assert now - timedelta(hours=3) < last < now
+    recent = session.scalar(select(func.count()).select_from(Lead)
+                            .where(Lead.created_at >= now - timedelta(days=30)))
+    early = session.scalar(select(func.count()).select_from(Lead)
+                           .where(Lead.created_at < now - timedelta(days=90)))
+    assert recent > early  # more recent days have more leads
+    assert session.scalar(select(func.max(LeadEvent.at))) < now
+
+    ranks = set(session.scalars(select(Lead.rank).where(Lead.status != "disqualified")))
+    assert {"hot", "warm", "cold"} <= ranks
+    won = list(session.scalars(select(Lead.won_amount).where(Lead.status == "won")))
+    assert min(won) >= Decimal(8000) and max(won) <= Decimal(60000)
+
+    lost = list(session.scalars(select(Lead).where(Lead.status == "lost")))
+    to_competitor = [lead for lead in lost if lead.lost_reason == "competitor"]
+    assert 0.45 < len(to_competitor) / len(lost) < 0.75
+    assert any(lead.lost_competitor_id for lead in to_competitor)
+    assert any(lead.lost_competitor_other for lead in to_competitor)
+
+    sample = session.scalars(select(Lead).order_by(Lead.created_at).limit(50)).all()
+    for lead in sample:
+        assert lead.email.endswith(("@example.com", "@example.net"))
+        assert "555-" in lead.phone
+        assert set(lead.answers) == {"timeline", "budget", "role"}
+        assert lead.source_id is not None
+        assert lead.product_line_id is not None
+    assert session.scalar(select(func.count()).select_from(Lead)
+                          .where(Lead.campaign_id.is_not(None))) > total / 5
+
+    # Accepted leads with no outcome 45 days after the offer: the overdue list has work.
+    overdue = session.scalar(select(func.count()).select_from(Lead).where(
+        Lead.status.in_(["accepted", "contacted", "appointment", "quoted"]),
+        Lead.offered_at < now - timedelta(days=45)))
+    assert overdue > 10
+
+    responses = Counter(dict(session.execute(
+        select(Offer.response, func.count()).group_by(Offer.response)).all()))
+    assert {"pending", "accepted", "declined", "expired", "forwarded", "withdrawn"} <= set(
+        responses)
+    methods = set(session.scalars(select(Offer.method)))
+    assert methods == {"rule", "forward", "manual"}
+
+
+def _check_consistency(session: Any) -> None:
+    # The counters the lifecycle kept are exactly what a recount finds.
+    assert lifecycle.recount_open_leads(session) == 0
+
+    # A lead offered by the rules sits at a postal code its partner's territory covers
+    # (forwards and manual placements are the distributor's or manager's choice).
+    by_rule = session.execute(
+        select(Lead, Offer.partner_id).join(Offer, Offer.lead_id == Lead.id)
+        .where(Offer.method == "rule").order_by(Offer.id).limit(300)
+    ).all()
+    partners = {p.id: p for p in session.scalars(select(Partner))}
+    assert len(by_rule) == 300
+    for lead, partner_id in by_rule:
+        partner = partners[partner_id]
+        assert lead.product_line in partner.product_lines, lead.id
+        assert _covers(partner, lead), (partner.code, lead.postal_code)
+
+    # Every lead's events form one unbroken chain ending in its status.
+    chains: dict[Any, list[Any]] = {}
+    rows = session.execute(select(LeadEvent.lead_id, LeadEvent.kind, LeadEvent.from_status,
+                                  LeadEvent.to_status).order_by(LeadEvent.at, LeadEvent.seq))
+    for row in rows:
+        chains.setdefault(row.lead_id, []).append(row)
+    leads = {row.id: row for row in session.execute(select(Lead.id, Lead.status, Lead.version))}
+    assert set(chains) == set(leads)
+    for lead_id, events in chains.items():
+        assert events[0].kind == "captured"
+        moves = [e for e in events if e.to_status is not None]
+        for before, after in zip(moves, moves[1:], strict=False):
+            assert after.from_status == before.to_status, lead_id
+        assert moves[-1].to_status == leads[lead_id].status
+        assert leads[lead_id].version == len(events)
+
+
+def _covers(partner: Partner, lead: Lead) -> bool:
+    for territory in partner.territories:
+        code = lead.postal_code
+        if territory.kind == "zip" and code == territory.value:
+            return True
+        if territory.kind == "zip_prefix" and code.startswith(territory.value):
+            return True
+        if territory.kind == "zip_range":
+            low, high = territory.value.split("-")
+            if low <= code <= high:
+                return True
+        if territory.kind == "region" and lead.region == territory.value:
+            return True
+        if territory.kind == "country" and lead.country == territory.value:
+            return True
+        if territory.kind == "radius":
+            km = great_circle((partner.latitude, partner.longitude),
+                              (lead.latitude, lead.longitude)).km
+            if km <= float(territory.value) + 0.5:  # demo and geopy round differently
+                return True
+    return False
