@@ -238,7 +238,8 @@ def find_duplicate(session: Session, inquiry: Inquiry, now: datetime) -> Lead | 
     ).first()
 
 
-def _facts(lead: Lead, inquiry: Inquiry | None = None) -> InquiryFacts:
+def inquiry_facts(lead: Lead) -> InquiryFacts:
+    """What the qualification rules look at for ``lead`` (capture, re-scoring, previews)."""
     domain = lead.email_normalized.rsplit("@", 1)[-1] if lead.email_normalized else ""
     return InquiryFacts(
         email_valid=bool(lead.email_normalized), phone_valid=bool(lead.phone_normalized),
@@ -253,7 +254,7 @@ def _facts(lead: Lead, inquiry: Inquiry | None = None) -> InquiryFacts:
 def qualify_and_route(session: Session, lead: Lead, actor: Actor, *, now: datetime,
                       hand_raised: bool = False) -> tuple[Verdict, RoutingResult | None]:
     """Apply the rules to a captured or nurtured lead; route it when it is qualified."""
-    verdict = evaluate(current_rules(session), _facts(lead), hand_raised=hand_raised)
+    verdict = evaluate(current_rules(session), inquiry_facts(lead), hand_raised=hand_raised)
     lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
                       score=verdict.score, rank=verdict.rank, actor=actor, now=now)
     routed = None
@@ -318,16 +319,23 @@ def _create(session: Session, inquiry: Inquiry, actor: Actor, now: datetime,
     })
     session.flush()
     if owner_partner is not None:
-        return _self_sourced(session, lead, owner_partner, actor, now)
-    verdict, routed = qualify_and_route(session, lead, actor, now=now)
-    return CaptureResult(lead=lead, created=True, verdict=verdict, routing=routed)
+        result = _self_sourced(session, lead, owner_partner, actor, now)
+    else:
+        verdict, routed = qualify_and_route(session, lead, actor, now=now)
+        result = CaptureResult(lead=lead, created=True, verdict=verdict, routing=routed)
+    if lead.wants_literature and lead.status != LeadStatus.DISQUALIFIED:
+        # The pack request is written in this transaction; the worker is nudged after commit.
+        from portal.fulfilment.services import request_pack
+
+        request_pack(session, lead, now=now)
+    return result
 
 
 def _self_sourced(session: Session, lead: Lead, partner: Partner, actor: Actor,
                   now: datetime) -> CaptureResult:
     """A partner's own walk-in or show contact: it owns and works the lead at once."""
     lead.owner_partner_id = partner.id
-    verdict = evaluate(current_rules(session), _facts(lead))
+    verdict = evaluate(current_rules(session), inquiry_facts(lead))
     outcome = verdict.outcome if verdict.outcome == "disqualified" else "qualified"
     lifecycle.qualify(session, lead, outcome, reason=f"captured by {partner.code} itself",
                       score=verdict.score, rank=verdict.rank, actor=actor, now=now)
@@ -360,11 +368,11 @@ def _attach_repeat(session: Session, lead: Lead, inquiry: Inquiry, actor: Actor,
     lead.answers = merged
     result = CaptureResult(lead=lead, created=False, duplicate_of=lead)
     if lead.status == LeadStatus.NURTURE:
-        verdict = evaluate(current_rules(session), _facts(lead))
+        verdict = evaluate(current_rules(session), inquiry_facts(lead))
         if verdict.outcome == LeadStatus.QUALIFIED:
             result.verdict, result.routing = qualify_and_route(session, lead, actor, now=now)
             return result
-    verdict = evaluate(current_rules(session), _facts(lead))
+    verdict = evaluate(current_rules(session), inquiry_facts(lead))
     lifecycle.rescore(session, lead, score=verdict.score, rank=verdict.rank,
                       reason="repeat inquiry", actor=actor, now=now)
     result.verdict = verdict

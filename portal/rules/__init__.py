@@ -1,0 +1,1 @@
+"""The manufacturer's qualification and ranking rules, versioned, and manual lead merges."""
