@@ -1,0 +1,361 @@
+"""Forms of the partner workspace and the managers' lead pages.
+
+The lifecycle checks every action again; these forms catch the obvious gaps first so
+the person sees all of them at once, next to the right field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    Form,
+    HiddenField,
+    IntegerField,
+    SearchField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+
+from portal.filters import STATUS_LABELS
+from portal.leads import services
+from portal.lifecycle import CONTACT_CHANNELS, DECLINE_REASONS, LOST_REASONS
+from portal.manage.services import EMAIL
+from portal.models import DigestFrequency, LeadStatus, Rank
+
+LOST_LABELS = {
+    "competitor": "Lost to a competitor",
+    "price": "Price",
+    "timing": "Timing",
+    "no_budget": "No budget",
+    "no_response": "No response from the prospect",
+    "other": "Other",
+}
+CHANNEL_LABELS = {"phone": "Phone", "email": "Email", "visit": "Visit", "text": "Text message",
+                  "other": "Other"}
+RANK_CHOICES = [SelectChoice("", "Any rank")] + [
+    SelectChoice(r.value, r.value.capitalize()) for r in Rank]
+AGE_CHOICES = [SelectChoice("", "Any age")] + [
+    SelectChoice(value, label) for value, (label, _days) in services.AGES.items()]
+DIGEST_LABELS = {
+    DigestFrequency.DAILY: "Daily",
+    DigestFrequency.WEEKLY: "Weekly",
+    DigestFrequency.OFF: "Never (no digest emails)",
+}
+
+
+def _opts(pairs: Iterable[tuple[str, str]], empty: str | None = None) -> list[SelectChoice]:
+    options = [SelectChoice("", empty)] if empty is not None else []
+    return options + [SelectChoice(value, label) for value, label in pairs]
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def unique_ids(form: Form, suffix: str) -> Form:
+    """Give the form's fields ids unique on the page (many leads' forms share a list)."""
+    for item in form:
+        item.id = f"{item.name}-{suffix}"
+        item.label.field_id = item.id
+    return form
+
+
+# --- actions on one lead --------------------------------------------------------------------
+
+
+class ActionForm(FlaskForm):
+    """Every action form: where it was posted from, so the answer fits in its place."""
+
+    view = HiddenField(default="page")  #: "card" (inbox row) or "page" (the lead page)
+    next = HiddenField()  #: where a plain POST goes back to
+
+    def args(self) -> dict[str, Any]:
+        """The lifecycle's arguments for this action."""
+        return {name: (item.data.isoformat() if hasattr(item.data, "isoformat")
+                       else _strip(item.data))
+                for name, item in self._fields.items()
+                if name not in ("view", "next", "csrf_token") and item.data not in (None, "")}
+
+
+class AcceptForm(ActionForm):
+    pass
+
+
+class DeclineForm(ActionForm):
+    reason = SelectField("Why do you decline?",
+                         choices=_opts(DECLINE_REASONS.items(), "Pick a reason"),
+                         validators=[DataRequired(message="Pick a reason.")])
+    detail = StringField("Details (optional)", filters=[_strip],
+                         validators=[Optional(), Length(max=250)])
+
+    def args(self) -> dict[str, Any]:
+        reason = self.reason.data or ""
+        if self.detail.data:
+            label = DECLINE_REASONS.get(reason, reason)
+            reason = f"{label}: {self.detail.data}"
+        return {"reason": reason}
+
+
+def _note_field() -> Any:
+    return TextAreaField("Note (optional)", filters=[_strip],
+                         validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
+
+
+class ContactForm(ActionForm):
+    channel = SelectField("How did you reach them?", choices=_opts(
+        (c, CHANNEL_LABELS.get(c, c)) for c in CONTACT_CHANNELS), default="phone")
+    note = _note_field()
+
+
+class AppointmentForm(ActionForm):
+    date = DateField("Appointment date", validators=[DataRequired(message="Enter the date.")])
+    note = _note_field()
+
+
+class QuoteForm(ActionForm):
+    amount = StringField("Quoted amount", filters=[_strip],
+                         validators=[DataRequired(message="Enter the amount."), Length(max=20)],
+                         render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    note = _note_field()
+
+
+class WonForm(ActionForm):
+    amount = StringField("Amount won", filters=[_strip], validators=[Optional(), Length(max=20)],
+                         render_kw={"inputmode": "decimal", "autocomplete": "off"})
+    date = DateField("Date of the sale", validators=[Optional()])
+    note = _note_field()
+
+
+class LostForm(ActionForm):
+    reason = SelectField("Why was it lost?", choices=_opts(
+        ((r, LOST_LABELS.get(r, r)) for r in LOST_REASONS), "Pick a reason"),
+        validators=[DataRequired(message="Pick a reason.")])
+    competitor = SelectField("Competitor", choices=[], validate_choice=False,
+                             description="Who won it, when the reason is a competitor.")
+    competitor_other = StringField("Not in the list? Type the competitor", filters=[_strip],
+                                   validators=[Optional(), Length(max=120)])
+    note = _note_field()
+
+    def set_competitors(self, names: Iterable[str]) -> None:
+        """The manufacturer's competitor list as the options."""
+        self.competitor.choices = _opts(((n, n) for n in names), "—")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        if (self.reason.data == "competitor" and not self.competitor.data
+                and not self.competitor_other.data):
+            self.competitor.errors = [*self.competitor.errors,
+                                      "Pick the competitor or type its name."]
+            valid = False
+        return valid
+
+    def args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"reason": self.reason.data or ""}
+        if self.reason.data == "competitor":
+            args["competitor"] = self.competitor_other.data or self.competitor.data or ""
+        if self.note.data:
+            args["note"] = self.note.data
+        return args
+
+
+class NoInterestForm(ActionForm):
+    note = _note_field()
+
+
+class NoteForm(ActionForm):
+    text = TextAreaField("Note", filters=[_strip], render_kw={"rows": 3},
+                         validators=[DataRequired(message="Write the note."),
+                                     Length(max=5000)])
+
+
+class ForwardForm(ActionForm):
+    partner = SelectField("Forward to your dealer", choices=[], validate_choice=False,
+                          validators=[DataRequired(message="Pick a dealer.")])
+    reason = StringField("Message to the dealer (optional)", filters=[_strip],
+                         validators=[Optional(), Length(max=250)])
+
+    def set_dealers(self, dealers: Iterable[Any]) -> None:
+        """The distributor's own dealers as the options (paused ones marked)."""
+        self.partner.choices = _opts(
+            ((d.code, f"{d.name} ({d.code})" + ("" if d.active else " — paused"))
+             for d in dealers), "Pick a dealer")
+
+
+class ReasonForm(ActionForm):
+    reason = StringField("Reason", filters=[_strip],
+                         validators=[DataRequired(message="Give a reason."), Length(max=250)])
+
+
+class PullBackForm(ReasonForm):
+    pass
+
+
+class ReopenForm(ReasonForm):
+    pass
+
+
+class ReassignForm(ActionForm):
+    partner = StringField("Partner code", filters=[_strip],
+                          validators=[DataRequired(message="Enter the partner's code."),
+                                      Length(max=32)],
+                          render_kw={"autocomplete": "off"})
+    reason = StringField("Reason", filters=[_strip],
+                         validators=[DataRequired(message="Give a reason."), Length(max=250)])
+
+
+class RouteForm(ActionForm):
+    pass
+
+
+class ReviewConflictForm(ActionForm):
+    event = HiddenField(validators=[DataRequired()])
+    note = StringField("Review note (optional)", filters=[_strip],
+                       validators=[Optional(), Length(max=500)])
+
+
+ACTION_FORMS: dict[str, type[ActionForm]] = {
+    "accept": AcceptForm,
+    "decline": DeclineForm,
+    "contact": ContactForm,
+    "appointment": AppointmentForm,
+    "quote": QuoteForm,
+    "won": WonForm,
+    "lost": LostForm,
+    "no_interest": NoInterestForm,
+    "note": NoteForm,
+    "forward": ForwardForm,
+    "pull_back": PullBackForm,
+    "reassign": ReassignForm,
+    "reopen": ReopenForm,
+    "route": RouteForm,
+    "review_conflict": ReviewConflictForm,
+}
+ACTION_LABELS: dict[str, str] = {
+    "accept": "Accept",
+    "decline": "Decline",
+    "contact": "Contacted",
+    "appointment": "Appointment",
+    "quote": "Quote",
+    "won": "Won",
+    "lost": "Lost",
+    "no_interest": "No interest",
+    "note": "Add note",
+    "forward": "Forward",
+    "pull_back": "Pull back",
+    "reassign": "Reassign",
+    "reopen": "Re-open",
+    "route": "Route again",
+    "review_conflict": "Mark reviewed",
+}
+
+
+# --- lists (GET: no CSRF, they change nothing) -------------------------------------------------
+
+
+class InboxFilterForm(Form):
+    tab = HiddenField(default="new")
+    q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
+                    render_kw={"placeholder": "Name, company, email, phone, ZIP"})
+    stage = SelectField("Stage", choices=[], validate_choice=False, validators=[Optional()])
+    product_line = SelectField("Product line", choices=[], validate_choice=False,
+                               validators=[Optional()])
+    rank = SelectField("Rank", choices=RANK_CHOICES, validators=[Optional()])
+    age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
+    dealer = SelectField("Dealer", choices=[], validate_choice=False, validators=[Optional()])
+
+    def to_filters(self) -> services.InboxFilters:
+        """The typed filters; a bad value is dropped (and marked) rather than failing."""
+        self.validate()
+        return services.InboxFilters(**{
+            name: ("" if self[name].errors else (self[name].data or ""))
+            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+        })
+
+
+STATUS_CHOICES = [SelectChoice("", "Any status")] + [
+    SelectChoice(s.value, STATUS_LABELS.get(s.value, s.value)) for s in LeadStatus]
+
+
+class SearchForm(Form):
+    q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
+                    render_kw={"placeholder": "Name, company, email, phone, ZIP"})
+    status = SelectField("Status", choices=STATUS_CHOICES, validators=[Optional()])
+    partner = StringField("Partner code", filters=[_strip],
+                          validators=[Optional(), Length(max=32)])
+    region = StringField("Region", filters=[_strip], validators=[Optional(), Length(max=10)],
+                         render_kw={"placeholder": "US-IA"})
+    product_line = SelectField("Product line", choices=[], validate_choice=False,
+                               validators=[Optional()])
+    rank = SelectField("Rank", choices=RANK_CHOICES, validators=[Optional()])
+    campaign = StringField("Campaign code", filters=[_strip],
+                           validators=[Optional(), Length(max=32)])
+    age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
+    overdue = BooleanField("Only overdue outcomes")
+
+    def to_filters(self) -> services.SearchFilters:
+        """The typed filters; a bad value is dropped (and marked) rather than failing."""
+        self.validate()
+        values: dict[str, Any] = {
+            name: ("" if self[name].errors else (self[name].data or ""))
+            for name in ("q", "status", "partner", "region", "product_line", "rank",
+                         "campaign", "age")
+        }
+        return services.SearchFilters(overdue=bool(self.overdue.data), **values)
+
+
+class BulkForm(FlaskForm):
+    """A bulk action on ticked leads; the first post asks to confirm, the second runs it."""
+
+    action = SelectField("With the ticked leads", choices=_opts(
+        services.BULK_ACTIONS.items(), "Pick an action"),
+        validators=[DataRequired(message="Pick an action.")])
+    partner = StringField("Partner code (reassign)", filters=[_strip],
+                          validators=[Optional(), Length(max=32)])
+    reason = StringField("Reason", filters=[_strip], validators=[Optional(), Length(max=250)],
+                         description="Required to reassign or close as duplicate.")
+    confirm = HiddenField()
+    next = HiddenField()
+
+
+# --- partner settings ----------------------------------------------------------------------
+
+
+class InviteForm(FlaskForm):
+    email = EmailField("Email", filters=[_strip], validators=[
+        DataRequired(message="Enter the email address."), Length(max=254),
+        Regexp(EMAIL, message="Enter a valid email address, like name@example.com.")])
+    name = StringField("Name", filters=[_strip], validators=[Optional(), Length(max=120)])
+    partner_admin = BooleanField("Partner administrator",
+                                 description="May invite colleagues and change these settings.")
+
+
+class CapacityForm(FlaskForm):
+    capacity = IntegerField("Most open leads at once", validators=[
+        Optional(), NumberRange(min=0, max=100_000, message="Enter 0 to 100000.")],
+        description="Leave empty for no limit. New offers stop while you are at the limit.",
+        render_kw={"inputmode": "numeric"})
+
+
+class VacationForm(FlaskForm):
+    until = DateField("Back on", validators=[Optional()],
+                      description="Optional: shown to managers with the pause.")
+    reason = StringField("Note (optional)", filters=[_strip],
+                         validators=[Optional(), Length(max=150)])
+
+
+class ResumeForm(FlaskForm):
+    pass
+
+
+class DigestForm(FlaskForm):
+    frequency = SelectField("Email digest", choices=_opts(
+        (f.value, DIGEST_LABELS[f]) for f in DigestFrequency))

@@ -1,0 +1,62 @@
+"""Overdue outcomes: accepted leads with no closed outcome ``OUTCOME_DUE_DAYS`` later.
+
+Kept apart from the workspace services so routing (the compliance gate) can use it
+without importing the pages' code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from portal.models import WORKING_STATUSES, Lead, utcnow
+
+
+def overdue_cutoff(now: datetime | None = None) -> datetime:
+    """Leads accepted before this moment and still open are overdue."""
+    days = float(current_app.config["OUTCOME_DUE_DAYS"])
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def overdue_clause(now: datetime | None = None) -> ColumnElement[bool]:
+    """A WHERE clause: the lead is being worked and its outcome is past due."""
+    cutoff = overdue_cutoff(now)
+    # Written as an OR rather than coalesce() so (status, accepted_at) can serve it;
+    # accepted_at is set on every working lead, offered_at only covers odd old rows.
+    return and_(
+        Lead.status.in_([str(s) for s in WORKING_STATUSES]),
+        or_(Lead.accepted_at < cutoff,
+            and_(Lead.accepted_at.is_(None), Lead.offered_at < cutoff)),
+    )
+
+
+def overdue_counts(session: Session, partner_ids: Iterable[int],
+                   now: datetime | None = None) -> dict[int, int]:
+    """Overdue outcomes per partner, for just these partners, in one grouped query."""
+    ids = sorted(set(partner_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Lead.assigned_partner_id, func.count())
+        .where(Lead.assigned_partner_id.in_(ids), overdue_clause(now))
+        .group_by(Lead.assigned_partner_id)
+    )
+    return {pid: count for pid, count in rows}
+
+
+def gate_limit() -> int | None:
+    """The compliance gate's limit (config ``COMPLIANCE_GATE_MAX_OVERDUE``); None = off."""
+    limit = current_app.config.get("COMPLIANCE_GATE_MAX_OVERDUE")
+    return None if limit is None else int(limit)
+
+
+def gate_reason(overdue: int, limit: int | None) -> str | None:
+    """Why the gate holds back new offers, or None when it does not."""
+    if limit is None or overdue <= limit:
+        return None
+    noun = "outcome" if overdue == 1 else "outcomes"
+    return f"compliance gate: {overdue} overdue {noun} (limit {limit})"

@@ -1,0 +1,787 @@
+"""The workspace's reads and orchestration: inbox tabs, lead search, bulk actions, settings.
+
+Reads build their queries on ``portal.leads.access.visible_to`` so every page, fragment
+and export sees the same leads. Nothing here writes a lead itself: state changes go
+through ``portal.lifecycle`` (directly, or through ``perform_action``) and routing
+through ``portal.routing_service``. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal import lifecycle, routing_service
+from portal.leads.access import visible_to
+from portal.leads.actions import perform_action
+from portal.leads.overdue import gate_limit, gate_reason, overdue_clause, overdue_counts
+from portal.lifecycle import Actor
+from portal.models import (
+    CLOSED_STATUSES,
+    DEFAULT_DIGEST,
+    OPEN_STATUSES,
+    WORKING_STATUSES,
+    Campaign,
+    Competitor,
+    DigestFrequency,
+    DigestPreference,
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    Offer,
+    OfferResponse,
+    Partner,
+    PartnerKind,
+    ProductLine,
+    User,
+    utcnow,
+)
+
+S = LeadStatus
+
+# --- tabs, filters, pages -------------------------------------------------------------------
+
+#: the inbox's tabs in the order a dealer works them
+TABS: dict[str, str] = {
+    "new": "New offers",
+    "contact": "To contact",
+    "open": "Open",
+    "overdue": "Overdue",
+    "closed": "Closed",
+}
+#: a distributor also follows its dealers' leads
+DEALERS_TAB = ("dealers", "Dealers' leads")
+OPEN_STAGES = (S.CONTACTED, S.APPOINTMENT, S.QUOTED)
+CLOSED_STAGES = (S.WON, S.LOST, S.NO_INTEREST)
+#: age filter: value -> (label, newer than N days, or older than N days when negative)
+AGES: dict[str, tuple[str, int]] = {
+    "1": ("Today", 1),
+    "7": ("Last 7 days", 7),
+    "30": ("Last 30 days", 30),
+    "90": ("Last 90 days", 90),
+    "older": ("Older than 90 days", -90),
+}
+#: literature sent to the prospect is recorded by fulfilment as events of these kinds
+LITERATURE_EVENTS = ("literature_sent", "fulfilled")
+#: offline sync flags an outcome on a lead that moved meanwhile as a ``conflict`` event
+CONFLICT_EVENT = "conflict"
+CONFLICT_REVIEWED_EVENT = "conflict_reviewed"
+#: lead searches count at most this many rows: enough for the pager, cheap at a million
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, in the shape the ``pager`` macro reads."""
+
+    items: Sequence[Any]
+    number: int
+    pages: int
+    total: int
+    capped: bool = False  #: the total is "at least"
+
+
+def paginate(session: Session, query: Select[Any], number: int, per_page: int,
+             *, cap: int | None = None) -> Page:
+    """Count (up to ``cap``) and fetch page ``number`` of ``query`` (two queries)."""
+    counted = query.order_by(None)
+    if cap is not None:
+        counted = counted.limit(cap + 1)
+    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
+    capped = cap is not None and total > cap
+    if capped:
+        total = cap  # type: ignore[assignment]
+    pages = max(1, math.ceil(total / per_page))
+    number = min(max(1, number), pages)
+    items = session.scalars(query.limit(per_page).offset((number - 1) * per_page)).all()
+    return Page(items=items, number=number, pages=pages, total=total, capped=capped)
+
+
+@dataclass
+class InboxFilters:
+    """What a partner's inbox shows: one tab, narrowed by the filters."""
+
+    tab: str = "new"
+    stage: str = ""
+    product_line: str = ""
+    rank: str = ""
+    age: str = ""
+    q: str = ""
+    dealer: str = ""  #: distributors: one dealer's code
+
+
+@dataclass
+class SearchFilters:
+    """The managers' lead search."""
+
+    status: str = ""
+    partner: str = ""  #: a partner's code
+    region: str = ""
+    product_line: str = ""
+    rank: str = ""
+    campaign: str = ""
+    age: str = ""
+    overdue: bool = False
+    q: str = ""
+
+
+def _text_search(term: str) -> ColumnElement[bool]:
+    term = term.strip()
+    columns = (Lead.first_name, Lead.last_name, Lead.company, Lead.email, Lead.phone,
+               Lead.postal_code, Lead.city)
+    return or_(*(column.icontains(term, autoescape=True) for column in columns))
+
+
+def _age_clause(age: str, now: datetime) -> ColumnElement[bool] | None:
+    if age not in AGES:
+        return None
+    days = AGES[age][1]
+    if days > 0:
+        return Lead.created_at >= now - timedelta(days=days)
+    return Lead.created_at < now + timedelta(days=days)
+
+
+def _product_line_id(code: str) -> Any:
+    return select(ProductLine.id).where(ProductLine.code == code).scalar_subquery()
+
+
+def _common_filters(query: Select[Any], *, product_line: str, rank: str, age: str, q: str,
+                    now: datetime) -> Select[Any]:
+    if product_line:
+        query = query.where(Lead.product_line_id == _product_line_id(product_line))
+    if rank:
+        query = query.where(Lead.rank == rank)
+    age_clause = _age_clause(age, now)
+    if age_clause is not None:
+        query = query.where(age_clause)
+    if q.strip():
+        query = query.where(_text_search(q))
+    return query
+
+
+def _list_options(query: Select[Any]) -> Select[Any]:
+    return query.options(selectinload(Lead.product_line), selectinload(Lead.assigned_partner))
+
+
+# --- the partner's inbox --------------------------------------------------------------------
+
+
+def tabs_for(partner: Partner) -> dict[str, str]:
+    """The tabs this partner sees (distributors get their dealers' leads too)."""
+    tabs = dict(TABS)
+    if partner.kind == PartnerKind.DISTRIBUTOR:
+        tabs[DEALERS_TAB[0]] = DEALERS_TAB[1]
+    return tabs
+
+
+def _overdue_flag(now: datetime) -> ColumnElement[int]:
+    return case((overdue_clause(now), 1), else_=0)
+
+
+def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None
+                 ) -> dict[str, int]:
+    """How many leads each tab holds, in one grouped query (two for a distributor)."""
+    now = now or utcnow()
+    flag = _overdue_flag(now).label("late")
+    rows = session.execute(
+        select(Lead.status, flag, func.count())
+        .where(Lead.assigned_partner_id == partner.id)
+        .group_by(Lead.status, flag)
+    ).all()
+    counts = dict.fromkeys(tabs_for(partner), 0)
+    for status, late, count in rows:
+        if status == S.OFFERED:
+            counts["new"] += count
+        elif status == S.ACCEPTED:
+            counts["contact"] += count
+        elif status in OPEN_STAGES:
+            counts["open"] += count
+        elif status in CLOSED_STATUSES:
+            counts["closed"] += count
+        if late:
+            counts["overdue"] += count
+    if partner.kind == PartnerKind.DISTRIBUTOR:
+        counts[DEALERS_TAB[0]] = session.scalar(
+            select(func.count()).select_from(Lead)
+            .where(Lead.assigned_partner_id.in_(_dealer_ids(partner)),
+                   Lead.status.in_([str(s) for s in OPEN_STATUSES]))
+        ) or 0
+    return counts
+
+
+def _dealer_ids(partner: Partner) -> Select[Any]:
+    return select(Partner.id).where(Partner.parent_id == partner.id)
+
+
+def inbox_query(partner: Partner, filters: InboxFilters, *, now: datetime | None = None
+                ) -> Select[Any]:
+    """The leads of one inbox tab, in working order (overdue ones pinned first)."""
+    now = now or utcnow()
+    late = _overdue_flag(now)
+    mine = Lead.assigned_partner_id == partner.id
+    query = select(Lead)
+    tab = filters.tab
+    if tab == "new":
+        # The oldest offer expires first: it heads the list.
+        query = query.where(mine, Lead.status == S.OFFERED).order_by(Lead.offered_at, Lead.id)
+    elif tab == "contact":
+        query = query.where(mine, Lead.status == S.ACCEPTED).order_by(
+            late.desc(), Lead.accepted_at, Lead.id)
+    elif tab == "open":
+        stages = [filters.stage] if filters.stage in OPEN_STAGES else list(OPEN_STAGES)
+        stage_order = case({str(s): i for i, s in enumerate(OPEN_STAGES)}, value=Lead.status)
+        query = query.where(mine, Lead.status.in_(stages)).order_by(
+            late.desc(), stage_order.desc(), Lead.accepted_at, Lead.id)
+    elif tab == "overdue":
+        query = query.where(mine, overdue_clause(now)).order_by(Lead.accepted_at, Lead.id)
+        if filters.stage in WORKING_STATUSES:
+            query = query.where(Lead.status == filters.stage)
+    elif tab == "closed":
+        stages = [filters.stage] if filters.stage in CLOSED_STAGES else list(CLOSED_STAGES)
+        query = query.where(mine, Lead.status.in_(stages)).order_by(
+            Lead.closed_at.desc(), Lead.id)
+    elif tab == DEALERS_TAB[0] and partner.kind == PartnerKind.DISTRIBUTOR:
+        dealers = _dealer_ids(partner)
+        if filters.dealer:
+            dealers = dealers.where(Partner.code == filters.dealer)
+        query = query.where(Lead.assigned_partner_id.in_(dealers))
+        if filters.stage:
+            query = query.where(Lead.status == filters.stage)
+        else:
+            query = query.where(Lead.status.in_([str(s) for s in OPEN_STATUSES]))
+        query = query.order_by(late.desc(), Lead.updated_at.desc(), Lead.id)
+    else:
+        query = query.where(literal(False))
+    query = _common_filters(query, product_line=filters.product_line, rank=filters.rank,
+                            age=filters.age, q=filters.q, now=now)
+    return _list_options(query)
+
+
+@dataclass
+class Inbox:
+    """What the inbox page shows."""
+
+    partner: Partner
+    filters: InboxFilters
+    tabs: dict[str, str]
+    counts: dict[str, int]
+    page: Page
+    expires: dict[uuid.UUID, datetime]
+    late: set[uuid.UUID]
+    gate: str | None
+    now: datetime
+
+
+def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: int,
+          per_page: int, now: datetime | None = None) -> Inbox:
+    """One inbox tab: counts, the page of leads, offer deadlines, overdue marks.
+
+    A fixed number of queries whatever the number of leads (the query-count test
+    guards it).
+    """
+    now = now or utcnow()
+    tabs = tabs_for(partner)
+    if filters.tab not in tabs:
+        filters.tab = "new"
+    counts = inbox_counts(session, partner, now=now)
+    result = paginate(session, inbox_query(partner, filters, now=now), page, per_page)
+    ids = [lead.id for lead in result.items]
+    expires: dict[uuid.UUID, datetime] = {}
+    if ids:
+        expires = {
+            lead_id: expires_at for lead_id, expires_at in session.execute(
+                select(Offer.lead_id, Offer.expires_at)
+                .where(Offer.lead_id.in_(ids), Offer.response == OfferResponse.PENDING)
+            ) if expires_at is not None
+        }
+    late = {lead.id for lead in result.items if is_overdue(lead, now)}
+    return Inbox(partner=partner, filters=filters, tabs=tabs, counts=counts, page=result,
+                 expires=expires, late=late, gate=gate_reason(counts["overdue"], gate_limit()),
+                 now=now)
+
+
+def time_left(expires_at: datetime | None, now: datetime) -> str:
+    """"5 h 20 min left", "expired": how long a partner has to accept."""
+    if expires_at is None:
+        return ""
+    seconds = int((expires_at - now).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    hours, minutes = divmod(seconds // 60, 60)
+    if hours >= 48:
+        return f"{hours // 24} days left"
+    if hours:
+        return f"{hours} h {minutes:02d} min left"
+    return f"{max(minutes, 1)} min left"
+
+
+def is_overdue(lead: Lead, now: datetime | None = None) -> bool:
+    """The lead is being worked and its outcome is past due (in Python, for one lead)."""
+    if lead.status not in WORKING_STATUSES:
+        return False
+    started = lead.accepted_at or lead.offered_at
+    days = float(current_app.config["OUTCOME_DUE_DAYS"])
+    return started is not None and started < (now or utcnow()) - timedelta(days=days)
+
+
+def due_on(lead: Lead) -> datetime | None:
+    """When the lead's outcome is due."""
+    started = lead.accepted_at or lead.offered_at
+    if started is None or lead.status not in WORKING_STATUSES:
+        return None
+    return started + timedelta(days=float(current_app.config["OUTCOME_DUE_DAYS"]))
+
+
+def partner_gate(session: Session, partner: Partner) -> str | None:
+    """Why the compliance gate holds back this partner's offers, or None."""
+    limit = gate_limit()
+    if limit is None:
+        return None
+    return gate_reason(overdue_counts(session, [partner.id]).get(partner.id, 0), limit)
+
+
+# --- one lead ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LeadView:
+    """Everything the lead page shows besides the lead's own columns."""
+
+    lead: Lead
+    events: list[LeadEvent]
+    offers: list[Offer]
+    current_offer: Offer | None
+    literature: list[LeadEvent]
+    notes: list[LeadEvent]
+    conflicts: list[LeadEvent]
+    competitors: list[str]
+    dealers: list[Partner]
+    overdue: bool
+    due: datetime | None
+    now: datetime
+    #: what the viewer may do: accept, decline, contact, …
+    actions: list[str] = field(default_factory=list)
+
+
+def available_actions(lead: Lead, user: User) -> list[str]:
+    """The actions the lead page offers ``user`` for ``lead`` now (the lifecycle decides)."""
+    status = lead.status
+    actions: list[str] = []
+    if user.is_staff:
+        if status in OPEN_STATUSES or status in (S.QUALIFIED, S.UNASSIGNED, S.NURTURE):
+            actions.append("reassign")
+        if status in (S.QUALIFIED, S.UNASSIGNED):
+            actions.append("route")
+        if status in CLOSED_STATUSES or status == S.DISQUALIFIED:
+            actions.append("reopen")
+        actions.append("note")
+        return actions
+    holder = lead.assigned_partner_id == user.partner_id and user.partner_id is not None
+    if holder:
+        if status == S.OFFERED:
+            actions += ["accept", "decline"]
+        if status in (S.ACCEPTED, S.CONTACTED):
+            actions.append("contact")
+        if status in (S.ACCEPTED, S.CONTACTED, S.APPOINTMENT):
+            actions.append("appointment")
+        if status in WORKING_STATUSES:
+            actions += ["quote", "won", "lost", "no_interest"]
+        partner = user.partner
+        if (partner is not None and partner.kind == PartnerKind.DISTRIBUTOR
+                and status in (S.OFFERED, S.ACCEPTED)):
+            actions.append("forward")
+        actions.append("note")
+    elif status in OPEN_STATUSES and _is_dealers_lead(lead, user):
+        actions.append("pull_back")
+    return actions
+
+
+def _is_dealers_lead(lead: Lead, user: User) -> bool:
+    dealer = lead.assigned_partner
+    return (dealer is not None and user.partner_id is not None
+            and dealer.parent_id == user.partner_id)
+
+
+def competitor_names(session: Session) -> list[str]:
+    """The manufacturer's active competitor list, for the lost form."""
+    return list(session.scalars(
+        select(Competitor.name).where(Competitor.active.is_(True)).order_by(Competitor.name)))
+
+
+def dealers_of(session: Session, partner_id: int | None, limit: int = 500) -> list[Partner]:
+    """A distributor's own dealers, for the forward form."""
+    if partner_id is None:
+        return []
+    return list(session.scalars(
+        select(Partner).where(Partner.parent_id == partner_id).order_by(Partner.code)
+        .limit(limit)))
+
+
+def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None = None
+              ) -> LeadView:
+    """The lead page's facts: timeline, offers, literature, notes, what may be done."""
+    now = now or utcnow()
+    events = list(session.scalars(
+        select(LeadEvent).where(LeadEvent.lead_id == lead.id)
+        .options(selectinload(LeadEvent.actor), selectinload(LeadEvent.partner))
+        .order_by(LeadEvent.seq)
+    ))
+    offers: list[Offer] = []
+    if user.is_staff:
+        offers = list(session.scalars(
+            select(Offer).where(Offer.lead_id == lead.id)
+            .options(selectinload(Offer.partner), selectinload(Offer.by_user))
+            .order_by(Offer.id)
+        ))
+    actions = available_actions(lead, user)
+    competitors = competitor_names(session) if "lost" in actions else []
+    dealers = dealers_of(session, user.partner_id) if "forward" in actions else []
+    reviewed = {str(e.data.get("conflict")) for e in events
+                if e.kind == CONFLICT_REVIEWED_EVENT}
+    current = lifecycle.current_offer(session, lead) if lead.assigned_partner_id else None
+    return LeadView(
+        lead=lead, events=events, offers=offers, current_offer=current,
+        literature=[e for e in events if e.kind in LITERATURE_EVENTS],
+        notes=[e for e in events if e.kind == "note"],
+        conflicts=[e for e in events
+                   if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],
+        competitors=competitors, dealers=dealers, overdue=is_overdue(lead, now),
+        due=due_on(lead), now=now, actions=actions,
+    )
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+#: page actions that are lifecycle actions with the same name
+LIFECYCLE_ACTIONS = ("accept", "decline", "contact", "appointment", "quote", "won", "lost",
+                     "no_interest", "note", "forward", "reassign", "reopen")
+#: every action the lead page posts
+PAGE_ACTIONS = (*LIFECYCLE_ACTIONS, "pull_back", "route", "review_conflict")
+
+
+@dataclass
+class ActionResult:
+    """What an action did, in words for the person who asked."""
+
+    message: str
+    routing: routing_service.RoutingResult | None = None
+
+
+_DONE = {
+    "accept": "Accepted: the lead is yours. Contact the prospect soon.",
+    "contact": "Contact recorded.",
+    "appointment": "Appointment recorded.",
+    "quote": "Quote recorded.",
+    "won": "Won: well done. The outcome is recorded.",
+    "lost": "Lost: the outcome and reason are recorded.",
+    "no_interest": "No interest: the outcome is recorded.",
+    "note": "Note added.",
+    "reopen": "Lead re-opened.",
+}
+
+
+def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
+               user: User) -> ActionResult:
+    """Carry out one page action for ``user`` through the lifecycle (and routing)."""
+    actor = Actor.of(user, device="web")
+    if action == "pull_back":
+        return pull_back(session, lead, user, reason=str(args.get("reason") or ""))
+    if action == "route":
+        if not user.is_staff:
+            raise lifecycle.NotPermitted("lead not found")
+        routed = routing_service.route_lead(session, lead, actor=actor)
+        return ActionResult(_routed_message(routed), routed)
+    if action == "review_conflict":
+        return review_conflict(session, lead, user, event_id=str(args.get("event") or ""),
+                               note=str(args.get("note") or ""))
+    if action not in LIFECYCLE_ACTIONS:
+        raise lifecycle.InvalidInput(f"Unknown action {action!r}.")
+    if action in ("reassign", "reopen") and not user.is_staff:
+        raise lifecycle.NotPermitted("lead not found")
+    routed = perform_action(session, lead, action, args, actor)
+    session.flush()
+    if action == "decline":
+        return ActionResult("Declined: the lead goes to another partner.", routed)
+    if action == "forward":
+        dealer = lead.assigned_partner
+        return ActionResult(f"Forwarded to {dealer.name if dealer else 'your dealer'}: "
+                            "it has the same time to accept.")
+    if action == "reassign":
+        partner = lead.assigned_partner
+        return ActionResult(f"Reassigned to {partner.code if partner else '?'}.")
+    return ActionResult(_DONE.get(action, "Done."))
+
+
+def _routed_message(routed: routing_service.RoutingResult) -> str:
+    if routed.partner is None:
+        return f"Still unassigned: {routed.summary}"
+    target = routed.forwarded_to or routed.partner
+    return f"Offered to {target.code}. {routed.summary}"
+
+
+def pull_back(session: Session, lead: Lead, user: User, *, reason: str) -> ActionResult:
+    """A distributor takes a lead back from one of its dealers into its own hands.
+
+    Three lifecycle steps, each an event on the timeline: the dealer's offer is withdrawn,
+    the lead is offered to the distributor by hand and accepted by it at once.
+    """
+    partner = user.partner
+    if user.is_staff or partner is None or not _is_dealers_lead(lead, user):
+        raise lifecycle.NotPermitted("lead not found")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise lifecycle.InvalidInput("Say why you take the lead back.",
+                                     {"reason": "A reason is required."})
+    dealer = lead.assigned_partner
+    assert dealer is not None
+    actor = Actor.of(user, device="web")
+    now = utcnow()
+    lifecycle.withdraw(session, lead, actor, reason=f"pulled back by {partner.code}: {reason}",
+                       now=now)
+    # force: the lead was the distributor's before it passed it on, so capacity and a
+    # pause do not stop it coming back.
+    lifecycle.offer(session, lead, partner, actor, method="manual",
+                    reason=f"pulled back from {dealer.code}: {reason}", force=True, now=now)
+    lifecycle.accept(session, lead, actor, now=now)
+    session.flush()
+    return ActionResult(f"Pulled back from {dealer.name}: the lead is yours again.")
+
+
+def review_conflict(session: Session, lead: Lead, user: User, *, event_id: str,
+                    note: str) -> ActionResult:
+    """A manager marks an offline conflict on the lead as reviewed (an audited event)."""
+    if not user.is_staff:
+        raise lifecycle.NotPermitted("lead not found")
+    try:
+        conflict_id = uuid.UUID(event_id)
+    except ValueError:
+        raise lifecycle.InvalidInput("Unknown conflict.") from None
+    conflict = session.scalars(
+        select(LeadEvent).where(LeadEvent.lead_id == lead.id, LeadEvent.id == conflict_id,
+                                LeadEvent.kind == CONFLICT_EVENT)
+    ).first()
+    if conflict is None:
+        raise lifecycle.InvalidInput("Unknown conflict.")
+    lifecycle.record_event(session, lead, CONFLICT_REVIEWED_EVENT, Actor.of(user),
+                           now=utcnow(), data={"conflict": str(conflict.id),
+                                               "note": note.strip()[:2000]})
+    session.flush()
+    return ActionResult("Conflict marked as reviewed.")
+
+
+# --- the managers' search, queue and bulk actions ----------------------------------------------
+
+
+def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Select[Any]:
+    """Leads across all partners matching ``filters``, newest first."""
+    now = now or utcnow()
+    query = select(Lead)
+    if filters.status in {s.value for s in LeadStatus}:
+        query = query.where(Lead.status == filters.status)
+    if filters.partner:
+        query = query.where(Lead.assigned_partner_id == select(Partner.id).where(
+            Partner.code == filters.partner.strip().upper()).scalar_subquery())
+    if filters.region:
+        query = query.where(Lead.region == filters.region.strip().upper())
+    if filters.campaign:
+        query = query.where(Lead.campaign_id == select(Campaign.id).where(
+            Campaign.code == filters.campaign.strip()).scalar_subquery())
+    if filters.overdue:
+        query = query.where(overdue_clause(now))
+    query = _common_filters(query, product_line=filters.product_line, rank=filters.rank,
+                            age=filters.age, q=filters.q, now=now)
+    return _list_options(query.order_by(Lead.created_at.desc(), Lead.id))
+
+
+def search(session: Session, filters: SearchFilters, *, page: int, per_page: int) -> Page:
+    """One page of the managers' lead search (the total is counted up to ``COUNT_CAP``)."""
+    return paginate(session, search_query(filters), page, per_page, cap=COUNT_CAP)
+
+
+def unassigned_queue(session: Session, *, page: int, per_page: int) -> Page:
+    """Leads no partner fits, oldest first, each with its routing explanation."""
+    query = _list_options(
+        select(Lead).where(Lead.status == S.UNASSIGNED).order_by(Lead.created_at, Lead.id))
+    return paginate(session, query, page, per_page, cap=COUNT_CAP)
+
+
+def queue_counts(session: Session) -> dict[str, int]:
+    """The managers' dashboard: unassigned, waiting for routing, overdue outcomes."""
+    unassigned = session.scalar(
+        select(func.count()).select_from(Lead).where(Lead.status == S.UNASSIGNED)) or 0
+    qualified = session.scalar(
+        select(func.count()).select_from(Lead).where(Lead.status == S.QUALIFIED)) or 0
+    late = session.scalar(select(func.count()).select_from(Lead).where(overdue_clause())) or 0
+    return {"unassigned": unassigned, "qualified": qualified, "overdue": late}
+
+
+BULK_ACTIONS: dict[str, str] = {
+    "reassign": "Reassign to a partner",
+    "reroute": "Route again",
+    "duplicate": "Close as duplicate",
+}
+BULK_LIMIT = 200
+
+
+@dataclass
+class BulkPlan:
+    """What a bulk action would do: the leads it applies to and those it skips, and why."""
+
+    action: str
+    apply: list[Lead]
+    skip: list[tuple[Lead, str]]
+    partner: Partner | None = None
+    reason: str = ""
+
+
+def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
+              partner_code: str = "", reason: str = "") -> BulkPlan:
+    """Check a bulk action before it runs: nothing is written here."""
+    if not user.is_staff:
+        raise lifecycle.NotPermitted("lead not found")
+    if action not in BULK_ACTIONS:
+        raise lifecycle.InvalidInput("Pick an action.", {"action": "Pick an action."})
+    lead_ids = []
+    for raw in ids:
+        try:
+            lead_ids.append(uuid.UUID(str(raw)))
+        except ValueError:
+            continue
+    if not lead_ids:
+        raise lifecycle.InvalidInput("Tick the leads to change first.",
+                                     {"ids": "Tick at least one lead."})
+    if len(lead_ids) > BULK_LIMIT:
+        raise lifecycle.InvalidInput(f"At most {BULK_LIMIT} leads at once.",
+                                     {"ids": f"Tick at most {BULK_LIMIT} leads."})
+    reason = " ".join((reason or "").split())
+    partner = None
+    if action == "reassign":
+        code = (partner_code or "").strip().upper()
+        partner = session.scalars(select(Partner).where(Partner.code == code)).first()
+        if partner is None:
+            raise lifecycle.InvalidInput("Name the partner to reassign to.",
+                                         {"partner": "Enter an existing partner's code."})
+    if action in ("reassign", "duplicate") and not reason:
+        raise lifecycle.InvalidInput("Say why.", {"reason": "A reason is required."})
+    leads = list(session.scalars(
+        _list_options(select(Lead).where(Lead.id.in_(lead_ids), visible_to(user))
+                      .order_by(Lead.created_at, Lead.id))
+    ))
+    plan = BulkPlan(action=action, apply=[], skip=[], partner=partner, reason=reason)
+    for lead in leads:
+        problem = _bulk_problem(action, lead, partner)
+        if problem:
+            plan.skip.append((lead, problem))
+        else:
+            plan.apply.append(lead)
+    return plan
+
+
+def _bulk_problem(action: str, lead: Lead, partner: Partner | None) -> str | None:
+    status = lead.status
+    if action == "reassign":
+        if status in CLOSED_STATUSES or status == S.DISQUALIFIED:
+            return f"{lifecycle.a_status(status)} lead cannot be reassigned (re-open it first)"
+        if partner is not None and lead.assigned_partner_id == partner.id:
+            return f"already with {partner.code}"
+    elif action == "reroute":
+        if status not in OPEN_STATUSES and status not in (S.QUALIFIED, S.UNASSIGNED):
+            return f"{lifecycle.a_status(status)} lead is not routed"
+    elif action == "duplicate":
+        if status in CLOSED_STATUSES or status == S.DISQUALIFIED:
+            return f"already closed ({status.replace('_', ' ')})"
+    return None
+
+
+def run_bulk(session: Session, user: User, plan: BulkPlan) -> list[str]:
+    """Carry out a confirmed plan; any failure raises and the caller rolls all of it back."""
+    actor = Actor.of(user, device="web")
+    done: list[str] = []
+    for lead in plan.apply:
+        if plan.action == "reassign":
+            assert plan.partner is not None
+            lifecycle.reassign(session, lead, plan.partner, actor, reason=plan.reason)
+            done.append(f"{lead.name}: reassigned to {plan.partner.code}")
+        elif plan.action == "reroute":
+            if lead.status in OPEN_STATUSES:
+                lifecycle.withdraw(session, lead, actor,
+                                   reason=plan.reason or "routed again by a manager")
+            routed = routing_service.route_lead(session, lead, actor=actor)
+            done.append(f"{lead.name}: {_routed_message(routed)}")
+        else:
+            lifecycle.disqualify(session, lead, actor, reason=f"duplicate: {plan.reason}")
+            done.append(f"{lead.name}: closed as duplicate")
+    session.flush()
+    return done
+
+
+# --- a partner, as managers see it ------------------------------------------------------------
+
+
+@dataclass
+class PartnerOverview:
+    """A partner's load, compliance and people, for the managers' partner page."""
+
+    partner: Partner
+    by_status: dict[str, int]
+    overdue: int
+    gate: str | None
+    users: list[User]
+    dealers: list[Partner]
+
+
+def partner_overview(session: Session, partner: Partner) -> PartnerOverview:
+    """Counts by status, overdue outcomes, users and dealers of one partner."""
+    by_status = dict(session.execute(
+        select(Lead.status, func.count()).where(Lead.assigned_partner_id == partner.id)
+        .group_by(Lead.status)
+    ).all())
+    late = overdue_counts(session, [partner.id]).get(partner.id, 0)
+    users = list(session.scalars(
+        select(User).where(User.partner_id == partner.id).order_by(User.email).limit(200)))
+    dealers = list(session.scalars(
+        select(Partner).where(Partner.parent_id == partner.id).order_by(Partner.code)
+        .limit(200)))
+    return PartnerOverview(partner=partner, by_status=by_status, overdue=late,
+                           gate=gate_reason(late, gate_limit()), users=users, dealers=dealers)
+
+
+# --- partner settings -------------------------------------------------------------------------
+
+
+def digest_frequency(session: Session, user: User) -> str:
+    """How often ``user`` wants the digest (the default when never chosen)."""
+    pref = session.get(DigestPreference, user.id)
+    return pref.frequency if pref else str(DEFAULT_DIGEST)
+
+
+def set_digest_frequency(session: Session, user: User, frequency: str) -> None:
+    """Store ``user``'s digest choice: daily, weekly or off."""
+    if frequency not in {f.value for f in DigestFrequency}:
+        raise lifecycle.InvalidInput("Pick how often.", {"frequency": "Pick how often."})
+    pref = session.get(DigestPreference, user.id)
+    if pref is None:
+        pref = DigestPreference(user_id=user.id)
+        session.add(pref)
+    pref.frequency = frequency
+    pref.updated_at = utcnow()
+    session.flush()
+
+
+def set_capacity(session: Session, partner: Partner, capacity: int | None) -> None:
+    """The most open leads the partner takes at once (None: no limit)."""
+    if capacity is not None and not 0 <= capacity <= 100_000:
+        raise lifecycle.InvalidInput("Capacity is out of range.",
+                                     {"capacity": "Enter 0 to 100000, or leave empty."})
+    partner.capacity = capacity
+    partner.updated_at = utcnow()
+    session.flush()

@@ -1,0 +1,556 @@
+"""The partner workspace (inbox, lead page, actions, settings) and the managers' lead pages.
+
+One URL serves a page and its fragment: htmx requests (``HX-Request``) get the partial
+the page includes, and every response says ``Vary: HX-Request``. Every action is a small
+form: without JavaScript a POST redirects (303) back; with htmx the answer is the
+re-rendered card or lead panel. A lead the user may not see is a 404 everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import MultiDict
+
+from portal import lifecycle
+from portal.auth.views import send_password_link
+from portal.extensions import db
+from portal.filters import STATUS_LABELS
+from portal.leads import forms, services
+from portal.leads.access import visible_lead_or_404, visible_to
+from portal.manage import partners as partner_service
+from portal.manage.services import ManageError, create_user
+from portal.models import Lead, Partner, ProductLine, Role, utcnow
+from portal.web import is_htmx
+
+bp = Blueprint("leads", __name__, url_prefix="/leads")
+
+_ACTIONS = ",".join(services.PAGE_ACTIONS)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Managers' pages: anyone else gets a 404, as for a lead they may not see."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_staff:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _my_partner() -> Partner:
+    """The signed-in partner user's partner (staff have no inbox: 404)."""
+    if current_user.is_staff or current_user.partner is None:
+        abort(404)
+    return current_user.partner  # type: ignore[no-any-return]
+
+
+def _page_arg() -> int:
+    return request.args.get("page", 1, type=int) or 1
+
+
+def _per_page() -> int:
+    return int(current_app.config["PAGE_SIZE"])
+
+
+def _respond(page_template: str, fragment_template: str, status: int = 200,
+             **context: Any) -> Any:
+    """The page, or for htmx just its fragment; caches keep the two apart."""
+    template = fragment_template if is_htmx() else page_template
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def _safe_next(target: str | None, default: str) -> str:
+    # Only back into this area: a crafted "next" must not bounce people elsewhere.
+    if (target and target.startswith("/leads") and "//" not in target and "\\" not in target
+            and not any(ord(char) < 32 for char in target)):
+        return target
+    return default
+
+
+def _product_line_choices() -> list[tuple[str, str]]:
+    rows = db.session.execute(
+        select(ProductLine.code, ProductLine.name).order_by(ProductLine.code))
+    return [(code, f"{code} — {name}") for code, name in rows]
+
+
+# --- the partner's inbox ----------------------------------------------------------------------
+
+
+_TAB_STAGES: dict[str, tuple[str, ...]] = {
+    "open": tuple(services.OPEN_STAGES),
+    "overdue": ("accepted", *services.OPEN_STAGES),
+    "closed": tuple(services.CLOSED_STAGES),
+    "dealers": ("offered", "accepted", *services.OPEN_STAGES, *services.CLOSED_STAGES),
+}
+
+
+def _inbox_form(partner: Partner) -> forms.InboxFilterForm:
+    form = forms.InboxFilterForm(request.args)
+    tab = form.tab.data or "new"
+    form.stage.choices = forms._opts(
+        ((s, STATUS_LABELS.get(s, s)) for s in _TAB_STAGES.get(tab, ())), "Any stage")
+    form.product_line.choices = forms._opts(_product_line_choices(), "Any product line")
+    if partner.is_distributor:
+        dealers = db.session.execute(
+            select(Partner.code, Partner.name).where(Partner.parent_id == partner.id)
+            .order_by(Partner.code).limit(500))
+        form.dealer.choices = forms._opts(((c, f"{n} ({c})") for c, n in dealers),
+                                          "All dealers")
+    return form
+
+
+@bp.get("/")
+@login_required
+def inbox():  # type: ignore[no-untyped-def]
+    """A partner's leads by tab: new offers, to contact, open, overdue, closed (+ dealers)."""
+    if current_user.is_staff:
+        return redirect(url_for("leads.search"))
+    partner = _my_partner()
+    form = _inbox_form(partner)
+    data = services.inbox(db.session, partner, form.to_filters(), page=_page_arg(),
+                          per_page=_per_page())
+    return _respond("leads/inbox.html", "partials/leads/_list.html", inbox=data, form=form,
+                    card_forms=_card_forms)
+
+
+def _card_forms(lead: Lead) -> dict[str, forms.ActionForm]:
+    """The quick actions an inbox row offers (accept and decline for a new offer)."""
+    if lead.status != "offered" or lead.assigned_partner_id != current_user.partner_id:
+        return {}
+    suffix = lead.id.hex[:12]
+    # After an action the card is re-rendered by the POST: keep pointing back to the list.
+    back = request.form.get("next", "") if request.method == "POST" else request.full_path
+    made = {}
+    for action in ("accept", "decline"):
+        form = forms.ACTION_FORMS[action](formdata=None, view="card", next=back)
+        made[action] = forms.unique_ids(form, f"{action}-{suffix}")
+    return made  # type: ignore[return-value]
+
+
+# --- one lead ------------------------------------------------------------------------------------
+
+
+def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | None = None
+                ) -> dict[str, forms.ActionForm]:
+    """A fresh form for each action the viewer may take (the failed one keeps its input)."""
+    made: dict[str, forms.ActionForm] = {}
+    for action in view.actions:
+        if failed is not None and failed[0] == action:
+            made[action] = failed[1]
+            continue
+        form = forms.ACTION_FORMS[action](formdata=None, view="page")
+        made[action] = form
+    for action, form in made.items():
+        if isinstance(form, forms.LostForm):
+            form.set_competitors(view.competitors)
+        elif isinstance(form, forms.ForwardForm):
+            form.set_dealers(view.dealers)
+        forms.unique_ids(form, f"{action}-page")
+    return made
+
+
+def _conflict_forms(view: services.LeadView) -> dict[str, forms.ActionForm]:
+    if not current_user.is_staff:
+        return {}
+    made = {}
+    for event in view.conflicts:
+        form = forms.ReviewConflictForm(formdata=None, view="page", event=str(event.id))
+        made[str(event.id)] = forms.unique_ids(form, f"conflict-{event.id.hex[:12]}")
+    return made  # type: ignore[return-value]
+
+
+def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
+                 failed: tuple[str, forms.ActionForm] | None = None) -> Any:
+    view = services.lead_view(db.session, lead, current_user)
+    return _respond("leads/detail.html", "partials/leads/_detail.html", status,
+                    view=view, lead=lead, action_forms=_lead_forms(view, failed),
+                    conflict_forms=_conflict_forms(view), message=message,
+                    open_action=failed[0] if failed else "",
+                    labels=forms.ACTION_LABELS)
+
+
+@bp.get("/<uuid:lead_id>")
+@login_required
+def lead(lead_id: Any):  # type: ignore[no-untyped-def]
+    """One lead: prospect, inquiry, rank and why, literature, timeline, notes, actions."""
+    found = visible_lead_or_404(db.session, current_user, lead_id)
+    return _render_lead(found)
+
+
+def _still_visible(lead_id: Any) -> Lead | None:
+    return db.session.scalars(
+        select(Lead).where(Lead.id == lead_id, visible_to(current_user))
+        .options(selectinload(Lead.product_line), selectinload(Lead.assigned_partner))
+    ).first()
+
+
+def _render_card(lead: Lead, *, message: str = "", status: int = 200,
+                 failed: tuple[str, forms.ActionForm] | None = None) -> Any:
+    current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
+    card_forms = _card_forms(lead)
+    if failed is not None:
+        card_forms[failed[0]] = forms.unique_ids(failed[1], f"{failed[0]}-{lead.id.hex[:12]}")
+    response = make_response(render_template(
+        "partials/leads/_card.html", lead=lead, now=utcnow(),
+        expires_at=current.expires_at if current else None,
+        late=services.is_overdue(lead), forms=card_forms, message=message,
+        open_action=failed[0] if failed else "", show_partner=False), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.post(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")
+@login_required
+def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
+    """Apply one action to a lead through the lifecycle; 303 back, or the fragment for htmx."""
+    found = visible_lead_or_404(db.session, current_user, lead_id)
+    form = forms.ACTION_FORMS[action]()
+    if isinstance(form, forms.LostForm):
+        form.set_competitors(services.competitor_names(db.session))
+    elif isinstance(form, forms.ForwardForm):
+        form.set_dealers(services.dealers_of(db.session, current_user.partner_id))
+    view_kind = "card" if form.view.data == "card" else "page"
+    problem = ""
+    status = 422
+    if form.validate_on_submit():
+        try:
+            result = services.run_action(db.session, found, action, form.args(), current_user)
+        except lifecycle.NotPermitted:
+            abort(404)
+        except lifecycle.InvalidTransition as error:
+            problem, status = error.message, 409
+        except lifecycle.LifecycleError as error:
+            problem = error.message
+            for name, text in error.fields.items():
+                target = name if name in form._fields else None
+                if name == "competitor" and "competitor" in form._fields:
+                    target = "competitor"
+                if target:
+                    form[target].errors = [*form[target].errors, text]
+        else:
+            return _after_action(found, view_kind, form, result.message)
+    elif getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
+        problem = "The form expired. Please try again."
+    else:
+        problem = "Please correct the fields marked below."
+    # Nothing of a refused action may stay: its partial writes are undone here because
+    # an htmx answer is a 200 (htmx swaps no 4xx), which the request boundary commits.
+    db.session.rollback()
+    found = visible_lead_or_404(db.session, current_user, lead_id)
+    if is_htmx():
+        status = 200
+    if view_kind == "card":
+        return _render_card(found, message=problem, status=status, failed=(action, form))
+    return _render_lead(found, status=status, message=problem, failed=(action, form))
+
+
+def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: str) -> Any:
+    lead_id = lead.id
+    visible = _still_visible(lead_id)
+    if is_htmx():
+        if visible is None:
+            response = make_response(render_template(
+                "partials/leads/_gone.html", message=message, view_kind=view_kind))
+            response.vary.add("HX-Request")
+            return response
+        if view_kind == "card":
+            return _render_card(visible, message=message)
+        return _render_lead(visible, message=message)
+    flash(message, "success")
+    default = (url_for("leads.lead", lead_id=lead_id) if visible is not None and
+               view_kind == "page" else url_for("leads.inbox"))
+    target = _safe_next(form.next.data, default)
+    if visible is None and target.startswith(url_for("leads.lead", lead_id=lead_id)):
+        target = url_for("leads.inbox")
+    return redirect(target, 303)
+
+
+# --- the managers' pages -----------------------------------------------------------------------
+
+
+def _search_form(args: MultiDict[str, str]) -> forms.SearchForm:
+    form = forms.SearchForm(args)
+    form.product_line.choices = forms._opts(_product_line_choices(), "Any product line")
+    return form
+
+
+def _results(form: forms.SearchForm, *, bulk: forms.BulkForm | None = None,
+             message: str = "", page: int | None = None) -> dict[str, Any]:
+    results = services.search(db.session, form.to_filters(),
+                              page=page or _page_arg(), per_page=_per_page())
+    return {"page": results, "form": form, "bulk": bulk or forms.BulkForm(formdata=None),
+            "message": message, "next_url": request.full_path if request.method == "GET"
+            else None}
+
+
+@bp.get("/search")
+@staff_only
+def search():  # type: ignore[no-untyped-def]
+    """Leads across all partners by status, partner, region, line, rank, campaign, age."""
+    form = _search_form(request.args)
+    return _respond("leads/search.html", "partials/leads/_results.html",
+                    **_results(form))
+
+
+@bp.get("/queue")
+@staff_only
+def queue():  # type: ignore[no-untyped-def]
+    """Leads no partner fits, oldest first, each with why; route again or reassign."""
+    results = services.unassigned_queue(db.session, page=_page_arg(), per_page=_per_page())
+    route_forms = {
+        lead.id: forms.unique_ids(
+            forms.RouteForm(formdata=None, view="card", next=request.full_path),
+            f"route-{lead.id.hex[:12]}")
+        for lead in results.items
+    }
+    return _respond("leads/queue.html", "partials/leads/_queue.html", page=results,
+                    route_forms=route_forms)
+
+
+@bp.post("/bulk")
+@staff_only
+def bulk():  # type: ignore[no-untyped-def]
+    """Bulk reassign, route again or close as duplicate: review first, then confirm."""
+    form = forms.BulkForm()
+    back = _safe_next(form.next.data, url_for("leads.search"))
+    query = MultiDict(parse_qsl(urlsplit(back).query))
+    search_form = _search_form(query)
+    ids = request.form.getlist("ids")
+    if not form.validate_on_submit():
+        return _bulk_results(search_form, form, "Please correct the fields marked below.",
+                             query, status=422)
+    try:
+        plan = services.plan_bulk(db.session, current_user, form.action.data or "", ids,
+                                  partner_code=form.partner.data or "",
+                                  reason=form.reason.data or "")
+    except lifecycle.LifecycleError as error:
+        for name, text in error.fields.items():
+            if name in form._fields:
+                form[name].errors = [*form[name].errors, text]
+        return _bulk_results(search_form, form, error.message, query, status=422)
+    if form.confirm.data != "yes" or not plan.apply:
+        return _respond("leads/bulk_confirm.html", "partials/leads/_bulk_confirm.html",
+                        plan=plan, form=form, back=back,
+                        label=services.BULK_ACTIONS[plan.action])
+    try:
+        done = services.run_bulk(db.session, current_user, plan)
+    except lifecycle.LifecycleError as error:
+        db.session.rollback()
+        return _bulk_results(search_form, form, f"Nothing was changed: {error.message}",
+                             query, status=409)
+    message = f"{len(done)} leads changed."
+    if plan.skip:
+        message += f" {len(plan.skip)} skipped."
+    if is_htmx():
+        db.session.flush()
+        context = _results(search_form, message=message,
+                           page=int(query.get("page", 1) or 1))
+        context["next_url"] = back
+        return _respond("leads/search.html", "partials/leads/_results.html", **context)
+    flash(message, "success")
+    return redirect(back, 303)
+
+
+def _bulk_results(search_form: forms.SearchForm, bulk_form: forms.BulkForm, message: str,
+                  query: MultiDict[str, str], *, status: int) -> Any:
+    db.session.rollback()
+    context = _results(search_form, bulk=bulk_form, message=message,
+                       page=int(query.get("page", 1) or 1))
+    context["next_url"] = bulk_form.next.data
+    # htmx swaps no 4xx: it gets the form with its errors as a 200.
+    return _respond("leads/search.html", "partials/leads/_results.html",
+                    200 if is_htmx() else status, **context)
+
+
+@bp.get("/partners/<code>")
+@staff_only
+def partner(code: str):  # type: ignore[no-untyped-def]
+    """One partner as managers follow it: its leads, load vs capacity, users, territories."""
+    found = partner_service.partner_by_code(db.session, code)
+    if found is None:
+        abort(404)
+    overview = services.partner_overview(db.session, found)
+    args = MultiDict(request.args)
+    args["partner"] = found.code
+    form = _search_form(args)
+    return _respond("leads/partner.html", "partials/leads/_results.html",
+                    overview=overview, **_results(form))
+
+
+# --- partner settings ------------------------------------------------------------------------
+
+
+def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
+    digest = forms.DigestForm(formdata=None,
+                              frequency=services.digest_frequency(db.session, current_user))
+    context: dict[str, Any] = {
+        "partner": partner,
+        "users": partner_service.partner_users(db.session, partner),
+        "gate": services.partner_gate(db.session, partner),
+        "invite_form": forms.InviteForm(formdata=None),
+        "capacity_form": forms.CapacityForm(formdata=None, capacity=partner.capacity),
+        "vacation_form": forms.VacationForm(formdata=None),
+        "resume_form": forms.ResumeForm(formdata=None),
+        "digest_form": digest,
+    }
+    context.update(forms_given)
+    return context
+
+
+def _settings_admin() -> Partner:
+    partner = _my_partner()
+    if not current_user.partner_admin:
+        abort(403)
+    return partner
+
+
+@bp.get("/settings")
+@login_required
+def settings():  # type: ignore[no-untyped-def]
+    """The partner's users, capacity, vacation pause and the user's digest choice."""
+    return render_template("leads/settings.html", **_settings_context(_my_partner()))
+
+
+def _settings_done(message: str) -> Any:
+    flash(message, "success")
+    return redirect(url_for("leads.settings"), 303)
+
+
+def _settings_error(partner: Partner, **given: Any) -> Any:
+    db.session.rollback()
+    return render_template("leads/settings.html", **_settings_context(partner, **given)), 422
+
+
+@bp.post("/settings/invite")
+@login_required
+def settings_invite():  # type: ignore[no-untyped-def]
+    """A partner administrator invites a colleague (an email with a link to set a password)."""
+    partner = _settings_admin()
+    form = forms.InviteForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(db.session, email=form.email.data or "",
+                               name=form.name.data or "", role=Role.PARTNER,
+                               partner_code=partner.code,
+                               partner_admin=bool(form.partner_admin.data))
+        except ManageError as error:
+            for name, text in error.fields.items():
+                if name in form._fields:
+                    form[name].errors = [*form[name].errors, text]
+        else:
+            send_password_link(user, "invite")
+            return _settings_done(f"Invitation sent to {user.email}.")
+    return _settings_error(partner, invite_form=form)
+
+
+@bp.post("/settings/capacity")
+@login_required
+def settings_capacity():  # type: ignore[no-untyped-def]
+    """A partner administrator sets how many open leads the partner takes at once."""
+    partner = _settings_admin()
+    form = forms.CapacityForm()
+    if form.validate_on_submit():
+        services.set_capacity(db.session, partner, form.capacity.data)
+        limit = "no limit" if form.capacity.data is None else f"{form.capacity.data} open leads"
+        return _settings_done(f"Capacity saved: {limit}.")
+    return _settings_error(partner, capacity_form=form)
+
+
+@bp.post("/settings/vacation")
+@login_required
+def settings_vacation():  # type: ignore[no-untyped-def]
+    """Pause new offers for a vacation; the partner keeps the leads it has."""
+    partner = _settings_admin()
+    form = forms.VacationForm()
+    if form.validate_on_submit():
+        reason = "vacation"
+        if form.until.data:
+            reason += f" until {form.until.data.isoformat()}"
+        if form.reason.data:
+            reason += f": {form.reason.data}"
+        partner_service.pause_partner(db.session, partner, reason)
+        return _settings_done("Paused: you get no new offers until you resume.")
+    return _settings_error(partner, vacation_form=form)
+
+
+@bp.post("/settings/resume")
+@login_required
+def settings_resume():  # type: ignore[no-untyped-def]
+    """End the vacation pause: new offers may come again."""
+    partner = _settings_admin()
+    if not forms.ResumeForm().validate_on_submit():
+        abort(400)
+    partner_service.resume_partner(db.session, partner)
+    return _settings_done("Welcome back: new offers may come again.")
+
+
+@bp.post("/settings/digest")
+@login_required
+def settings_digest():  # type: ignore[no-untyped-def]
+    """Each user picks how often the digest email comes."""
+    partner = _my_partner()
+    form = forms.DigestForm()
+    if form.validate_on_submit():
+        services.set_digest_frequency(db.session, current_user, form.frequency.data or "")
+        return _settings_done("Digest preference saved.")
+    return _settings_error(partner, digest_form=form)
+
+
+# --- the dashboard's numbers ---------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def workspace_counts() -> dict[str, Any]:
+    """For the dashboard: a partner's tab counts and gate, or the managers' queue counts."""
+    if not current_user.is_authenticated:
+        return {}
+    if current_user.is_staff:
+        return {"queue": services.queue_counts(db.session)}
+    partner = current_user.partner
+    if partner is None:
+        return {}
+    counts = services.inbox_counts(db.session, partner)
+    return {"tabs": services.tabs_for(partner), "counts": counts,
+            "gate": services.gate_reason(counts["overdue"], services.gate_limit())}
+
+
+@bp.app_template_global("time_left")
+def time_left(expires_at: Any, now: Any = None) -> str:
+    """How long is left to accept an offer, in words."""
+    return services.time_left(expires_at, now or utcnow())
+
+
+@bp.app_template_filter("money_text")
+def money_text(value: Any) -> str:
+    """An amount stored as text in an event ("12500.00") shown as money."""
+    try:
+        return f"${Decimal(str(value)):,.2f}"
+    except (InvalidOperation, ValueError):
+        return str(value)

@@ -1,0 +1,243 @@
+"""Channel managers: lead search, the unassigned queue, routing history, reassign, bulk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from portal import lifecycle, routing_service
+from portal.lifecycle import Actor
+from portal.models import Campaign, LeadEvent, utcnow
+
+HTMX = {"HX-Request": "true"}
+
+
+def _text(response):
+    return response.get_data(as_text=True)
+
+
+def _routed(session, make_lead, **fields):
+    lead = make_lead(**fields)
+    routing_service.route_lead(session, lead)
+    session.commit()  # requests share the session; a GET rolls back what is not committed
+    return lead
+
+
+@pytest.fixture
+def manager(auth):
+    return auth.login("manager")
+
+
+@pytest.fixture
+def partners(make_partner):
+    return (make_partner("IA1", territories=["region:US-IA"]),
+            make_partner("IL1", territories=["region:US-IL"], region="US-IL"))
+
+
+def test_search_filters_by_status_partner_region_line_rank_campaign_age_overdue(
+        client, session, manager, partners, make_lead, make_partner, make_user):
+    ia, il = partners
+    make_partner("MW1", territories=["region:US-IA"], product_lines=["MWR"])
+    campaign = Campaign(code="SPRING", name="Spring show")
+    session.add(campaign)
+    session.flush()
+    iowa = _routed(session, make_lead, last_name="Iowa", region="US-IA", rank="hot",
+                   campaign=campaign)
+    illinois = _routed(session, make_lead, last_name="Illinois", region="US-IL",
+                       postal_code="60601", rank="cold")
+    mower = _routed(session, make_lead, last_name="Mower", region="US-IA", product_line="MWR",
+                    rank="warm")
+    old = _routed(session, make_lead, last_name="Old", region="US-IA", rank="warm")
+    old.created_at = utcnow() - timedelta(days=200)
+    lifecycle.accept(session, old, Actor.of(make_user("partner", partner=ia)))
+    old.accepted_at = utcnow() - timedelta(days=100)
+    session.commit()
+
+    def names(query):
+        page = _text(client.get(f"/leads/search?{query}"))
+        return {n for n in ("Iowa", "Illinois", "Mower", "Old") if f"Pat {n}<" in page}
+
+    assert names("") == {"Iowa", "Illinois", "Mower", "Old"}
+    assert names("status=accepted") == {"Old"}
+    assert names("partner=IL1") == {"Illinois"}
+    assert names("region=US-IL") == {"Illinois"}
+    assert names("product_line=MWR") == {"Mower"}
+    assert names("rank=cold") == {"Illinois"}
+    assert names("campaign=SPRING") == {"Iowa"}
+    assert names("age=older") == {"Old"}
+    assert names("age=7") == {"Iowa", "Illinois", "Mower"}
+    assert names("overdue=y") == {"Old"}
+    assert names(f"q={illinois.email}") == {"Illinois"}
+    assert iowa.assigned_partner_id == ia.id and mower.assigned_partner.code == "MW1"
+
+    fragment = client.get("/leads/search?rank=cold", headers=HTMX)
+    assert "<html" not in _text(fragment) and 'id="lead-results"' in _text(fragment)
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_unassigned_queue_shows_why_and_routes_again(
+        client, session, manager, make_lead, make_partner):
+    lead = _routed(session, make_lead, last_name="Nowhere", postal_code="99501",
+                   region="US-AK")
+    assert lead.status == "unassigned"
+    page = _text(client.get("/leads/queue"))
+    assert "Pat Nowhere" in page and lead.routing["summary"] in page
+    assert 'hx-post="/leads/' in page and "Route again" in page
+
+    # A manager adds a partner for Alaska, then routes the lead again from the queue.
+    make_partner("AK1", territories=["region:US-AK"], region="US-AK")
+    session.commit()
+    response = client.post(f"/leads/{lead.id}/route", data={"view": "card"}, headers=HTMX)
+    assert response.status_code == 200
+    body = _text(response)
+    assert "<html" not in body and "Offered to AK1" in body
+    session.refresh(lead)
+    assert lead.status == "offered" and lead.assigned_partner.code == "AK1"
+    assert "Pat Nowhere" not in _text(client.get("/leads/queue"))
+
+
+def test_lead_page_shows_routing_history_with_the_explanation(
+        client, session, manager, partners, make_lead, make_user):
+    ia, il = partners
+    lead = _routed(session, make_lead, region="US-IA")
+    lifecycle.decline(session, lead, Actor.of(make_user("partner", partner=ia)),
+                      reason="no_capacity")
+    routing_service.route_lead(session, lead)
+    session.commit()
+
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "Routing history" in page
+    assert "IA1" in page and "by rule" in page and "Declined" in page
+    assert "No capacity right now" in page
+    assert "Partners considered" in page and "Kept" in page
+    assert lead.routing["summary"] in page
+
+
+def test_reassign_by_hand_needs_a_reason(client, session, manager, partners, make_lead):
+    ia, il = partners
+    lead = _routed(session, make_lead, region="US-IA")
+    refused = client.post(f"/leads/{lead.id}/reassign", data={"partner": "IL1"})
+    assert refused.status_code == 422 and "Give a reason." in _text(refused)
+    unknown = client.post(f"/leads/{lead.id}/reassign",
+                          data={"partner": "NOPE", "reason": "x"})
+    assert unknown.status_code == 422 and "Unknown partner." in _text(unknown)
+
+    response = client.post(f"/leads/{lead.id}/reassign",
+                           data={"partner": "IL1", "reason": "customer asked for Illinois"})
+    assert response.status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_partner_id == il.id and lead.status == "offered"
+    offer = lifecycle.current_offer(session, lead)
+    assert offer.method == "manual" and offer.reason == "customer asked for Illinois"
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "by hand" in page and "customer asked for Illinois" in page
+
+
+def test_bulk_actions_ask_for_confirmation_then_apply(
+        client, session, manager, partners, make_lead):
+    ia, il = partners
+    first = _routed(session, make_lead, last_name="One", region="US-IA")
+    second = _routed(session, make_lead, last_name="Two", region="US-IA")
+    closed = _routed(session, make_lead, last_name="Three", region="US-IA")
+    lifecycle.disqualify(session, closed, Actor.system("test"), reason="spam")
+    session.commit()
+    ids = [str(first.id), str(second.id), str(closed.id)]
+
+    search = _text(client.get("/leads/search?region=US-IA"))
+    assert 'name="ids"' in search and "Review" in search
+
+    missing = client.post("/leads/bulk", data={"action": "reassign", "ids": ids,
+                                               "partner": "IL1"})
+    assert missing.status_code == 422 and "A reason is required." in _text(missing)
+
+    review = client.post("/leads/bulk", data={
+        "action": "reassign", "ids": ids, "partner": "IL1", "reason": "territory swap",
+        "next": "/leads/search?region=US-IA"})
+    assert review.status_code == 200
+    page = _text(review)
+    assert "Confirm: change 2 leads" in page and "Skipped" in page and "Pat Three" in page
+    session.refresh(first)
+    assert first.assigned_partner_id == ia.id  # nothing changed before confirming
+
+    done = client.post("/leads/bulk", data={
+        "action": "reassign", "ids": ids, "partner": "IL1", "reason": "territory swap",
+        "confirm": "yes", "next": "/leads/search?region=US-IA"})
+    assert done.status_code == 303
+    assert done.headers["Location"] == "/leads/search?region=US-IA"
+    assert "2 leads changed. 1 skipped." in _text(client.get(done.headers["Location"]))
+    for lead in (first, second):
+        session.refresh(lead)
+        assert lead.assigned_partner_id == il.id
+
+
+def test_bulk_close_as_duplicate_and_reroute_by_htmx(
+        client, session, manager, partners, make_lead, make_user):
+    ia, il = partners
+    dup = _routed(session, make_lead, last_name="Dup", region="US-IA")
+    again = _routed(session, make_lead, last_name="Again", region="US-IA")
+
+    response = client.post("/leads/bulk", headers=HTMX, data={
+        "action": "duplicate", "ids": [str(dup.id)], "reason": "same farm as #12",
+        "confirm": "yes", "next": "/leads/search?region=US-IA"})
+    assert response.status_code == 200
+    body = _text(response)
+    assert "<html" not in body and "1 leads changed." in body
+    session.refresh(dup)
+    assert dup.status == "disqualified" and "duplicate" in dup.qualification_reason
+    session.refresh(ia)
+    assert ia.open_leads == 1
+
+    # Route again, once a partner covers the area: the queued lead is offered.
+    lifecycle.decline(session, again, Actor.of(make_user("partner", partner=ia)),
+                      reason="other")
+    routing_service.route_lead(session, again)  # nobody else fits Iowa: unassigned
+    session.commit()
+    assert again.status == "unassigned"
+    il_iowa = il
+    il_iowa.territories[0].value = "US-IA"
+    il_iowa.updated_at = utcnow()
+    session.commit()
+    response = client.post("/leads/bulk", data={
+        "action": "reroute", "ids": [str(again.id)], "confirm": "yes",
+        "next": "/leads/queue"})
+    assert response.status_code == 303
+    session.refresh(again)
+    assert again.status == "offered" and again.assigned_partner_id == il.id
+
+
+def test_partner_page_shows_leads_load_users_territories(
+        client, session, manager, partners, make_lead, make_user):
+    ia, _il = partners
+    ia.capacity = 10
+    make_user("partner", partner=ia, email="boss@ia1.test", partner_admin=True)
+    _routed(session, make_lead, last_name="Load", region="US-IA")
+    page = _text(client.get("/leads/partners/IA1"))
+    assert "1</strong> of 10" in page
+    assert "boss@ia1.test" in page and "region:US-IA" in page
+    assert "Pat Load" in page
+    assert client.get("/leads/partners/NOPE").status_code == 404
+
+
+def test_conflicts_are_listed_and_marked_reviewed(client, session, manager, partners,
+                                                  make_lead):
+    lead = _routed(session, make_lead, region="US-IA")
+    lifecycle.record_event(session, lead, "conflict", Actor.system("sync:abc"), now=utcnow(),
+                           data={"reason": "won recorded offline after reassignment"})
+    session.commit()
+    conflict = session.scalars(select(LeadEvent).where(LeadEvent.kind == "conflict")).one()
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "Conflicts to review" in page and "won recorded offline" in page
+
+    response = client.post(f"/leads/{lead.id}/review_conflict",
+                           data={"event": str(conflict.id), "note": "checked with dealer"})
+    assert response.status_code == 303
+    assert "Conflicts to review" not in _text(client.get(f"/leads/{lead.id}"))
+
+
+def test_manager_dashboard_counts_link_to_the_queue(client, session, manager, make_lead):
+    _routed(session, make_lead, postal_code="99501", region="US-AK")
+    page = _text(client.get("/"))
+    assert 'href="/leads/queue"><span class="num">1</span><span class="label">Unassigned' in page
+

@@ -1,0 +1,529 @@
+"""The partner workspace: inbox tabs, lead page, every action by plain POST and by htmx."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from portal import lifecycle, routing_service
+from portal.lifecycle import Actor
+from portal.models import (
+    Competitor,
+    DigestPreference,
+    LeadEvent,
+    Offer,
+    User,
+    utcnow,
+)
+
+HTMX = {"HX-Request": "true"}
+
+
+def _route(session, lead):
+    result = routing_service.route_lead(session, lead)
+    # Requests share the test's session and a GET rolls back what is not committed.
+    session.commit()
+    return result
+
+
+def _offered(session, make_lead, partner, **fields):
+    lead = make_lead(postal_code=fields.pop("postal_code", "50401"), **fields)
+    _route(session, lead)
+    assert lead.assigned_partner_id == partner.id
+    return lead
+
+
+def _accepted(session, make_lead, partner, user, **fields):
+    lead = _offered(session, make_lead, partner, **fields)
+    lifecycle.accept(session, lead, Actor.of(user))
+    session.commit()
+    return lead
+
+
+def _make_overdue(session, lead, days=50):
+    # The outcome clock started long ago: as if accepted ``days`` days back.
+    lead.accepted_at = utcnow() - timedelta(days=days)
+    session.commit()
+
+
+@pytest.fixture
+def dealer(make_partner):
+    return make_partner("D1", name="Prairie Tractors", territories=["zip:50401"])
+
+
+@pytest.fixture
+def dealer_user(auth, dealer):
+    return auth.login("partner", partner=dealer)
+
+
+def _text(response):
+    return response.get_data(as_text=True)
+
+
+# --- inbox ----------------------------------------------------------------------------------
+
+
+def test_inbox_tabs_show_counts_and_new_offers_with_time_left(
+        client, session, dealer, dealer_user, make_lead):
+    first = _offered(session, make_lead, dealer, first_name="Ann", last_name="Offered")
+    _accepted(session, make_lead, dealer, dealer_user, first_name="Bob",
+              last_name="Accepted")
+    late = _accepted(session, make_lead, dealer, dealer_user, first_name="Cy",
+                     last_name="Late")
+    lifecycle.advance(session, late, "contacted", Actor.of(dealer_user),
+                      data={"channel": "phone"})
+    _make_overdue(session, late)
+
+    response = client.get("/leads/")
+    assert response.status_code == 200
+    page = _text(response)
+    assert "HX-Request" in response.headers["Vary"]
+    counts = dict(re.findall(r'class="tab tab-(\w+)[^"]*"[^>]*>[^<]*<span class="count"[^>]*>(\d+)',
+                             page))
+    assert counts == {"new": "1", "contact": "1", "open": "1", "overdue": "1", "closed": "0"}
+    assert "Ann Offered" in page and "Bob Accepted" not in page
+    assert "Accept within:" in page and "left" in page
+    # Overdue leads are pointed out on every tab.
+    assert "1 lead needs an outcome" in page
+    assert first.id.hex in page
+
+    contact = _text(client.get("/leads/?tab=contact"))
+    assert "Bob Accepted" in contact and "Ann Offered" not in contact
+
+
+def test_overdue_leads_are_pinned_first_and_marked(
+        client, session, dealer, dealer_user, make_lead):
+    fresh = _accepted(session, make_lead, dealer, dealer_user, last_name="Fresh")
+    old = _accepted(session, make_lead, dealer, dealer_user, last_name="Stale")
+    for lead in (fresh, old):
+        lifecycle.advance(session, lead, "contacted", Actor.of(dealer_user))
+    _make_overdue(session, old)
+    # Make the fresh one accepted earlier than nothing else would pin it.
+    fresh.accepted_at = utcnow() - timedelta(days=2)
+    session.commit()
+
+    page = _text(client.get("/leads/?tab=open"))
+    assert page.index("Pat Stale") < page.index("Pat Fresh")
+    card = page[page.index("Pat Stale") - 600:page.index("Pat Stale")]
+    assert "is-late" in card
+    assert "Overdue: report the outcome" in page
+
+    overdue = _text(client.get("/leads/?tab=overdue"))
+    assert "Pat Stale" in overdue and "Pat Fresh" not in overdue
+
+
+def test_inbox_filters_search_and_htmx_fragment(
+        client, session, dealer, dealer_user, make_lead, make_partner):
+    make_partner("OTHERLINE", territories=["zip:50401"], product_lines=["MWR"])
+    _offered(session, make_lead, dealer, first_name="Hot", last_name="Tractor", rank="hot")
+    _offered(session, make_lead, dealer, first_name="Cold", last_name="Tractor", rank="cold",
+             company="Frosty Farms")
+
+    ranked = _text(client.get("/leads/?tab=new&rank=cold"))
+    assert "Cold Tractor" in ranked and "Hot Tractor" not in ranked
+
+    found = _text(client.get("/leads/?tab=new&q=frosty"))
+    assert "Cold Tractor" in found and "Hot Tractor" not in found
+
+    fragment = client.get("/leads/?tab=new&rank=hot", headers=HTMX)
+    assert fragment.status_code == 200
+    body = _text(fragment)
+    assert "<html" not in body and 'id="lead-list"' in body
+    assert "Hot Tractor" in body and "Cold Tractor" not in body
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_inbox_paginates(client, session, dealer, dealer_user, make_lead, app):
+    app.config["PAGE_SIZE"] = 2
+    for n in range(5):
+        _offered(session, make_lead, dealer, last_name=f"Paged{n}")
+    first = _text(client.get("/leads/?tab=new"))
+    assert "Page 1 of 3" in first
+    third = _text(client.get("/leads/?tab=new&page=3"))
+    assert "Pat Paged4" in third and "Pat Paged0" not in third
+
+
+def test_inbox_query_count_does_not_grow_with_leads(
+        client, session, dealer, dealer_user, make_lead, count_queries, app):
+    app.config["PAGE_SIZE"] = 50
+
+    def make(n):
+        for _ in range(n):
+            lead = _offered(session, make_lead, dealer)
+            if _ % 3 == 0:
+                lifecycle.accept(session, lead, Actor.of(dealer_user))
+        session.commit()
+
+    def measure():
+        counts = []
+        for tab in ("new", "contact", "overdue"):
+            with count_queries() as counter:
+                assert client.get(f"/leads/?tab={tab}").status_code == 200
+            counts.append(counter.count)
+        return counts
+
+    make(30)
+    small = measure()
+    make(270)
+    large = measure()
+    assert small == large
+    assert max(large) <= 12
+
+
+# --- lead page ------------------------------------------------------------------------------
+
+
+def test_lead_page_shows_prospect_inquiry_rank_timeline(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _offered(session, make_lead, dealer, phone="+1 641 555 0100", company="Acme Farms",
+                    comments="Need a <b>tractor</b> by May", answers={"timeline": "now"})
+    lifecycle.record_event(session, lead, "literature_sent", Actor.system("fulfilment"),
+                           now=utcnow(), data={"title": "Tractor brochure 2026"})
+    session.commit()
+
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert 'href="tel:' in page and f'href="mailto:{lead.email}"' in page
+    assert "Acme Farms" in page
+    assert "Need a &lt;b&gt;tractor&lt;/b&gt; by May" in page  # escaped, never |safe
+    assert "Timeline" in page and "Offered" in page and "Captured" in page
+    assert "80 / 100" in page and "test" in page  # score and the qualification reason
+    assert "Tractor brochure 2026" in page
+    assert "Accept within:" in page
+
+
+# --- actions by plain POST -------------------------------------------------------------------
+
+
+def test_accept_by_plain_post_redirects_and_shows_the_change(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _offered(session, make_lead, dealer)
+    response = client.post(f"/leads/{lead.id}/accept", data={"view": "page"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/leads/{lead.id}")
+    page = _text(client.get(response.headers["Location"]))
+    assert "Accepted: the lead is yours" in page
+    assert "Record what happened" in page
+    session.refresh(lead)
+    assert lead.status == "accepted"
+
+
+def test_decline_needs_a_reason_then_reroutes_to_the_next_partner(
+        client, session, dealer, dealer_user, make_lead, make_partner):
+    second = make_partner("D2", territories=["zip:504*"])
+    lead = _offered(session, make_lead, dealer)
+
+    refused = client.post(f"/leads/{lead.id}/decline", data={"view": "page"})
+    assert refused.status_code == 422
+    assert "Pick a reason." in _text(refused)
+    session.refresh(lead)
+    assert lead.status == "offered" and lead.assigned_partner_id == dealer.id
+
+    response = client.post(f"/leads/{lead.id}/decline",
+                           data={"view": "card", "reason": "out_of_area",
+                                 "next": "/leads/?tab=new"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/leads/?tab=new"
+    session.refresh(lead)
+    assert lead.assigned_partner_id == second.id and lead.status == "offered"
+    declined = session.scalars(select(Offer).where(Offer.lead_id == lead.id,
+                                                   Offer.partner_id == dealer.id)).one()
+    assert declined.response == "declined" and declined.decline_reason == "Out of our area"
+    assert "goes to another partner" in _text(client.get("/leads/"))
+    # The decliner no longer sees it.
+    assert client.get(f"/leads/{lead.id}").status_code == 404
+
+
+def test_the_working_stages_to_won(client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    steps = [
+        ("contact", {"channel": "visit"}, "contacted"),
+        ("appointment", {"date": "2026-12-01"}, "appointment"),
+        ("quote", {"amount": "$48,500"}, "quoted"),
+        ("won", {"amount": "47000", "date": "2026-12-15"}, "won"),
+    ]
+    for action, data, status in steps:
+        response = client.post(f"/leads/{lead.id}/{action}", data={"view": "page", **data})
+        assert response.status_code == 303, _text(response)[:2000]
+        session.refresh(lead)
+        assert lead.status == status
+    assert str(lead.quote_amount) == "48500.00" and str(lead.won_amount) == "47000.00"
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "$47,000.00" in page and "$48,500.00" in page
+    assert "<dd>visit</dd>" in page  # the contact channel, on the timeline
+    assert "Won: well done" in page
+    events = [e.kind for e in session.scalars(
+        select(LeadEvent).where(LeadEvent.lead_id == lead.id).order_by(LeadEvent.seq))]
+    assert events[-4:] == ["contacted", "appointment", "quoted", "won"]
+    # Closed: the partner can no longer move it.
+    assert client.post(f"/leads/{lead.id}/quote",
+                       data={"amount": "1"}).status_code == 409
+
+
+def test_appointment_without_a_date_is_refused_with_the_field(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    response = client.post(f"/leads/{lead.id}/appointment", data={"view": "page"})
+    assert response.status_code == 422
+    assert "Enter the date." in _text(response)
+    session.refresh(lead)
+    assert lead.status == "accepted"
+
+
+def test_lost_to_a_competitor_picked_from_the_list_or_typed(
+        client, session, dealer, dealer_user, make_lead):
+    session.add(Competitor(name="Green Machines"))
+    session.commit()
+    picked = _accepted(session, make_lead, dealer, dealer_user)
+    typed = _accepted(session, make_lead, dealer, dealer_user)
+
+    missing = client.post(f"/leads/{picked.id}/lost", data={"reason": "competitor"})
+    assert missing.status_code == 422
+    assert "Pick the competitor or type its name." in _text(missing)
+
+    assert client.post(f"/leads/{picked.id}/lost", data={
+        "reason": "competitor", "competitor": "Green Machines"}).status_code == 303
+    assert client.post(f"/leads/{typed.id}/lost", data={
+        "reason": "competitor", "competitor_other": "Red Iron Ltd"}).status_code == 303
+    session.refresh(picked)
+    session.refresh(typed)
+    assert picked.status == "lost" and picked.lost_competitor.name == "Green Machines"
+    assert typed.lost_competitor_id is None and typed.lost_competitor_other == "Red Iron Ltd"
+    assert "to Red Iron Ltd" in _text(client.get(f"/leads/{typed.id}"))
+
+
+def test_no_interest_and_a_note(client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    assert client.post(f"/leads/{lead.id}/note",
+                       data={"text": "Call back after harvest"}).status_code == 303
+    empty = client.post(f"/leads/{lead.id}/note", data={"text": "  "})
+    assert empty.status_code == 422 and "Write the note." in _text(empty)
+    assert client.post(f"/leads/{lead.id}/no_interest", data={}).status_code == 303
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "Call back after harvest" in page
+    session.refresh(lead)
+    assert lead.status == "no_interest"
+
+
+def test_reopen_is_for_managers_only(client, session, dealer, dealer_user, make_lead, auth):
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    lifecycle.close(session, lead, "no_interest", Actor.of(dealer_user))
+    session.commit()
+    assert "Re-open" not in _text(client.get(f"/leads/{lead.id}"))
+    assert client.post(f"/leads/{lead.id}/reopen", data={"reason": "x"}).status_code == 404
+    session.refresh(lead)
+    assert lead.status == "no_interest"
+
+    auth.logout()
+    auth.login("manager")
+    assert client.post(f"/leads/{lead.id}/reopen", data={}).status_code == 422
+    response = client.post(f"/leads/{lead.id}/reopen",
+                           data={"reason": "prospect called back"})
+    assert response.status_code == 303
+    session.refresh(lead)
+    assert lead.status == "accepted"
+
+
+# --- actions by htmx -------------------------------------------------------------------------
+
+
+def test_accept_from_the_inbox_card_by_htmx_swaps_the_card(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _offered(session, make_lead, dealer)
+    inbox = _text(client.get("/leads/"))
+    assert f'hx-post="/leads/{lead.id}/accept"' in inbox
+    assert 'hx-target="closest .lead-card"' in inbox
+
+    response = client.post(f"/leads/{lead.id}/accept", data={"view": "card"}, headers=HTMX)
+    assert response.status_code == 200
+    body = _text(response)
+    assert "<html" not in body and body.lstrip().startswith("<article")
+    assert "Accepted: the lead is yours" in body and "Accepted</span>" in body
+    assert "HX-Request" in response.headers["Vary"]
+    session.refresh(lead)
+    assert lead.status == "accepted"
+
+
+def test_htmx_action_on_the_lead_page_returns_the_panel_and_errors_in_place(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    bad = client.post(f"/leads/{lead.id}/quote", data={"amount": "lots"}, headers=HTMX)
+    assert bad.status_code == 200  # htmx swaps no 4xx: the errors come as a fragment
+    body = _text(bad)
+    assert "<html" not in body and 'class="lead-detail"' in body
+    assert "Enter a number" in body and "<details class=\"fold\" open>" in body
+    session.refresh(lead)
+    assert lead.status == "accepted" and lead.quote_amount is None
+
+    good = client.post(f"/leads/{lead.id}/contact", data={"channel": "phone"}, headers=HTMX)
+    assert good.status_code == 200
+    assert "Contact recorded." in _text(good) and "<html" not in _text(good)
+    session.refresh(lead)
+    assert lead.status == "contacted"
+
+
+def test_htmx_decline_replaces_the_card_with_a_notice(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _offered(session, make_lead, dealer)
+    response = client.post(f"/leads/{lead.id}/decline",
+                           data={"view": "card", "reason": "no_capacity"}, headers=HTMX)
+    assert response.status_code == 200
+    body = _text(response)
+    assert "goes to another partner" in body and "<html" not in body
+    session.refresh(lead)
+    assert lead.status == "unassigned"  # nobody else fits
+
+
+# --- distributors ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def distributor_setup(make_partner, auth):
+    distributor = make_partner("DIST", kind="distributor", territories=["zip:50401"])
+    dealer_a = make_partner("DA", parent_id=distributor.id, territories=["zip:50401"])
+    return distributor, dealer_a, auth.login("partner", partner=distributor)
+
+
+def test_distributor_forwards_to_its_dealer_sees_it_and_pulls_it_back(
+        client, session, distributor_setup, make_lead, make_user):
+    distributor, dealer_a, dist_user = distributor_setup
+    lead = _offered(session, make_lead, distributor)
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "Forward to a dealer" in page and "DA" in page
+
+    response = client.post(f"/leads/{lead.id}/forward", data={"partner": "DA"})
+    assert response.status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_partner_id == dealer_a.id and lead.status == "offered"
+    offer = lifecycle.current_offer(session, lead)
+    assert offer.method == "forward" and offer.expires_at is not None
+
+    dealers_tab = _text(client.get("/leads/?tab=dealers"))
+    assert lead.name in dealers_tab and dealer_a.name in dealers_tab
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "Pull back from" in page
+
+    assert client.post(f"/leads/{lead.id}/pull_back", data={}).status_code == 422
+    response = client.post(f"/leads/{lead.id}/pull_back",
+                           data={"reason": "dealer on holiday"})
+    assert response.status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_partner_id == distributor.id and lead.status == "accepted"
+    withdrawn = session.scalars(select(Offer).where(Offer.lead_id == lead.id,
+                                                    Offer.partner_id == dealer_a.id)).one()
+    assert withdrawn.response == "withdrawn"
+    session.refresh(dealer_a)
+    assert dealer_a.open_leads == 0
+
+
+def test_dealer_accepts_a_forwarded_lead_with_the_same_flow(
+        client, session, distributor_setup, make_lead, make_user, auth):
+    distributor, dealer_a, dist_user = distributor_setup
+    lead = _offered(session, make_lead, distributor)
+    lifecycle.forward(session, lead, dealer_a, Actor.of(dist_user))
+    session.commit()
+    auth.logout()
+    auth.login("partner", partner=dealer_a)
+    inbox = _text(client.get("/leads/?tab=new"))
+    assert lead.name in inbox and "Accept within:" in inbox
+    assert client.post(f"/leads/{lead.id}/accept", data={}).status_code == 303
+    session.refresh(lead)
+    assert lead.status == "accepted" and lead.assigned_partner_id == dealer_a.id
+
+
+# --- compliance gate -------------------------------------------------------------------------
+
+
+def test_compliance_gate_stops_offers_and_the_partner_sees_why(
+        client, session, dealer, dealer_user, make_lead, make_partner, app):
+    backup = make_partner("BACKUP", territories=["zip:504*"])
+    for _ in range(3):
+        lead = _accepted(session, make_lead, dealer, dealer_user)
+        _make_overdue(session, lead)
+    app.config["COMPLIANCE_GATE_MAX_OVERDUE"] = 2
+
+    lead = make_lead(postal_code="50401")
+    result = _route(session, lead)
+    assert result.partner is backup
+    reasons = {v["code"]: v["reasons"] for v in lead.routing["considered"]}
+    assert "compliance gate: 3 overdue outcomes (limit 2)" in reasons["D1"]
+
+    page = _text(client.get("/leads/"))
+    assert "New offers are stopped" in page
+    assert "compliance gate: 3 overdue outcomes (limit 2)" in page
+    assert "compliance gate" in _text(client.get("/"))
+
+    # Reporting one outcome brings the partner under the limit again.
+    app.config["COMPLIANCE_GATE_MAX_OVERDUE"] = 3
+    again = make_lead(postal_code="50401")
+    assert _route(session, again).partner.code == "D1"
+    assert "New offers are stopped" not in _text(client.get("/leads/"))
+
+
+def test_gate_is_off_by_default(session, dealer, dealer_user, make_lead):
+    for _ in range(3):
+        _make_overdue(session, _accepted(session, make_lead, dealer, dealer_user))
+    lead = make_lead(postal_code="50401")
+    assert _route(session, lead).partner.code == "D1"
+
+
+# --- partner settings ------------------------------------------------------------------------
+
+
+def test_partner_admin_invites_a_colleague_who_gets_an_email(
+        client, session, dealer, auth, outbox):
+    auth.login("partner", partner=dealer, partner_admin=True)
+    page = _text(client.get("/leads/settings"))
+    assert "Invite a colleague" in page
+    response = client.post("/leads/settings/invite",
+                           data={"email": "New.Colleague@Dealer.test", "name": "Nia"})
+    assert response.status_code == 303
+    user = session.scalars(select(User).where(User.email == "new.colleague@dealer.test")).one()
+    assert user.partner_id == dealer.id and user.role == "partner" and not user.partner_admin
+    assert any(m["To"] == "new.colleague@dealer.test" for m in outbox)
+    assert "Invited" in _text(client.get("/leads/settings"))
+
+    again = client.post("/leads/settings/invite", data={"email": "new.colleague@dealer.test"})
+    assert again.status_code == 422 and "already has an account" in _text(again)
+
+
+def test_only_partner_admins_change_settings_but_anyone_picks_a_digest(
+        client, session, dealer, dealer_user):
+    assert "Invite a colleague" not in _text(client.get("/leads/settings"))
+    assert client.post("/leads/settings/capacity", data={"capacity": "5"}).status_code == 403
+    assert client.post("/leads/settings/invite",
+                       data={"email": "x@dealer.test"}).status_code == 403
+    response = client.post("/leads/settings/digest", data={"frequency": "daily"})
+    assert response.status_code == 303
+    assert session.get(DigestPreference, dealer_user.id).frequency == "daily"
+
+
+def test_capacity_and_vacation_pause(client, session, dealer, auth, make_lead):
+    auth.login("partner", partner=dealer, partner_admin=True)
+    assert client.post("/leads/settings/capacity", data={"capacity": "-1"}).status_code == 422
+    assert client.post("/leads/settings/capacity", data={"capacity": "12"}).status_code == 303
+    session.refresh(dealer)
+    assert dealer.capacity == 12
+
+    response = client.post("/leads/settings/vacation",
+                           data={"until": "2026-08-01", "reason": "harvest"})
+    assert response.status_code == 303
+    session.refresh(dealer)
+    assert not dealer.active and dealer.paused_reason == "vacation until 2026-08-01: harvest"
+    lead = make_lead(postal_code="50401")
+    assert _route(session, lead).partner is None
+    assert "Paused" in _text(client.get("/leads/"))
+
+    assert client.post("/leads/settings/resume", data={}).status_code == 303
+    session.refresh(dealer)
+    assert dealer.active and dealer.paused_reason == ""
+
+
+def test_dashboard_links_the_tabs(client, session, dealer, dealer_user, make_lead):
+    _offered(session, make_lead, dealer)
+    page = _text(client.get("/"))
+    assert 'href="/leads/?tab=new"' in page
+    assert re.search(r'<span class="num">1</span><span class="label">New offers', page)
+
