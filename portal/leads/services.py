@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import lifecycle, routing_service
+from portal.fulfilment.services import fulfilments_for
 from portal.leads.access import visible_to
 from portal.leads.actions import perform_action
 from portal.leads.overdue import gate_limit, gate_reason, overdue_clause, overdue_counts
@@ -70,7 +71,7 @@ AGES: dict[str, tuple[str, int]] = {
     "older": ("Older than 90 days", -90),
 }
 #: literature sent to the prospect is recorded by fulfilment as events of these kinds
-LITERATURE_EVENTS = ("literature_sent", "fulfilled")
+LITERATURE_EVENTS = ("literature_sent", "literature_printed")
 #: offline sync flags an outcome on a lead that moved meanwhile as a ``conflict`` event
 CONFLICT_EVENT = "conflict"
 CONFLICT_REVIEWED_EVENT = "conflict_reviewed"
@@ -360,6 +361,8 @@ class LeadView:
     offers: list[Offer]
     current_offer: Offer | None
     literature: list[LeadEvent]
+    #: what literature was requested, sent, printed or failed (fulfilment records)
+    fulfilments: list[Any]
     notes: list[LeadEvent]
     conflicts: list[LeadEvent]
     competitors: list[str]
@@ -450,6 +453,7 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
     return LeadView(
         lead=lead, events=events, offers=offers, current_offer=current,
         literature=[e for e in events if e.kind in LITERATURE_EVENTS],
+        fulfilments=fulfilments_for(session, lead),
         notes=[e for e in events if e.kind == "note"],
         conflicts=[e for e in events
                    if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],

@@ -1,0 +1,1 @@
+"""Literature fulfilment: the brochure library, personalised PDF packs, print batches."""
