@@ -6,8 +6,9 @@ outer connection (a savepoint per test), which Flask-SQLAlchemy's ``get_bind`` i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, request
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, scoped_session
 from portal.models.base import Base
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -43,12 +45,27 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def read_only(view: F) -> F:
+    """Mark a POST view that only computes (a preview): it begins no write transaction."""
+    view.read_only = True  # type: ignore[attr-defined]
+    return view
+
+
+def _reads_only() -> bool:
+    if not has_request_context():
+        return False
+    if request.method in _SAFE_METHODS:
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "read_only", False))
+
+
 def _sqlite_begin(conn: Connection) -> None:
     # A writing transaction takes SQLite's write lock up front (BEGIN IMMEDIATE): a
     # deferred one that reads and then writes fails under concurrency instead of waiting.
-    # That is what serialises capacity checks on SQLite. Safe-method requests never write.
-    reading = has_request_context() and request.method in _SAFE_METHODS
-    conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+    # That is what serialises capacity checks on SQLite. Safe-method requests and
+    # previews marked ``read_only`` never write, so they do not queue behind writers.
+    conn.exec_driver_sql("BEGIN" if _reads_only() else "BEGIN IMMEDIATE")
 
 
 class Database:

@@ -19,7 +19,8 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from portal import lifecycle
+from portal import geocoding, lifecycle
+from portal.leads import overdue
 from portal.lifecycle import Actor, AtCapacity
 from portal.models import (
     Lead,
@@ -121,18 +122,23 @@ def live_state(session: Session, partner_ids: Iterable[int]) -> dict[int, LiveSt
     """Load, capacity and pause state of just these partners, read now."""
     ids = sorted(set(partner_ids))
     states: dict[int, LiveState] = {}
+    limit = overdue.gate_limit()
     for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
+        chunk = ids[start:start + 900]
         rows = session.execute(
             select(Partner.id, Partner.active, Partner.capacity, Partner.open_leads,
                    Partner.last_offered_at, Partner.paused_reason)
-            .where(Partner.id.in_(ids[start:start + 900]))
+            .where(Partner.id.in_(chunk))
         )
+        # The compliance gate: partners with too many overdue outcomes get no new offers.
+        late = overdue.overdue_counts(session, chunk) if limit is not None else {}
         for pid, active, capacity, open_leads, last_offered_at, paused_reason in rows:
             states[pid] = LiveState(
                 active=active, capacity=capacity, open_leads=open_leads,
                 last_offered_at=last_offered_at,
-                blocked_reason=None if active or not paused_reason
-                else f"paused: {paused_reason}",
+                blocked_reason=(None if active or not paused_reason
+                                else f"paused: {paused_reason}")
+                or overdue.gate_reason(late.get(pid, 0), limit),
             )
     return states
 
@@ -175,6 +181,8 @@ def centroid(session: Session, country: str, postal_code: str | None) -> Point |
 
 def excluded_partners(session: Session, lead: Lead) -> frozenset[int]:
     """Partners that declined this lead or let it expire: never offered it again."""
+    if not lead.offers_count:
+        return frozenset()  # never offered: nobody to exclude (saves a query per lead)
     return frozenset(
         session.scalars(
             select(Offer.partner_id).where(
@@ -187,13 +195,25 @@ def excluded_partners(session: Session, lead: Lead) -> frozenset[int]:
 
 def lead_facts(session: Session, lead: Lead) -> LeadFacts:
     """What the engine needs to know about ``lead``."""
+    return lead_facts_and_notes(session, lead)[0]
+
+
+def lead_facts_and_notes(session: Session, lead: Lead) -> tuple[LeadFacts, tuple[str, ...]]:
+    """The lead's facts, and notes for its explanation (where an online location came from)."""
     country = (lead.country or "US").upper()
     postal = normalise_postal_code(country, lead.postal_code)
     location = None
+    notes: tuple[str, ...] = ()
     if lead.latitude is not None and lead.longitude is not None:
         location = Point(lead.latitude, lead.longitude)
     else:
         location = centroid(session, country, postal)
+    if location is None and geocoding.enabled():
+        query = geocoding.address_query(lead.address or "", lead.city or "", lead.region or "",
+                                        lead.postal_code or "", country)
+        if query is not None:
+            found = geocoding.lookup(session, query, country=country)
+            location, notes = found.point, (found.note,)
     return LeadFacts(
         country=country,
         postal_code=postal,
@@ -202,7 +222,7 @@ def lead_facts(session: Session, lead: Lead) -> LeadFacts:
         product_line=lead.product_line.code if lead.product_line else None,
         rank=lead.rank,
         excluded=excluded_partners(session, lead),
-    )
+    ), notes
 
 
 def _with_note(explanation: Explanation, note: str) -> Explanation:
@@ -236,7 +256,8 @@ class RoutingResult:
 
 
 def route_lead(session: Session, lead: Lead, *, actor: Actor | None = None,
-               now: datetime | None = None) -> RoutingResult:
+               now: datetime | None = None, index: PartnerIndex | None = None
+               ) -> RoutingResult:
     """Offer a qualified (or queued) lead to the best partner, or queue it with the reason."""
     now = now or utcnow()
     actor = actor or Actor.system("routing")
@@ -254,12 +275,14 @@ def route_lead(session: Session, lead: Lead, *, actor: Actor | None = None,
         result.explanation = explanation
         return result
 
-    index = partner_index(session)
-    facts = lead_facts(session, lead)
+    index = index or partner_index(session)
+    facts, facts_notes = lead_facts_and_notes(session, lead)
     filled: list[str] = []
     for _attempt in range(_CAPACITY_RETRIES):
         decision = decide_for(session, lead, facts, index=index)
         explanation = decision.explanation
+        for note in facts_notes:
+            explanation = _with_note(explanation, note)
         for code in filled:
             explanation = _with_note(explanation, f"{code} filled up while routing; skipped")
         if decision.partner_id is None:
@@ -270,9 +293,9 @@ def route_lead(session: Session, lead: Lead, *, actor: Actor | None = None,
         partner = session.get(Partner, decision.partner_id)
         assert partner is not None  # the index was built from these rows
         try:
-            with session.begin_nested():
-                lifecycle.offer(session, lead, partner, actor, method="rule",
-                                explanation=explanation.to_dict(), now=now)
+            # The capacity claim is the offer's first write: a refusal leaves nothing behind.
+            lifecycle.offer(session, lead, partner, actor, method="rule",
+                            explanation=explanation.to_dict(), now=now)
         except AtCapacity:
             filled.append(partner.code)
             facts = replace(facts, excluded=facts.excluded | {partner.id})
@@ -303,9 +326,8 @@ def _auto_forward(session: Session, lead: Lead, distributor: Partner, facts: Lea
     dealer = session.get(Partner, decision.partner_id)
     assert dealer is not None
     try:
-        with session.begin_nested():
-            lifecycle.forward(session, lead, dealer, actor, reason="automatic forwarding",
-                              explanation=decision.explanation.to_dict(), now=now)
+        lifecycle.forward(session, lead, dealer, actor, reason="automatic forwarding",
+                          explanation=decision.explanation.to_dict(), now=now)
     except AtCapacity:
         result.notes.append(f"{dealer.code} filled up; the lead waits in "
                             f"{distributor.code}'s inbox")
@@ -327,9 +349,10 @@ def expire_overdue_offers(session: Session, *, now: datetime | None = None,
         .limit(limit)
     ).unique().all()
     results = []
+    index = partner_index(session) if leads else None
     for lead in leads:
         lifecycle.expire(session, lead, now=now)
-        results.append(route_lead(session, lead, now=now))
+        results.append(route_lead(session, lead, now=now, index=index))
     return results
 
 

@@ -22,7 +22,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _commit(response: Response) -> Response:
         # GET never writes: anything a safe request flushed is rolled back.
-        if request.method in _SAFE_METHODS or response.status_code >= 400:
+        view = app.view_functions.get(request.endpoint or "")
+        if (request.method in _SAFE_METHODS or response.status_code >= 400
+                or getattr(view, "read_only", False)):
             db.session.rollback()
         else:
             db.session.commit()
