@@ -26,6 +26,13 @@ def index():  # type: ignore[no-untyped-def]
     )
 
 
+@bp.get("/readyz")
+def ready():  # type: ignore[no-untyped-def]
+    """Readiness for load balancers: one query proves the database answers."""
+    db.session.execute(select(1)).scalar_one()
+    return {"status": "ready"}
+
+
 @bp.get("/healthz")
 def health():  # type: ignore[no-untyped-def]
     """Liveness for load balancers: answers without touching the database."""

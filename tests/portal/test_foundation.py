@@ -44,6 +44,7 @@ def test_api_errors_are_json(client):
 
 def test_health_answers(client):
     assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready"}
 
 
 def test_partner_cannot_open_admin_pages(auth, client, make_partner):
