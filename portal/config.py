@@ -21,13 +21,39 @@ class Defaults:
     MAIL_PASSWORD: str | None = None
     MAIL_DEFAULT_SENDER = "Channel Lead Portal <leads@portal.localhost>"
     PORTAL_BASE_URL = "http://127.0.0.1:5000"
-    GEOCODER = "offline"
+    GEOCODER = "offline"  # or "nominatim": geopy's Nominatim, cached and rate-limited
+    GEOCODER_DOMAIN = "nominatim.openstreetmap.org"
+    GEOCODER_SCHEME = "https"
+    GEOCODER_USER_AGENT = "channel-lead-portal"  # Nominatim's policy wants a real one
+    GEOCODER_TIMEOUT = 5.0  # seconds per request
+    GEOCODER_MIN_DELAY = 1.0  # seconds between requests (Nominatim's public limit is 1/s)
     MANUFACTURER_NAME = "Prairie Implement Co."
+    #: the manufacturer's contact, named in literature packs when no dealer is assigned
+    MANUFACTURER_ADDRESS = "1200 Implement Way"
+    MANUFACTURER_CITY_LINE = "Des Moines, IA 50309"
+    MANUFACTURER_PHONE = "(515) 555-0100"
+    MANUFACTURER_EMAIL = "sales@prairie-implement.example"
+    #: a repeat inquiry within this many days joins the existing lead
+    DEDUP_DAYS = 90
+    # Literature fulfilment.
+    LITERATURE_MAX_BYTES = 15 * 1024 * 1024  # per uploaded brochure
+    LITERATURE_MAX_PAGES = 60
+    PACK_ATTACH_MAX_BYTES = 8 * 1024 * 1024  # larger packs go out as a signed link
+    PACK_LINK_MAX_AGE_DAYS = 30
+    PACK_MAX_ATTEMPTS = 5  # SMTP tries before a pack is marked failed
+    PACK_RETRY_SECONDS = 60  # first retry delay; doubles each time
+    PACK_SENDING_TIMEOUT_SECONDS = 900
+    PDF_RENDER_TIMEOUT = 60  # seconds a WeasyPrint render may take
+    PDF_RENDER_PROCESSES = 1
     # Lifecycle and routing defaults (DESIGN §7).
     ACCEPT_SLA_HOURS = 24
     CONTACT_SLA_HOURS = 48
     OUTCOME_DUE_DAYS = 45
+    #: more overdue outcomes than this stop a partner's new offers; None = gate off
+    COMPLIANCE_GATE_MAX_OVERDUE: int | None = None
     MAX_OFFERS = 3
+    #: the routing what-if refuses edits that concern more recent leads than this
+    WHATIF_MAX_AFFECTED = 20_000
     # Sign-in throttling: failures within the window before further tries are refused.
     LOGIN_WINDOW_MINUTES = 15
     LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
@@ -54,6 +80,11 @@ _ENV_KEYS: dict[str, type] = {
     "MAIL_DEFAULT_SENDER": str,
     "PORTAL_BASE_URL": str,
     "GEOCODER": str,
+    "GEOCODER_DOMAIN": str,
+    "GEOCODER_SCHEME": str,
+    "GEOCODER_USER_AGENT": str,
+    "GEOCODER_TIMEOUT": float,
+    "GEOCODER_MIN_DELAY": float,
     "HUEY_SQLITE_PATH": str,
 }
 
@@ -63,6 +94,8 @@ def _coerce(kind: type, raw: str) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if kind is int:
         return int(raw)
+    if kind is float:
+        return float(raw)
     return raw
 
 
