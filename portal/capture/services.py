@@ -11,7 +11,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal import lifecycle
@@ -218,24 +218,27 @@ def find_duplicate(session: Session, inquiry: Inquiry, now: datetime) -> Lead | 
         if same is not None:
             return same
     since = now - timedelta(days=int(current_app.config.get("DEDUP_DAYS", 90)))
-    matches = []
+    # One indexed lookup per key (each on a (key, created_at) index) rather than one OR:
+    # planners turn the OR into a scan of every recent lead, quadratic over an import.
+    keys = []
     if inquiry.email_normalized:
-        matches.append(Lead.email_normalized == inquiry.email_normalized)
+        keys.append(Lead.email_normalized == inquiry.email_normalized)
     if inquiry.phone_normalized:
-        matches.append(Lead.phone_normalized == inquiry.phone_normalized)
+        keys.append(Lead.phone_normalized == inquiry.phone_normalized)
     first, last = inquiry.values["first_name"], inquiry.values["last_name"]
     if first and last and inquiry.values["postal_code"]:
-        matches.append(
-            (func.lower(Lead.last_name) == last.lower())
+        keys.append(
+            (Lead.postal_code == inquiry.values["postal_code"])
+            & (func.lower(Lead.last_name) == last.lower())
             & (func.lower(Lead.first_name) == first.lower())
-            & (Lead.postal_code == inquiry.values["postal_code"])
         )
-    if not matches:
-        return None
-    return session.scalars(
-        select(Lead).where(or_(*matches), Lead.created_at >= since)
-        .order_by(Lead.created_at.desc()).limit(1)
-    ).first()
+    found = [
+        lead for key in keys
+        if (lead := session.scalars(
+            select(Lead).where(key, Lead.created_at >= since)
+            .order_by(Lead.created_at.desc()).limit(1)).first()) is not None
+    ]
+    return max(found, key=lambda lead: lead.created_at, default=None)
 
 
 def inquiry_facts(lead: Lead) -> InquiryFacts:

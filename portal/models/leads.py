@@ -73,8 +73,10 @@ class Lead(Base):
     __table_args__ = (
         Index("ix_leads_assigned_status", "assigned_partner_id", "status"),
         Index("ix_leads_status_created", "status", "created_at"),
-        Index("ix_leads_email_norm", "email_normalized"),
-        Index("ix_leads_phone_norm", "phone_normalized"),
+        # Dedup looks a person up by each key within a recent window: (key, created_at).
+        Index("ix_leads_email_norm_created", "email_normalized", "created_at"),
+        Index("ix_leads_phone_norm_created", "phone_normalized", "created_at"),
+        Index("ix_leads_postal_created", "postal_code", "created_at"),
         Index("ix_leads_external_id", "external_id"),
         Index("ix_leads_created", "created_at"),
     )
