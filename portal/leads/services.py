@@ -189,16 +189,19 @@ def _overdue_flag(now: datetime) -> ColumnElement[int]:
 
 def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None
                  ) -> dict[str, int]:
-    """How many leads each tab holds, in one grouped query (two for a distributor)."""
+    """How many leads each tab holds, in two queries (three for a distributor)."""
     now = now or utcnow()
-    flag = _overdue_flag(now).label("late")
+    # Two queries rather than one grouped by status and overdue flag: counting by status
+    # is answered from the (assigned_partner_id, status) index alone, while the overdue
+    # flag needs each row's dates, and a dealer's thousands of closed leads made that one
+    # query read every row (10 ms at 5,000 leads). Only the few working leads are read now.
     rows = session.execute(
-        select(Lead.status, flag, func.count())
+        select(Lead.status, func.count())
         .where(Lead.assigned_partner_id == partner.id)
-        .group_by(Lead.status, flag)
+        .group_by(Lead.status)
     ).all()
     counts = dict.fromkeys(tabs_for(partner), 0)
-    for status, late, count in rows:
+    for status, count in rows:
         if status == S.OFFERED:
             counts["new"] += count
         elif status == S.ACCEPTED:
@@ -207,8 +210,10 @@ def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = N
             counts["open"] += count
         elif status in CLOSED_STATUSES:
             counts["closed"] += count
-        if late:
-            counts["overdue"] += count
+    counts["overdue"] = session.scalar(
+        select(func.count()).select_from(Lead)
+        .where(Lead.assigned_partner_id == partner.id, overdue_clause(now))
+    ) or 0
     if partner.kind == PartnerKind.DISTRIBUTOR:
         counts[DEALERS_TAB[0]] = session.scalar(
             select(func.count()).select_from(Lead)
@@ -297,11 +302,14 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     ids = [lead.id for lead in result.items]
     expires: dict[uuid.UUID, datetime] = {}
     if ids:
+        # The pending ones are picked here, not in SQL: with ``response = 'pending'`` in the
+        # WHERE clause SQLite chose the (response, expires_at) index and read every pending
+        # offer in the database; by lead id it reads the page's few offers.
         expires = {
-            lead_id: expires_at for lead_id, expires_at in session.execute(
-                select(Offer.lead_id, Offer.expires_at)
-                .where(Offer.lead_id.in_(ids), Offer.response == OfferResponse.PENDING)
-            ) if expires_at is not None
+            lead_id: expires_at for lead_id, expires_at, response in session.execute(
+                select(Offer.lead_id, Offer.expires_at, Offer.response)
+                .where(Offer.lead_id.in_(ids))
+            ) if expires_at is not None and response == OfferResponse.PENDING
         }
     late = {lead.id for lead in result.items if is_overdue(lead, now)}
     return Inbox(partner=partner, filters=filters, tabs=tabs, counts=counts, page=result,

@@ -8,9 +8,11 @@ re-rendered card or lead panel. A lead the user may not see is a 404 everywhere.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,6 +21,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    get_template_attribute,
     make_response,
     redirect,
     render_template,
@@ -26,6 +29,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
@@ -137,12 +141,48 @@ def inbox():  # type: ignore[no-untyped-def]
     data = services.inbox(db.session, partner, form.to_filters(), page=_page_arg(),
                           per_page=_per_page())
     return _respond("leads/inbox.html", "partials/leads/_list.html", inbox=data, form=form,
-                    card_forms=_card_forms)
+                    card_actions=_stamped_card_actions())
 
 
-def _card_forms(lead: Lead) -> dict[str, forms.ActionForm]:
+#: stands in for the lead's id while a list's card actions are rendered once
+_STAND_IN = uuid.uuid4()
+
+
+def _stamped_card_actions() -> Callable[[Lead], Markup]:
+    """A list's quick actions per card: rendered once for a stand-in id, stamped per lead.
+
+    Every new offer's card carries the same accept and decline forms; only the lead's id
+    differs (in the form URLs and the field ids), the rest (``next``, the CSRF token) is
+    the request's. Rendering 50 forms field by field was most of the inbox's time (26 of
+    39 ms for a page of 25 offers), so they are rendered once and the id substituted:
+    the HTML is the same as rendering each card's own forms.
+    """
+    macro = get_template_attribute("partials/leads/_macros.html", "card_actions")
+    rendered: list[str] = []
+    mine = current_user.partner_id  # once: the proxy costs a lookup per card
+
+    def actions(lead: Lead) -> Markup:
+        if not _has_card_actions(lead, mine):
+            return Markup("")
+        if not rendered:
+            stand_in = SimpleNamespace(id=_STAND_IN)
+            rendered.append(str(macro(_card_forms(stand_in), stand_in)))
+        # Ids are hex digits and dashes: nothing to escape.
+        html = (rendered[0].replace(str(_STAND_IN), str(lead.id))
+                .replace(_STAND_IN.hex[:12], lead.id.hex[:12]))
+        return Markup(html)  # noqa: S704 (rendered by our template; ids substituted)
+
+    return actions
+
+
+def _has_card_actions(lead: Lead, partner_id: int | None) -> bool:
+    """A new offer held by the viewer's partner: its card offers accept and decline."""
+    return lead.status == "offered" and lead.assigned_partner_id == partner_id
+
+
+def _card_forms(lead: Lead | SimpleNamespace) -> dict[str, forms.ActionForm]:
     """The quick actions an inbox row offers (accept and decline for a new offer)."""
-    if lead.status != "offered" or lead.assigned_partner_id != current_user.partner_id:
+    if isinstance(lead, Lead) and not _has_card_actions(lead, current_user.partner_id):
         return {}
     suffix = lead.id.hex[:12]
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
