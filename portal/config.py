@@ -86,6 +86,7 @@ _ENV_KEYS: dict[str, type] = {
     "GEOCODER_TIMEOUT": float,
     "GEOCODER_MIN_DELAY": float,
     "HUEY_SQLITE_PATH": str,
+    "MAIL_SINK_DIR": str,
 }
 
 

@@ -25,6 +25,16 @@ STATUS_LABELS = {
 }
 
 
+#: stored codes shown as words (free text passes through unchanged)
+CODE_LABELS = {
+    "phone": "Phone", "email": "Email", "visit": "Visit", "text": "Text message",
+    "other": "Other", "competitor": "Lost to a competitor", "price": "Price",
+    "timing": "Timing", "no_budget": "No budget", "no_response": "No response",
+    "rule": "Routing rule", "manual": "By hand", "forward": "Forwarded",
+    "self": "Self-sourced",
+}
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and template globals."""
 
@@ -41,6 +51,10 @@ def init_app(app: Flask) -> None:
     @app.template_filter("money")
     def money(value: Decimal | float | None) -> str:
         return "—" if value is None else f"${value:,.2f}"
+
+    @app.template_filter("code_label")
+    def code_label(value: object) -> str:
+        return CODE_LABELS.get(str(value), str(value))
 
     @app.template_filter("status_label")
     def status_label(value: str | None) -> str:

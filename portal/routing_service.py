@@ -318,8 +318,9 @@ def _auto_forward(session: Session, lead: Lead, distributor: Partner, facts: Lea
     """Second tier: an auto-forwarding distributor passes the lead to one of its dealers."""
     decision = decide_for(session, lead, facts, parent_id=distributor.id, index=index)
     if decision.partner_id is None:
-        note = (f"{distributor.code} forwards automatically, but none of its dealers fits: "
-                f"{decision.explanation.summary} The lead waits in its inbox.")
+        note = (f"{distributor.code} forwards automatically, but none of its own dealers "
+                f"fits ({decision.explanation.summary.rstrip('.')}); the lead waits in "
+                f"{distributor.code}'s inbox.")
         result.notes.append(note)
         lead.routing = _with_note(result.explanation or decision.explanation, note).to_dict()
         return

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import lifecycle, routing_service
@@ -135,10 +135,12 @@ class SearchFilters:
 
 
 def _text_search(term: str) -> ColumnElement[bool]:
-    term = term.strip()
+    """Every word must appear in some field, so "Henrik Aasland" finds first + last name."""
     columns = (Lead.first_name, Lead.last_name, Lead.company, Lead.email, Lead.phone,
                Lead.postal_code, Lead.city)
-    return or_(*(column.icontains(term, autoescape=True) for column in columns))
+    words = term.split()[:5] or [""]
+    return and_(*(or_(*(column.icontains(word, autoescape=True) for column in columns))
+                  for word in words))
 
 
 def _age_clause(age: str, now: datetime) -> ColumnElement[bool] | None:

@@ -241,3 +241,14 @@ def test_manager_dashboard_counts_link_to_the_queue(client, session, manager, ma
     page = _text(client.get("/"))
     assert 'href="/leads/queue"><span class="num">1</span><span class="label">Unassigned' in page
 
+
+
+def test_search_finds_a_lead_by_first_and_last_name_together(auth, client, session, make_lead):
+    """A manager types the full name as the prospect gave it."""
+    make_lead(first_name="Henrik", last_name="Aasland", postal_code="50401")
+    make_lead(first_name="Henrik", last_name="Other", postal_code="50401")
+    session.commit()
+    auth.login("manager")
+    page = client.get("/leads/search?q=Henrik+Aasland").get_data(as_text=True)
+    assert "Aasland" in page
+    assert "Other" not in page

@@ -252,7 +252,7 @@ def test_the_working_stages_to_won(client, session, dealer, dealer_user, make_le
     assert str(lead.quote_amount) == "48500.00" and str(lead.won_amount) == "47000.00"
     page = _text(client.get(f"/leads/{lead.id}"))
     assert "$47,000.00" in page and "$48,500.00" in page
-    assert "<dd>visit</dd>" in page  # the contact channel, on the timeline
+    assert "<dd>Visit</dd>" in page  # the contact channel, on the timeline
     assert "Won: well done" in page
     events = [e.kind for e in session.scalars(
         select(LeadEvent).where(LeadEvent.lead_id == lead.id).order_by(LeadEvent.seq))]
