@@ -28,6 +28,7 @@ from portal.models import (
     Campaign,
     Competitor,
     Lead,
+    LeadStatus,
     Partner,
     ProductLine,
     Role,
@@ -376,9 +377,47 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     """Load the demo channel and its lead history once; False (and no change) if present."""
     if is_loaded(session):
         return False
-    _DemoBuilder(session, now or utcnow()).build()
+    now = now or utcnow()
+    _DemoBuilder(session, now).build()
     session.flush()
+    _fresh_offers(session, now)
     return True
+
+
+def _fresh_offers(session: Session, now: datetime) -> None:
+    """A few inquiries from the last hours for each demo dealer, through the real capture
+    path: qualified, routed by the engine (with its full explanation) and, where the
+    distributor forwards by hand, forwarded by the distributor's user. Whatever the time
+    of day the demo is loaded, the demo dealers have offers to accept."""
+    from portal.capture.services import capture_inquiry
+
+    rng = Random(SEED + 1)
+    for n, (postal_code, login) in enumerate(sorted(_DEMO_DEALER_LOGINS.items())):
+        user = session.scalars(select(User).where(User.email == login)).first()
+        dealer = user.partner if user else None
+        if dealer is None or not dealer.active or not dealer.product_lines:
+            continue
+        for k in range(3):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            when = now - timedelta(minutes=rng.randint(10, 300))
+            result = capture_inquiry(session, {
+                "first_name": first, "last_name": last,
+                "email": f"{first}.{last}.{n}{k}@example.com".lower(),
+                "phone": f"(515) 555-{rng.randint(1000, 9999)}",
+                "postal_code": postal_code, "country": "US",
+                "product_line": rng.choice(dealer.product_lines).code,
+                "answers": {"timeline": "now", "budget": "approved",
+                            "role": "decision_maker"},
+                "comments": "Saw your booth at the farm show; please call.",
+            }, Actor.system("api"), now=when)
+            lead = result.lead
+            parent = dealer.parent
+            if (lead.status == LeadStatus.OFFERED and parent is not None
+                    and lead.assigned_partner_id == parent.id):
+                forwarder = session.scalars(
+                    select(User).where(User.partner_id == parent.id)).first()
+                lifecycle.forward(session, lead, dealer, Actor.of(forwarder),
+                                  reason="closest dealer", now=when + timedelta(minutes=5))
 
 
 @dataclass
