@@ -1,7 +1,7 @@
 """Literature fulfilment: library items and versions, fulfilments, print batches.
 
-Revision ID: 0004_fulfilment
-Revises: 0003_capture
+Revision ID: 0006_fulfilment
+Revises: 0005_nurture
 Create Date: 2026-11-23 05:49:54.404341
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0004_fulfilment'
-down_revision = '0003_capture'
+revision = '0006_fulfilment'
+down_revision = '0005_nurture'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """nurture tracks
 
-Revision ID: 0004_nurture
-Revises: 0003_capture
+Revision ID: 0005_nurture
+Revises: 0004_workspace
 Create Date: 2026-11-23 05:49:22.392343
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0004_nurture'
-down_revision = '0003_capture'
+revision = '0005_nurture'
+down_revision = '0004_workspace'
 branch_labels = None
 depends_on = None
 

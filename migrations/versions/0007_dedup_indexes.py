@@ -1,7 +1,7 @@
 """dedup indexes
 
-Revision ID: 0004_dedup_indexes
-Revises: 0003_capture
+Revision ID: 0007_dedup_indexes
+Revises: 0006_fulfilment
 Create Date: 2026-11-23 06:36:06.733143
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0004_dedup_indexes'
-down_revision = '0003_capture'
+revision = '0007_dedup_indexes'
+down_revision = '0006_fulfilment'
 branch_labels = None
 depends_on = None
 
