@@ -35,12 +35,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from portal.api.views import bp as api_bp
     from portal.auth.views import bp as auth_bp
+    from portal.capture.views import bp as capture_bp
     from portal.home.views import bp as home_bp
+    from portal.leads.views import bp as leads_bp
     from portal.manage.views import bp as manage_bp
+    from portal.whatif.views import bp as whatif_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(capture_bp)
     app.register_blueprint(manage_bp)
+    app.register_blueprint(leads_bp)
+    app.register_blueprint(whatif_bp)
+    from portal.nurture.views import bp as nurture_bp
+    from portal.rules.merge_views import bp as merge_bp
+    from portal.rules.views import bp as rules_bp
+
+    app.register_blueprint(rules_bp)
+    app.register_blueprint(merge_bp)
+    app.register_blueprint(nurture_bp)
+    from portal.fulfilment.views import bp as fulfilment_bp
+
+    app.register_blueprint(fulfilment_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF does not apply
 

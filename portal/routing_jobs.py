@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from portal.extensions import db
 from portal.jobs import periodic
-from portal.routing_service import expire_overdue_offers, pending_leads, route_lead
+from portal.routing_service import (
+    expire_overdue_offers,
+    partner_index,
+    pending_leads,
+    route_lead,
+)
 
 
 def route_batch(limit: int = 500) -> tuple[int, int]:
     """Expire overdue offers and route up to ``limit`` pending leads; returns (expired, routed)."""
     expired = expire_overdue_offers(db.session, limit=limit)
     routed = 0
-    for lead in pending_leads(db.session, limit=limit):
-        route_lead(db.session, lead)
+    leads = pending_leads(db.session, limit=limit)
+    index = partner_index(db.session) if leads else None
+    for lead in leads:
+        route_lead(db.session, lead, index=index)
         routed += 1
     return len(expired), routed
 

@@ -99,7 +99,7 @@ def migrated_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     with app.app_context():
         from flask_migrate import upgrade
 
-        upgrade(revision="heads")  # helpers may add parallel branches; chained on merge
+        upgrade()
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -4,7 +4,17 @@ from portal.models.accounts import LoginAttempt, Role, User
 from portal.models.base import Base, utcnow
 from portal.models.capture import IdempotencyKey, ScoringRules
 from portal.models.catalog import Campaign, Competitor, ProductLine, Source
+from portal.models.fulfilment import (
+    Fulfilment,
+    FulfilmentChannel,
+    FulfilmentStatus,
+    LiteratureItem,
+    LiteratureKind,
+    LiteratureVersion,
+    PrintBatch,
+)
 from portal.models.geo import GeocodeCache, PostalCentroid
+from portal.models.imports import CaptureAttempt, ImportStatus, LeadImport
 from portal.models.leads import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -16,6 +26,13 @@ from portal.models.leads import (
     OfferResponse,
     Rank,
 )
+from portal.models.nurture import (
+    EnrollmentStatus,
+    NurtureEnrollment,
+    NurtureSend,
+    NurtureStep,
+    NurtureTrack,
+)
 from portal.models.partners import (
     Forwarding,
     Partner,
@@ -23,24 +40,43 @@ from portal.models.partners import (
     Territory,
     partner_product_lines,
 )
+from portal.models.workspace import DEFAULT_DIGEST, DigestFrequency, DigestPreference
 
 __all__ = [
     "Base",
     "CLOSED_STATUSES",
     "Campaign",
+    "CaptureAttempt",
     "Competitor",
+    "DEFAULT_DIGEST",
+    "DigestFrequency",
+    "DigestPreference",
+    "EnrollmentStatus",
     "Forwarding",
+    "Fulfilment",
+    "FulfilmentChannel",
+    "FulfilmentStatus",
     "GeocodeCache",
     "IdempotencyKey",
+    "ImportStatus",
     "Lead",
+    "LeadImport",
     "LeadEvent",
     "LeadStatus",
+    "LiteratureItem",
+    "LiteratureKind",
+    "LiteratureVersion",
     "LoginAttempt",
+    "NurtureEnrollment",
+    "NurtureSend",
+    "NurtureStep",
+    "NurtureTrack",
     "OPEN_STATUSES",
     "Offer",
     "OfferResponse",
     "Partner",
     "PostalCentroid",
+    "PrintBatch",
     "PartnerKind",
     "ProductLine",
     "Rank",

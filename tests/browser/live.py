@@ -117,7 +117,7 @@ def live_server(workdir: Path, *, workers: int = 2) -> Iterator[LiveServer]:
     base_url = f"http://127.0.0.1:{port}"
     env = _environment(workdir, base_url)
     flask = [str(BIN / "flask"), "--app", "portal"]
-    _run([*flask, "db", "upgrade", "heads"], env)
+    _run([*flask, "db", "upgrade"], env)
     _run([*flask, "demo", "--quiet"], env)
     log = workdir / "gunicorn.log"
     with log.open("wb") as output:

@@ -1,7 +1,7 @@
 """lead imports and capture attempts
 
-Revision ID: 0004_imports
-Revises: 0003_capture
+Revision ID: 0008_imports
+Revises: 0007_dedup_indexes
 Create Date: 2026-11-23 05:49:32.727627
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0004_imports'
-down_revision = '0003_capture'
+revision = '0008_imports'
+down_revision = '0007_dedup_indexes'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,161 @@
+"""Forms of the capture pages.
+
+The capture service checks every value for real (same rules as the API and the import);
+these forms bound the sizes, offer the choices and carry the anti-spam fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, Optional
+
+TIMELINE_CHOICES = [
+    ("", "Choose…"), ("now", "Right away"), ("3_months", "Within 3 months"),
+    ("6_months", "Within 6 months"), ("12_months", "Within a year"),
+    ("researching", "Just researching"),
+]
+BUDGET_CHOICES = [
+    ("", "Choose…"), ("approved", "Approved"), ("planned", "Planned"),
+    ("none", "No budget yet"), ("unknown", "Not sure"),
+]
+ROLE_CHOICES = [
+    ("", "Choose…"), ("decision_maker", "I decide on the purchase"),
+    ("influencer", "I advise on the purchase"), ("user", "I will use it"),
+    ("other", "Other"),
+]
+INTEREST_CHOICES = [
+    ("", "Choose…"), ("quote", "A price quote"), ("demo", "A demonstration"),
+    ("information", "Product information"), ("service", "Service or parts"),
+]
+
+
+def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms options."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class _InquiryFields(FlaskForm):
+    """The prospect's details and the qualification questions, shared by both forms."""
+
+    first_name = StringField("First name", validators=[Length(max=80)],
+                             render_kw={"autocomplete": "given-name"})
+    last_name = StringField("Last name", validators=[Length(max=80)],
+                            render_kw={"autocomplete": "family-name"})
+    company = StringField("Company or farm", validators=[Length(max=160)],
+                          render_kw={"autocomplete": "organization"})
+    email = StringField("Email", validators=[Length(max=254)],
+                        description="An email address or a phone number, so a dealer can reply.",
+                        render_kw={"type": "email", "autocomplete": "email",
+                                   "inputmode": "email"})
+    phone = StringField("Phone", validators=[Length(max=40)],
+                        render_kw={"type": "tel", "autocomplete": "tel"})
+    postal_code = StringField("ZIP code", validators=[Length(max=20)],
+                              description="So the nearest dealer can help you.",
+                              render_kw={"autocomplete": "postal-code",
+                                         "inputmode": "numeric"})
+    product_line = SelectField("Product line", choices=[], validate_choice=False)
+    timeline = SelectField("When do you plan to buy?", choices=choices(TIMELINE_CHOICES),
+                           validate_choice=False)
+    budget = SelectField("Budget", choices=choices(BUDGET_CHOICES), validate_choice=False)
+    role = SelectField("Your role", choices=choices(ROLE_CHOICES), validate_choice=False)
+    interest = SelectField("What would help you most?", choices=choices(INTEREST_CHOICES),
+                           validate_choice=False)
+    comments = TextAreaField("Anything else we should know?",
+                             validators=[Optional(), Length(max=5000)])
+    wants_literature = BooleanField("Send me literature about this product line")
+
+    def inquiry(self) -> dict[str, object]:
+        """The values as the capture service takes them (standard answers at top level)."""
+        data: dict[str, object] = {
+            name: self[name].data or ""
+            for name in ("first_name", "last_name", "company", "email", "phone",
+                         "postal_code", "product_line", "comments", "timeline", "budget",
+                         "role")
+        }
+        data["wants_literature"] = bool(self.wants_literature.data)
+        if self.interest.data:
+            data["answers"] = {"interest": self.interest.data}
+        return data
+
+    def show_capture_errors(self, fields: dict[str, str], message: str) -> None:
+        """Put the service's per-field messages next to the fields they concern."""
+        for key, text in fields.items():
+            name = key.removeprefix("answers.")
+            if name in self._fields and name not in ("stamp", "token", "website"):
+                self[name].errors = [*self[name].errors, text]  # type: ignore[list-item]
+            else:
+                self.form_errors.append(text)
+        if not fields:
+            self.form_errors.append(message)
+
+
+class PublicCaptureForm(_InquiryFields):
+    """The campaign's public form (hosted page and embedded snippet): no login, no CSRF.
+
+    It is posted cross-site by the snippet, which cannot carry the portal's CSRF cookie;
+    it changes nothing that belongs to a signed-in user, so CSRF protects nothing here.
+    The honeypot, the signed time stamp and the per-address rate limit stand in.
+    """
+
+    class Meta:
+        csrf = False
+
+    #: honeypot: hidden from people, filled in by form-filling bots
+    website = StringField("Leave this field empty", validators=[Length(max=200)],
+                          render_kw={"autocomplete": "off", "tabindex": "-1"})
+    stamp = HiddenField()  #: when the page was shown, signed (``spam.sign_stamp``)
+    token = HiddenField()  #: one per page view: a double click makes one lead
+    embed = HiddenField()  #: "1" when posted by the embedded snippet
+
+
+class PartnerCaptureForm(_InquiryFields):
+    """A dealer's own walk-in or trade-show contact, typed in on a phone."""
+
+    source = SelectField("Where did you meet?", choices=[], validate_choice=False)
+    token = HiddenField()
+
+
+class UploadForm(FlaskForm):
+    """Step 1 of a lead import: the CSV file."""
+
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to upload.")],
+                     description="UTF-8 with a header row; Excel: Save as “CSV UTF-8”.",
+                     render_kw={"accept": ".csv,text/csv"})
+
+
+class MappingForm(FlaskForm):
+    """Step 2: what each column holds, and the campaign and source for rows that name none.
+
+    One select per column (``col_0``, ``col_1`` …) is added by ``mapping_form`` because
+    the columns come from the uploaded file.
+    """
+
+    default_campaign = SelectField("Campaign for rows without one", choices=[],
+                                   validate_choice=False)
+    default_source = SelectField("Source for rows without one", choices=[],
+                                 validate_choice=False)
+
+
+def mapping_form(header: list[str], targets: list[tuple[str, str]],
+                 initial: list[str], **kwargs: object) -> MappingForm:
+    """A ``MappingForm`` with one select per column of ``header``, preset to ``initial``."""
+
+    class _Form(MappingForm):
+        pass
+
+    for index, name in enumerate(header):
+        label = f"Column {index + 1}: {name or '(no name)'}"
+        setattr(_Form, f"col_{index}", SelectField(label, choices=choices(targets),
+                                                   default=initial[index]))
+    return _Form(**kwargs)  # type: ignore[arg-type]

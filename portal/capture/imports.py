@@ -1,0 +1,429 @@
+"""Lead CSV import (DESIGN §6, Leads CSV): upload and check, map columns, run in the background.
+
+The file is never held in memory: it is streamed to disk on upload, streamed again to
+check its encoding and structure, and streamed row by row by the job, which hands each
+row to ``capture_inquiry`` (the same validation, dedup, qualification and routing as the
+API) inside its own savepoint and commits every ``IMPORT_BATCH_ROWS`` rows together with
+the progress counters. A row identical to one imported before is an idempotent replay,
+so re-importing a file creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
+from portal.extensions import db
+from portal.jobs import job
+from portal.lifecycle import Actor, LifecycleError
+from portal.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
+
+#: the capture fields a column can fill (the API's body fields, standard answers inline)
+FIELDS = ("first_name", "last_name", "company", "email", "phone", "address", "city",
+          "region", "postal_code", "country", "product_line", "campaign", "source",
+          "comments", "wants_literature", "external_id", "timeline", "budget", "role")
+ANSWER, IGNORE = "answer", "ignore"
+#: other spellings seen in trade-show and purchased lists
+ALIASES = {
+    "firstname": "first_name", "given_name": "first_name", "first": "first_name",
+    "lastname": "last_name", "surname": "last_name", "family_name": "last_name",
+    "last": "last_name", "company_name": "company", "organisation": "company",
+    "organization": "company", "farm": "company", "e_mail": "email",
+    "email_address": "email", "mail": "email", "telephone": "phone", "tel": "phone",
+    "phone_number": "phone", "mobile": "phone", "cell": "phone", "street": "address",
+    "address_1": "address", "address1": "address", "street_address": "address",
+    "town": "city", "state": "region", "province": "region", "zip": "postal_code",
+    "zip_code": "postal_code", "zipcode": "postal_code", "postcode": "postal_code",
+    "postal": "postal_code", "product": "product_line", "notes": "comments",
+    "note": "comments", "comment": "comments", "message": "comments",
+    "literature": "wants_literature", "send_literature": "wants_literature",
+    "id": "external_id", "lead_id": "external_id", "record_id": "external_id",
+    "purchase_timeline": "timeline", "job_title": "role",
+}
+MAX_COLUMNS = 100
+PREVIEW_ROWS = 5
+#: a spreadsheet runs a cell starting with one of these as a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+REPORT_HEADER = ("line", "column", "message")
+
+
+class ImportFileError(Exception):
+    """The upload cannot be imported as a whole; ``message`` says why and where."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Preview:
+    header: list[str]
+    rows: list[list[str]]
+    total_rows: int
+
+
+@dataclass
+class RowOutcome:
+    created: bool = False
+    duplicate: bool = False
+    errors: list[tuple[str, str]] = field(default_factory=list)  #: (column, message)
+
+
+def imports_dir() -> Path:
+    """Where uploaded files and error reports live (instance/imports by default)."""
+    configured = current_app.config.get("IMPORTS_DIR")
+    path = Path(configured) if configured else Path(current_app.instance_path) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def defuse(cell: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula (OWASP CSV injection advice)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _key(header_name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", header_name.strip().lower()).strip("_")
+
+
+def auto_mapping(header: list[str]) -> list[str]:
+    """Guess each column's field from its name; an unknown name is kept as an answer."""
+    mapping: list[str] = []
+    taken: set[str] = set()
+    for name in header:
+        key = _key(name)
+        target = key if key in FIELDS else ALIASES.get(key, ANSWER if key else IGNORE)
+        if target in taken:  # a second "email" column is kept, not silently dropped
+            target = ANSWER
+        taken.add(target)
+        mapping.append(target)
+    return mapping
+
+
+def check_mapping(header: list[str], mapping: list[str]) -> dict[int, str]:
+    """Problems with a chosen mapping, per column index."""
+    problems: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for index, target in enumerate(mapping):
+        if target not in FIELDS and target not in (ANSWER, IGNORE):
+            problems[index] = "Choose a field from the list."
+        elif target in FIELDS:
+            if target in seen:
+                problems[index] = (f"Column {seen[target] + 1} is already mapped to "
+                                   f"{target}; choose another field or ignore this one.")
+            seen[target] = index
+    answers = sum(1 for t in mapping if t == ANSWER) + sum(
+        1 for t in mapping if t in STANDARD_ANSWERS)
+    if answers > 30:
+        last = max(i for i, t in enumerate(mapping) if t == ANSWER)
+        problems[last] = "At most 30 answer columns; ignore the ones you do not need."
+    if not any(t in ("email", "phone") for t in mapping):
+        problems.setdefault(0, "Map a column to email or phone: a dealer needs a way "
+                                   "to reach each lead.")
+    return problems
+
+
+# --- upload ------------------------------------------------------------------------------
+
+
+def store_upload(stream: IO[bytes], filename: str, *, max_bytes: int) -> tuple[str, int, str]:
+    """Copy the upload to the imports folder in chunks; (stored name, size, sha256)."""
+    stored = f"{uuid.uuid4().hex}.csv"
+    path = imports_dir() / stored
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(1 << 16):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ImportFileError(
+                        f"The file is larger than {max_bytes // (1024 * 1024)} MB; split it "
+                        "into smaller files.")
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise ImportFileError("The file is empty.")
+    return stored, size, digest.hexdigest()
+
+
+def check_encoding(path: Path) -> None:
+    """Refuse a file that is not UTF-8, naming the line of the first bad byte (BOM is fine)."""
+    with open(path, "rb") as handle:
+        # A UTF-8 sequence never contains a newline byte, so each line decodes on its own.
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad = raw[error.start]
+                raise ImportFileError(
+                    f"The file is not UTF-8: line {number} has the byte 0x{bad:02X} "
+                    f"(character {error.start + 1}). Save it as “CSV UTF-8” and upload it "
+                    "again.") from None
+
+
+def _open_csv(path: Path) -> IO[str]:
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def preview(path: Path) -> Preview:
+    """The header, the first rows and the row count, read in one streaming pass."""
+    with _open_csv(path) as handle:
+        # strict: a quote left open or a stray quote is a broken file, not data
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader, None)
+            if not header or not any(cell.strip() for cell in header):
+                raise ImportFileError("The first line must be a header row naming the "
+                                      "columns.")
+            if len(header) > MAX_COLUMNS:
+                raise ImportFileError(f"At most {MAX_COLUMNS} columns; the file has "
+                                      f"{len(header)}.")
+            rows: list[list[str]] = []
+            total = 0
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank lines are skipped, here and by the job
+                total += 1
+                if len(rows) < PREVIEW_ROWS:
+                    rows.append(row)
+        except csv.Error as error:
+            raise ImportFileError(f"Line {reader.line_num}: the CSV is malformed "
+                                  f"({error}).") from None
+    if total == 0:
+        raise ImportFileError("The file has a header row but no data rows.")
+    return Preview(header=[cell.strip() for cell in header], rows=rows, total_rows=total)
+
+
+def head(path: Path, rows: int = PREVIEW_ROWS) -> list[list[str]]:
+    """The first data rows of a stored, already checked file (the mapping page shows them)."""
+    with _open_csv(path) as handle:
+        found: list[list[str]] = []
+        for _line, row in _rows(handle):
+            found.append(row)
+            if len(found) >= rows:
+                break
+        return found
+
+
+def create_import(session: Session, stream: IO[bytes], filename: str,
+                  user: User | None) -> LeadImport:
+    """Store and check an upload; the new import waits for its column mapping."""
+    max_bytes = int(current_app.config.get("LEAD_IMPORT_MAX_BYTES", 20 * 1024 * 1024))
+    stored, size, sha = store_upload(stream, filename, max_bytes=max_bytes)
+    path = imports_dir() / stored
+    try:
+        check_encoding(path)
+        seen = preview(path)
+    except ImportFileError:
+        path.unlink(missing_ok=True)
+        raise
+    lead_import = LeadImport(
+        filename=(os.path.basename(filename or "leads.csv") or "leads.csv")[:255],
+        stored_name=stored, size_bytes=size, sha256=sha, header=seen.header,
+        mapping=auto_mapping(seen.header), total_rows=seen.total_rows,
+        status=ImportStatus.UPLOADED, created_by=user,
+    )
+    session.add(lead_import)
+    session.flush()
+    return lead_import
+
+
+def file_path(lead_import: LeadImport) -> Path:
+    return imports_dir() / lead_import.stored_name
+
+
+def report_path(lead_import: LeadImport) -> Path:
+    return imports_dir() / f"{Path(lead_import.stored_name).stem}-errors.csv"
+
+
+def start_import(session: Session, lead_import: LeadImport, mapping: list[str],
+                 campaign: Campaign | None, source: Source | None) -> None:
+    """Fix the mapping and queue the background job (which the caller enqueues)."""
+    if lead_import.status != ImportStatus.UPLOADED:
+        raise ImportFileError("This import has already been started.")
+    lead_import.mapping = list(mapping)
+    lead_import.default_campaign = campaign
+    lead_import.default_source = source
+    lead_import.status = ImportStatus.QUEUED
+    session.flush()
+
+
+# --- the background job ------------------------------------------------------------------
+
+
+def _rows(handle: IO[str]) -> Iterator[tuple[int, list[str]]]:
+    """(first file line of the record, cells) for each data row, blank lines skipped."""
+    reader = csv.reader(handle, strict=True)
+    next(reader, None)
+    line = reader.line_num + 1
+    for row in reader:
+        start, line = line, reader.line_num + 1
+        if any(cell.strip() for cell in row):
+            yield start, row
+
+
+def row_inquiry(row: list[str], lead_import: LeadImport,
+                defaults: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The capture body for one row, and problems with its shape."""
+    header, mapping = lead_import.header, lead_import.mapping
+    problems: list[tuple[str, str]] = []
+    extra = [cell for cell in row[len(header):] if cell.strip()]
+    if extra:
+        problems.append(("", f"The row has {len(row)} cells but the header only "
+                             f"{len(header)}; check for an unquoted comma."))
+    data: dict[str, Any] = {}
+    answers: dict[str, str] = {}
+    for index, target in enumerate(mapping):
+        value = row[index] if index < len(row) else ""
+        if target == IGNORE or not value.strip():
+            continue
+        if target == ANSWER:
+            answers[header[index] or f"column_{index + 1}"] = value
+        else:
+            data[target] = value
+    for name, code in defaults.items():
+        data.setdefault(name, code)
+    if answers:
+        data["answers"] = answers
+    return data, problems
+
+
+def _column_for(lead_import: LeadImport, key: str) -> str:
+    """The file's column name for a capture field (what the person sees in the report)."""
+    name = key.removeprefix("answers.")
+    for index, target in enumerate(lead_import.mapping):
+        if target == name or (target == ANSWER and lead_import.header[index] == name):
+            return lead_import.header[index] or name
+    return name
+
+
+def import_row(session: Session, data: dict[str, Any], actor: Actor) -> RowOutcome:
+    """Capture one row in its own savepoint: a bad row leaves nothing behind."""
+    # The row's content is its idempotency key: the same row again (a re-imported
+    # file, a second list with the same person) returns the lead made the first time.
+    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    for attempt in (1, 2):
+        try:
+            with session.begin_nested():
+                result = capture_inquiry(session, data, actor, idempotency_scope="import",
+                                         idempotency_key=key)
+            return RowOutcome(created=result.created, duplicate=not result.created)
+        except CaptureError as error:
+            return RowOutcome(errors=list(error.fields.items()) or [("", error.message)])
+        except LifecycleError as error:
+            return RowOutcome(errors=list(error.fields.items()) or [("", error.message)])
+        except IntegrityError:
+            if attempt == 2:  # the same row committed concurrently: it is a replay now
+                raise
+    return RowOutcome()  # pragma: no cover - the loop always returns or raises
+
+
+def run_import(session: Session, lead_import: LeadImport, *, batch_rows: int = 500,
+               batch_seconds: float = 1.0) -> LeadImport:
+    """Stream the file through capture, committing rows and counters every ``batch_rows``
+    rows or ``batch_seconds``, whichever comes first.
+
+    The time bound matters on SQLite, where an open write transaction holds the database's
+    one write lock: public forms, the API and dealers wait at most about that long.
+    Returns the import as finally stored (the one passed in is let go along the way).
+    """
+    user = lead_import.created_by
+    actor = Actor.of(user, device="import") if user else Actor.system("import")
+    defaults: dict[str, str] = {}
+    if lead_import.default_campaign is not None:
+        defaults["campaign"] = lead_import.default_campaign.code
+    if lead_import.default_source is not None:
+        defaults["source"] = lead_import.default_source.code
+    lead_import.status = ImportStatus.RUNNING
+    lead_import.started_at = utcnow()
+    lead_import.processed = lead_import.created = lead_import.duplicates = 0
+    lead_import.rejected = 0
+    session.commit()
+    last_commit, pending = time.monotonic(), 0
+
+    with _open_csv(file_path(lead_import)) as handle, \
+            open(report_path(lead_import), "w", encoding="utf-8", newline="") as report_file:
+        report = csv.writer(report_file, lineterminator="\r\n")
+        report.writerow(REPORT_HEADER)
+        for line, row in _rows(handle):
+            data, problems = row_inquiry(row, lead_import, defaults)
+            outcome = RowOutcome(errors=problems) if problems else import_row(
+                session, data, actor)
+            if outcome.errors:
+                lead_import.rejected += 1
+                for key, message in outcome.errors:
+                    column = _column_for(lead_import, key) if key else ""
+                    report.writerow((line, defuse(column), defuse(message)))
+            elif outcome.created:
+                lead_import.created += 1
+            else:
+                lead_import.duplicates += 1
+            lead_import.processed += 1
+            pending += 1
+            if pending >= batch_rows or time.monotonic() - last_commit >= batch_seconds:
+                last_commit, pending = time.monotonic(), 0
+                report_file.flush()
+                session.commit()  # the rows and the progress the page polls, together
+                # Nothing from earlier batches is needed again: let it be collected.
+                session.expunge_all()
+                lead_import = session.get(LeadImport, lead_import.id)  # type: ignore[assignment]
+                assert lead_import is not None
+    lead_import.status = ImportStatus.DONE
+    lead_import.finished_at = utcnow()
+    session.commit()
+    # The upload holds personal data nobody needs once every row is in (or reported).
+    file_path(lead_import).unlink(missing_ok=True)
+    return lead_import
+
+
+@job(retries=5, retry_delay=2)
+def import_leads(import_id: int) -> None:
+    """Background job: run a queued lead import to the end."""
+    session = db.session
+    lead_import = session.get(LeadImport, import_id)
+    if lead_import is None:
+        # Queued in a request that has not committed yet: Huey retries shortly.
+        raise LookupError(f"lead import {import_id} not found (yet)")
+    if lead_import.status != ImportStatus.QUEUED:
+        return  # already run (a retried or duplicated task)
+    config = current_app.config
+    try:
+        run_import(session, lead_import,
+                   batch_rows=int(config.get("IMPORT_BATCH_ROWS", 500)),
+                   batch_seconds=float(config.get("IMPORT_BATCH_SECONDS", 1.0)))
+    except Exception as error:
+        session.rollback()
+        current_app.logger.exception("lead import %s failed", import_id)
+        failed = session.get(LeadImport, import_id)
+        if failed is not None:
+            failed.status = ImportStatus.FAILED
+            failed.finished_at = utcnow()
+            failed.message = (f"Stopped after {failed.processed} rows by an unexpected "
+                              f"error ({type(error).__name__}). Rows before it were "
+                              "imported; importing the file again skips them.")[:500]
+            session.commit()
+
+
+def recent_imports_query() -> Any:
+    """Newest imports first (the list page paginates it)."""
+    return select(LeadImport).order_by(LeadImport.created_at.desc(), LeadImport.id.desc())

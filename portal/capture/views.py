@@ -1,0 +1,314 @@
+"""The ways in: public campaign forms (hosted and embedded), a partner's own capture
+page, and the staff's CSV lead import with live progress."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.capture import imports, spam
+from portal.capture.forms import (
+    MappingForm,
+    PartnerCaptureForm,
+    PublicCaptureForm,
+    UploadForm,
+    choices,
+    mapping_form,
+)
+from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
+from portal.extensions import csrf, db
+from portal.jobs import enqueue
+from portal.lifecycle import Actor
+from portal.manage.services import paginate
+from portal.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
+from portal.web import is_htmx, roles_required, staff_required
+
+bp = Blueprint("capture", __name__)
+
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+def _campaign_or_404(code: str) -> Campaign:
+    campaign = db.session.scalars(
+        select(Campaign).where(Campaign.code == code.strip().upper(), Campaign.active)
+    ).first()
+    if campaign is None:
+        abort(404)
+    return campaign
+
+
+def _line_choices(only: list[ProductLine] | None = None) -> list[Any]:
+    lines = only or db.session.scalars(
+        select(ProductLine).where(ProductLine.active).order_by(ProductLine.name)).all()
+    return choices([("", "Choose…")] + [(line.code, line.name) for line in lines
+                                        if line.active])
+
+
+def _form_source() -> str | None:
+    """The source code public-form leads carry, when the manufacturer set one up."""
+    code = str(current_app.config.get("CAPTURE_FORM_SOURCE", "WEB")).upper()
+    return db.session.scalar(select(Source.code).where(Source.code == code, Source.active))
+
+
+def _token(raw: str | None) -> str | None:
+    return raw if raw and _TOKEN.fullmatch(raw) else None
+
+
+def _capture_once(data: dict[str, Any], actor: Actor, **options: Any) -> CaptureResult:
+    """Capture; when the same page was sent twice at once, answer with the winner's lead."""
+    try:
+        result = capture_inquiry(db.session, data, actor, **options)
+        db.session.flush()
+        return result
+    except IntegrityError:
+        # A double click raced past the idempotency check; the first request's key holds.
+        db.session.rollback()
+        return capture_inquiry(db.session, data, actor, **options)
+
+
+# --- public form (no login) --------------------------------------------------------------
+
+
+def _public_page(form: PublicCaptureForm, campaign: Campaign, status: int = 200) -> Any:
+    return render_template("capture/public_form.html", form=form, campaign=campaign), status
+
+
+@bp.get("/f/<code>")
+def public_form(code: str):  # type: ignore[no-untyped-def]
+    """A campaign's hosted inquiry form."""
+    campaign = _campaign_or_404(code)
+    form = PublicCaptureForm(formdata=None)
+    form.product_line.choices = _line_choices()
+    form.stamp.data = spam.sign_stamp(campaign.code)
+    form.token.data = uuid.uuid4().hex
+    return _public_page(form, campaign)
+
+
+@bp.post("/f/<code>")
+@csrf.exempt  # posted cross-site by the embedded snippet; see PublicCaptureForm
+def public_submit(code: str):  # type: ignore[no-untyped-def]
+    """Take a public inquiry: spam checks, then capture; 303 to the thank-you page."""
+    campaign = _campaign_or_404(code)
+    address = (request.remote_addr or "unknown")[:64]
+    if spam.rate_limited(db.session, address):
+        response = render_template("capture/rate_limited.html", campaign=campaign)
+        window = int(float(current_app.config.get("CAPTURE_RATE_WINDOW_MINUTES", 10)) * 60)
+        return response, 429, {"Retry-After": str(window)}
+    thanks = url_for("capture.public_thanks", code=campaign.code)
+    form = PublicCaptureForm()
+    form.product_line.choices = _line_choices()
+    if form.website.data:
+        # A bot filled in the hidden field: it sees success, nothing is stored.
+        spam.record_attempt(db.session, address, campaign.code)
+        return redirect(thanks, code=303)
+    stamp = spam.check_stamp(form.stamp.data or "", campaign.code,
+                             embedded=form.embed.data == "1")
+    valid = form.validate()
+    if not stamp.ok:
+        form.form_errors.append(stamp.message)
+    elif valid:
+        data = form.inquiry()
+        data["campaign"] = campaign.code
+        source = _form_source()
+        if source:
+            data["source"] = source
+        try:
+            _capture_once(data, Actor.system("web-form"),
+                          idempotency_scope=f"form:{campaign.code}",
+                          idempotency_key=_token(form.token.data))
+        except CaptureError as error:
+            form.show_capture_errors(error.fields, error.message)
+        else:
+            spam.record_attempt(db.session, address, campaign.code)
+            return redirect(thanks, code=303)
+    # Shown again on the hosted page, with a stamp that starts now.
+    form.stamp.data = spam.sign_stamp(campaign.code)
+    form.embed.data = ""
+    form.token.data = _token(form.token.data) or uuid.uuid4().hex
+    return _public_page(form, campaign, 422)
+
+
+@bp.get("/f/<code>/thanks")
+def public_thanks(code: str):  # type: ignore[no-untyped-def]
+    """The thank-you page after a public inquiry."""
+    return render_template("capture/thanks.html", campaign=_campaign_or_404(code))
+
+
+# --- a partner's own capture -------------------------------------------------------------
+
+
+@bp.route("/capture/new", methods=["GET", "POST"])
+@roles_required("partner")
+def partner_new():  # type: ignore[no-untyped-def]
+    """A dealer records its own walk-in or show contact: the lead is its own, accepted."""
+    partner = current_user.partner
+    if partner is None:
+        abort(403)
+    form = PartnerCaptureForm()
+    form.product_line.choices = _line_choices(list(partner.product_lines))
+    sources = db.session.scalars(
+        select(Source).where(Source.active).order_by(Source.name)).all()
+    form.source.choices = choices([("", "Choose…")] + [(s.code, s.name) for s in sources])
+    if form.validate_on_submit():
+        data = form.inquiry()
+        if form.source.data:
+            data["source"] = form.source.data
+        try:
+            result = _capture_once(
+                data, Actor.of(current_user, device="web"),
+                idempotency_scope=f"partner-form:{current_user.id}",
+                idempotency_key=_token(form.token.data), owner_partner=partner)
+        except CaptureError as error:
+            form.show_capture_errors(error.fields, error.message)
+        else:
+            lead = result.lead
+            if lead.status == "disqualified":
+                flash(f"Saved {lead.name}, but the rules disqualified it: "
+                      f"{lead.qualification_reason}", "warning")
+            else:
+                flash(f"Saved {lead.name}: the lead is yours and marked accepted.", "success")
+            return redirect(url_for("capture.partner_new"), code=303)
+    if not form.token.data:
+        form.token.data = uuid.uuid4().hex
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("capture/partner_new.html", form=form, partner=partner), status
+
+
+# --- staff: campaigns' forms -------------------------------------------------------------
+
+
+@bp.get("/capture/")
+@staff_required
+def index():  # type: ignore[no-untyped-def]
+    """Active campaigns with their public form and snippet."""
+    page = paginate(db.session, select(Campaign).where(Campaign.active).order_by(Campaign.code),
+                    request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"])
+    return render_template("capture/index.html", page=page)
+
+
+@bp.get("/capture/campaigns/<code>/embed")
+@staff_required
+def embed(code: str):  # type: ignore[no-untyped-def]
+    """The HTML snippet that puts a campaign's form on any web page."""
+    campaign = _campaign_or_404(code)
+    base = str(current_app.config["PORTAL_BASE_URL"]).rstrip("/")
+    form = PublicCaptureForm(formdata=None)
+    form.product_line.choices = _line_choices()
+    snippet = render_template("capture/_snippet.html", form=form, campaign=campaign,
+                              action=f"{base}/f/{campaign.code}")
+    return render_template("capture/embed.html", campaign=campaign, snippet=snippet.strip(),
+                           hosted=f"{base}/f/{campaign.code}")
+
+
+# --- staff: CSV import -------------------------------------------------------------------
+
+
+def _import_or_404(import_id: int, *, fresh: bool = False) -> LeadImport:
+    # ``fresh``: the job updates the row from another session; read what it committed.
+    lead_import = db.session.get(LeadImport, import_id, populate_existing=fresh)
+    if lead_import is None:
+        abort(404)
+    return lead_import
+
+
+@bp.route("/capture/imports", methods=["GET", "POST"])
+@staff_required
+def imports_list():  # type: ignore[no-untyped-def]
+    """Upload a leads CSV (step 1), and the imports so far."""
+    form = UploadForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            lead_import = imports.create_import(db.session, upload.stream,
+                                                upload.filename or "", current_user)
+        except imports.ImportFileError as error:
+            form.file.errors = [error.message]  # type: ignore[assignment]
+        else:
+            return redirect(url_for("capture.import_map", import_id=lead_import.id), code=303)
+    page = paginate(db.session, imports.recent_imports_query(),
+                    request.args.get("page", 1, type=int), current_app.config["PAGE_SIZE"])
+    status = 422 if form.errors else 200
+    return render_template("capture/imports.html", form=form, page=page), status
+
+
+def _targets() -> list[tuple[str, str]]:
+    return [(name, name) for name in imports.FIELDS] + [
+        (imports.ANSWER, "keep as extra answer"), (imports.IGNORE, "ignore")]
+
+
+def _catalog_choices(model: type[Any], label: str) -> list[Any]:
+    rows = db.session.scalars(select(model).where(model.active).order_by(model.code)).all()
+    return choices([("", f"No {label}")] + [(str(r.id), f"{r.code} — {r.name}") for r in rows])
+
+
+@bp.route("/capture/imports/<int:import_id>/map", methods=["GET", "POST"])
+@staff_required
+def import_map(import_id: int):  # type: ignore[no-untyped-def]
+    """Step 2: preview the first rows and say what each column holds, then start."""
+    lead_import = _import_or_404(import_id)
+    if lead_import.status != ImportStatus.UPLOADED:
+        return redirect(url_for("capture.import_progress", import_id=import_id), code=303)
+    form: MappingForm = mapping_form(lead_import.header, _targets(), lead_import.mapping)
+    form.default_campaign.choices = _catalog_choices(Campaign, "campaign")
+    form.default_source.choices = _catalog_choices(Source, "source")
+    if form.validate_on_submit():
+        mapping = [form[f"col_{i}"].data for i in range(len(lead_import.header))]
+        problems = imports.check_mapping(lead_import.header, mapping)
+        campaign = (db.session.get(Campaign, int(form.default_campaign.data))
+                    if (form.default_campaign.data or "").isdigit() else None)
+        source = (db.session.get(Source, int(form.default_source.data))
+                  if (form.default_source.data or "").isdigit() else None)
+        for index, message in problems.items():
+            form[f"col_{index}"].errors = [message]  # type: ignore[assignment]
+        if not problems:
+            imports.start_import(db.session, lead_import, mapping, campaign, source)
+            enqueue("import_leads", lead_import.id)
+            return redirect(url_for("capture.import_progress", import_id=import_id),
+                            code=303)
+    rows = imports.head(imports.file_path(lead_import))
+    status = 422 if form.errors else 200
+    return render_template("capture/import_map.html", form=form, lead_import=lead_import,
+                           rows=rows), status
+
+
+@bp.get("/capture/imports/<int:import_id>")
+@staff_required
+def import_progress(import_id: int):  # type: ignore[no-untyped-def]
+    """Step 3: progress and counts; htmx polls this URL for the fragment until done."""
+    lead_import = _import_or_404(import_id, fresh=True)
+    if is_htmx():
+        response = current_app.make_response(
+            render_template("capture/_import_progress.html", lead_import=lead_import))
+    else:
+        response = current_app.make_response(
+            render_template("capture/import_progress.html", lead_import=lead_import))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/capture/imports/<int:import_id>/errors.csv")
+@staff_required
+def import_errors(import_id: int):  # type: ignore[no-untyped-def]
+    """The rejected rows' problems (line, column, message) as CSV."""
+    lead_import = _import_or_404(import_id)
+    path = imports.report_path(lead_import)
+    if not path.exists():
+        abort(404)
+    return send_file(path, mimetype="text/csv", as_attachment=True,
+                     download_name=f"lead-import-{lead_import.id}-errors.csv")
