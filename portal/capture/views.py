@@ -35,8 +35,8 @@ from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
 from portal.extensions import csrf, db
 from portal.jobs import enqueue
 from portal.lifecycle import Actor
-from portal.manage.services import paginate
 from portal.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
+from portal.pagination import paginate
 from portal.web import is_htmx, roles_required, staff_required
 
 bp = Blueprint("capture", __name__)

@@ -26,7 +26,6 @@ from portal.extensions import db
 from portal.fulfilment import library, services
 from portal.fulfilment.forms import ConfirmForm, ItemForm, PrintedForm, UploadForm, WriteForm
 from portal.jobs import enqueue
-from portal.manage.services import paginate
 from portal.models import (
     Fulfilment,
     FulfilmentChannel,
@@ -38,6 +37,7 @@ from portal.models import (
     ProductLine,
     utcnow,
 )
+from portal.pagination import paginate
 from portal.web import admin_required, staff_required
 
 bp = Blueprint("fulfilment", __name__, url_prefix="/fulfilment")

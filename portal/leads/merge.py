@@ -13,8 +13,8 @@ from portal import lifecycle
 from portal.capture.services import current_rules
 from portal.capture.services import inquiry_facts as lead_facts
 from portal.lifecycle import Actor
-from portal.manage.services import Page, paginate
 from portal.models import CLOSED_STATUSES, Lead, LeadEvent, LeadStatus, utcnow
+from portal.pagination import Page, paginate
 from routing.scoring import evaluate
 
 MAX_MATCHES = 20

@@ -8,9 +8,8 @@ through ``portal.routing_service``. Services flush, never commit.
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +44,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.pagination import Page, paginate
 
 S = LeadStatus
 
@@ -77,33 +77,6 @@ CONFLICT_EVENT = "conflict"
 CONFLICT_REVIEWED_EVENT = "conflict_reviewed"
 #: lead searches count at most this many rows: enough for the pager, cheap at a million
 COUNT_CAP = 10_000
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list, in the shape the ``pager`` macro reads."""
-
-    items: Sequence[Any]
-    number: int
-    pages: int
-    total: int
-    capped: bool = False  #: the total is "at least"
-
-
-def paginate(session: Session, query: Select[Any], number: int, per_page: int,
-             *, cap: int | None = None) -> Page:
-    """Count (up to ``cap``) and fetch page ``number`` of ``query`` (two queries)."""
-    counted = query.order_by(None)
-    if cap is not None:
-        counted = counted.limit(cap + 1)
-    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
-    capped = cap is not None and total > cap
-    if capped:
-        total = cap  # type: ignore[assignment]
-    pages = max(1, math.ceil(total / per_page))
-    number = min(max(1, number), pages)
-    items = session.scalars(query.limit(per_page).offset((number - 1) * per_page)).all()
-    return Page(items=items, number=number, pages=pages, total=total, capped=capped)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from portal.manage.forms import (
 from portal.manage.services import CHANNELS
 from portal.manage.views import bp
 from portal.models import Campaign, Competitor, ProductLine, Source
+from portal.pagination import Page, paginate
 from portal.web import admin_required, staff_required
 
 
@@ -33,8 +34,8 @@ def _get_or_404(model: type[Any], item_id: int) -> Any:
     return item
 
 
-def _page(query: Any) -> services.Page[Any]:
-    return services.paginate(db.session, query, request.args.get("page", 1, type=int),
+def _page(query: Any) -> Page[Any]:
+    return paginate(db.session, query, request.args.get("page", 1, type=int),
                              current_app.config["PAGE_SIZE"])
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.manage.services import ManageError
 from portal.models import Forwarding, Partner, PartnerKind, ProductLine, Territory, User, utcnow
+from portal.pagination import Page, paginate
 from routing.geo import CentroidTable
 from routing.territory import RuleError, TerritoryRule, normalise_postal_code, parse_rule
 
@@ -413,20 +414,6 @@ def partner_by_code(session: Session, code: str) -> Partner | None:
 
 
 @dataclass
-class Page:
-    """One page of a list, in the shape the ``pager`` macro reads."""
-
-    items: Sequence[Any]
-    number: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-
-@dataclass
 class PartnerFilters:
     """What the partners list is narrowed to."""
 
@@ -465,17 +452,9 @@ def list_partners(session: Session, filters: PartnerFilters, *, page: int = 1,
         distributor_id = session.scalar(
             select(Partner.id).where(Partner.code == filters.distributor.strip().upper())
         )
-    query = _filtered(filters, distributor_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    pages = max(1, math.ceil(total / per_page))
-    number = min(max(page, 1), pages)
-    items = session.scalars(
-        query.order_by(Partner.code)
-        .limit(per_page)
-        .offset((number - 1) * per_page)
-        .options(selectinload(Partner.product_lines), selectinload(Partner.parent))
-    ).all()
-    return Page(items=items, number=number, per_page=per_page, total=total)
+    query = (_filtered(filters, distributor_id).order_by(Partner.code)
+             .options(selectinload(Partner.product_lines), selectinload(Partner.parent)))
+    return paginate(session, query, page, per_page)
 
 
 def distributors(session: Session, limit: int = 2000) -> list[tuple[str, str]]:

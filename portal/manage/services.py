@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,27 +50,6 @@ class ManageError(Exception):
 
 
 # --- lists -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a list: what the ``pager`` macro shows."""
-
-    items: list[T]
-    number: int
-    pages: int
-    total: int
-
-
-def paginate(session: Session, query: Select[Any], number: int, per_page: int) -> Page[Any]:
-    """Run ``query`` for page ``number`` (1-based, clamped to the pages there are)."""
-    total = session.scalar(
-        select(func.count()).select_from(query.order_by(None).subquery())
-    ) or 0
-    pages = max(1, math.ceil(total / per_page))
-    number = min(max(1, number), pages)
-    items = list(session.scalars(query.limit(per_page).offset((number - 1) * per_page)))
-    return Page(items=items, number=number, pages=pages, total=total)
 
 
 def _flush_unique(session: Session, message: str, fields: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ from portal.manage.forms import (
 )
 from portal.manage.views import bp
 from portal.models import User
+from portal.pagination import paginate
 from portal.web import admin_required
 
 
@@ -42,7 +43,7 @@ def users():  # type: ignore[no-untyped-def]
                                 User.name.icontains(term, autoescape=True)))
     if filters.role.data and not filters.role.errors:
         query = query.where(User.role == filters.role.data)
-    page = services.paginate(db.session, query, request.args.get("page", 1, type=int),
+    page = paginate(db.session, query, request.args.get("page", 1, type=int),
                              current_app.config["PAGE_SIZE"])
     return render_template("manage/users/list.html", page=page, filters=filters,
                            roles=services.ROLE_LABELS)

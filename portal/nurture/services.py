@@ -19,7 +19,7 @@ from portal.capture.services import current_rules, qualify_and_route
 from portal.capture.services import inquiry_facts as lead_facts
 from portal.lifecycle import Actor
 from portal.mail import build_message, deliver
-from portal.manage.services import ManageError, Page, paginate
+from portal.manage.services import ManageError
 from portal.models import (
     EnrollmentStatus,
     Lead,
@@ -31,6 +31,7 @@ from portal.models import (
     ProductLine,
     utcnow,
 )
+from portal.pagination import Page, paginate
 from routing.scoring import evaluate
 
 E = EnrollmentStatus
