@@ -17,7 +17,7 @@ test: $(VENV)/.installed static/vendor/htmx.min.js
 	@if [ -z "$${TEST_DATABASE_URL+x}" ] && $(BIN)/python -c "import sqlalchemy as sa; sa.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; then \
 	  export TEST_DATABASE_URL='$(PG_TEST_URL)'; echo "PostgreSQL answers: integration tests run on SQLite and PostgreSQL"; \
 	else echo "TEST_DATABASE_URL=$${TEST_DATABASE_URL:-<none>}: integration tests on SQLite$${TEST_DATABASE_URL:+ and PostgreSQL}"; fi; \
-	$(BIN)/ruff check . && $(BIN)/lint-imports --no-cache -q && $(BIN)/mypy routing && \
+	$(BIN)/ruff check . && $(BIN)/lint-imports --no-cache && $(BIN)/mypy routing && \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed static/vendor/htmx.min.js instance/config.py
