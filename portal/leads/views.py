@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from functools import wraps
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from flask import (
     Blueprint,
@@ -262,6 +262,14 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
         expires_at=current.expires_at if current else None,
         late=services.is_overdue(lead), forms=card_forms, message=message,
         open_action=failed[0] if failed else "", show_partner=False), status)
+    partner = current_user.partner
+    if is_htmx() and partner is not None and failed is None:
+        # The card changed tabs (accepted, declined …): refresh the tab counts too.
+        page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
+        tab = parse_qs(page_url.query).get("tab", ["new"])[0]
+        response.set_data(response.get_data(as_text=True) + render_template(
+            "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
+            counts=services.inbox_counts(db.session, partner), oob=True))
     response.vary.add("HX-Request")
     return response
 

@@ -85,6 +85,8 @@ def test_offer_to_won_with_htmx(new_context: Callable[..., BrowserContext],
 
     card = page.locator("article.lead-card").filter(has_text=name)
     expect(card.locator(".badge-status")).to_have_text("Offered")
+    new_count = page.locator("#lead-tabs .tab-new .count")
+    before = int(new_count.inner_text())
     page.evaluate("window.__marker = 1")
 
     with page.expect_request(lambda r: r.method == "POST") as posted:
@@ -97,6 +99,7 @@ def test_offer_to_won_with_htmx(new_context: Callable[..., BrowserContext],
         "Accepted: the lead is yours. Contact the prospect soon.")
     expect(card.locator(".badge-status")).to_have_text("Accepted")
     expect(card.get_by_role("button", name="Accept", exact=True)).to_have_count(0)
+    expect(new_count).to_have_text(str(before - 1))  # the tab counts follow, out of band
     assert page.evaluate("window.__marker") == 1, "the inbox reloaded instead of swapping"
 
     card.get_by_role("link", name=name).click()

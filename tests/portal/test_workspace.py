@@ -527,3 +527,24 @@ def test_dashboard_links_the_tabs(client, session, dealer, dealer_user, make_lea
     assert 'href="/leads/?tab=new"' in page
     assert re.search(r'<span class="num">1</span><span class="label">New offers', page)
 
+
+
+def test_htmx_accept_updates_the_tab_counts_out_of_band(auth, client, session, make_partner,
+                                                        make_lead):
+    """After a one-tap accept the card moves on, and the tab counts follow without a reload."""
+    from portal.routing_service import route_lead
+
+    dealer = make_partner("OOB", territories=["zip:50401"])
+    first, second = make_lead(postal_code="50401"), make_lead(postal_code="50401")
+    route_lead(session, first)
+    route_lead(session, second)
+    auth.login("partner", partner=dealer)
+    session.commit()
+    response = client.post(f"/leads/{first.id}/accept",
+                           data={"view": "card", "next": "/leads/?tab=new"},
+                           headers={"HX-Request": "true",
+                                    "HX-Current-URL": "http://localhost/leads/?tab=new"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="lead-tabs"' in page and 'hx-swap-oob="true"' in page
+    assert 'aria-label="1 leads">1</span>' in page  # one new offer left
