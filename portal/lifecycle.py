@@ -430,6 +430,18 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
             f"{dealer.code} is not one of this distributor's dealers",
             {"partner": "Pick one of your own dealers."},
         )
+    if not actor.is_staff:
+        # The compliance gate holds for a hand-made forward too (routing checks it itself;
+        # a channel manager may still override).
+        from portal.leads.overdue import gate_limit, gate_reason, overdue_counts
+
+        limit = gate_limit()
+        if limit is not None:
+            late = overdue_counts(session, [dealer.id], now).get(dealer.id, 0)
+            blocked = gate_reason(late, limit)
+            if blocked:
+                raise InvalidInput(f"{dealer.code} gets no new leads now: {blocked}",
+                                   {"partner": f"{dealer.code} is held back: {blocked}."})
     if not dealer.active:
         raise InvalidInput(f"{dealer.code} is paused and takes no new leads",
                            {"partner": "Pick a dealer that is not paused."})

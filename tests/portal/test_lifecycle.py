@@ -654,6 +654,28 @@ def test_forward_to_another_distributors_dealer_is_invalid(session, make_lead, m
     assert open_count(session, distributor) == 1
 
 
+def test_a_distributors_forward_respects_the_compliance_gate(
+        app, session, make_lead, make_partner, make_user, distributor):
+    app.config["COMPLIANCE_GATE_MAX_OVERDUE"] = 0
+    late_dealer = make_partner("LATE", parent_id=distributor.id)
+    overdue = make_lead()
+    lifecycle.offer(session, overdue, late_dealer, SYSTEM, now=at(1))
+    lifecycle.accept(session, overdue, SYSTEM, now=at(1))
+    overdue.accepted_at = at(0) - timedelta(days=60)  # outcome long past due
+    lead = make_lead()
+    lifecycle.offer(session, lead, distributor, SYSTEM, now=at(2))
+    session.flush()
+
+    with pytest.raises(InvalidInput) as refused:
+        lifecycle.forward(session, lead, late_dealer,
+                          Actor.of(make_user("partner", partner=distributor)), now=at(3))
+    assert "compliance gate" in refused.value.fields["partner"]
+    assert lead.assigned_partner_id == distributor.id
+    # A channel manager may still place it there by hand.
+    lifecycle.forward(session, lead, late_dealer, Actor.of(make_user("manager")), now=at(4))
+    assert lead.assigned_partner_id == late_dealer.id
+
+
 def test_forward_refuses_a_full_dealer(session, make_lead, make_partner, distributor):
     full = make_partner("FULL", parent_id=distributor.id, capacity=0)
     lead = make_lead()
