@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +50,17 @@ class ManageError(Exception):
 
 
 # --- lists -------------------------------------------------------------------------------
+
+
+def _refuse_taken(session: Session, column: Any, value: str, current: Any, *,
+                  message: str, field: str, field_message: str) -> None:
+    """Refuse ``value`` when another row already has it in ``column`` (ignoring case)."""
+    model = column.class_
+    clash = select(model.id).where(func.lower(column) == value.lower())
+    if current is not None:
+        clash = clash.where(model.id != current.id)
+    if session.scalar(clash) is not None:
+        raise ManageError(message, {field: field_message})
 
 
 def _flush_unique(session: Session, message: str, fields: dict[str, str]) -> None:
@@ -188,12 +199,9 @@ def save_product_line(session: Session, line: ProductLine | None, *, code: str, 
             "code": "Use 1–32 capital letters, digits, - or _, starting with a letter or digit."
         })
     name = _name(name, "Name", 120)
-    clash = select(ProductLine.id).where(ProductLine.code == code)
-    if line is not None:
-        clash = clash.where(ProductLine.id != line.id)
     message = f"Product line {code} already exists."
-    if session.scalar(clash) is not None:
-        raise ManageError(message, {"code": "Another product line has this code."})
+    _refuse_taken(session, ProductLine.code, code, line, message=message, field="code",
+                  field_message="Another product line has this code.")
     if line is None:
         line = ProductLine(code=code, name=name)
         session.add(line)
@@ -211,12 +219,9 @@ def save_competitor(session: Session, competitor: Competitor | None, *, name: st
                     active: bool | None = None) -> Competitor:
     """Add (``competitor`` None) or rename a competitor; names are unique ignoring case."""
     name = _name(name, "Name", 120)
-    clash = select(Competitor.id).where(func.lower(Competitor.name) == name.lower())
-    if competitor is not None:
-        clash = clash.where(Competitor.id != competitor.id)
     message = f"{name} is already on the list."
-    if session.scalar(clash) is not None:
-        raise ManageError(message, {"name": "Another competitor has this name."})
+    _refuse_taken(session, Competitor.name, name, competitor, message=message, field="name",
+                  field_message="Another competitor has this name.")
     if competitor is None:
         competitor = Competitor(name=name, active=True)
         session.add(competitor)
@@ -258,12 +263,9 @@ def save_campaign(session: Session, campaign: Campaign | None, *, code: str, nam
     if starts_on and ends_on and ends_on < starts_on:
         raise ManageError("The campaign ends before it starts.",
                           {"ends_on": "Pick a day on or after the start."})
-    clash = select(Campaign.id).where(func.lower(Campaign.code) == code.lower())
-    if campaign is not None:
-        clash = clash.where(Campaign.id != campaign.id)
     message = f"Campaign {code} already exists."
-    if session.scalar(clash) is not None:
-        raise ManageError(message, {"code": "Another campaign has this code."})
+    _refuse_taken(session, Campaign.code, code, campaign, message=message, field="code",
+                  field_message="Another campaign has this code.")
     if campaign is None:
         campaign = Campaign(code=code, name=name)
         session.add(campaign)
@@ -280,12 +282,9 @@ def save_source(session: Session, source: Source | None, *, code: str, name: str
     code = _code(code)
     name = _name(name, "Name", 120)
     amount = _money(cost_per_lead, "cost_per_lead")
-    clash = select(Source.id).where(func.lower(Source.code) == code.lower())
-    if source is not None:
-        clash = clash.where(Source.id != source.id)
     message = f"Source {code} already exists."
-    if session.scalar(clash) is not None:
-        raise ManageError(message, {"code": "Another source has this code."})
+    _refuse_taken(session, Source.code, code, source, message=message, field="code",
+                  field_message="Another source has this code.")
     if source is None:
         source = Source(code=code, name=name)
         session.add(source)
