@@ -370,12 +370,11 @@ def _attach_repeat(session: Session, lead: Lead, inquiry: Inquiry, actor: Actor,
     merged.update(inquiry.answers)  # the newer answer (e.g. a shorter timeline) counts
     lead.answers = merged
     result = CaptureResult(lead=lead, created=False, duplicate_of=lead)
-    if lead.status == LeadStatus.NURTURE:
-        verdict = evaluate(current_rules(session), inquiry_facts(lead))
-        if verdict.outcome == LeadStatus.QUALIFIED:
-            result.verdict, result.routing = qualify_and_route(session, lead, actor, now=now)
-            return result
     verdict = evaluate(current_rules(session), inquiry_facts(lead))
+    if lead.status == LeadStatus.NURTURE and verdict.outcome == LeadStatus.QUALIFIED:
+        # Ready now: the same rules qualify it through the lifecycle and route it.
+        result.verdict, result.routing = qualify_and_route(session, lead, actor, now=now)
+        return result
     lifecycle.rescore(session, lead, score=verdict.score, rank=verdict.rank,
                       reason="repeat inquiry", actor=actor, now=now)
     result.verdict = verdict
