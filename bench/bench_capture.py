@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +58,9 @@ def rss_mb() -> float:
 
 def make_database(backend: str, workdir: Path) -> tuple[str, Any]:
     """A fresh, empty database URL for ``backend`` and a function that drops it."""
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}", lambda: None
-    name = f"bench_capture_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    from seed import fresh_database
 
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    return sa.make_url(PG_SERVER).set(database=name).render_as_string(False), drop
+    return fresh_database(backend, workdir, prefix="bench_capture")
 
 
 def make_app(url: str, workdir: Path) -> Any:

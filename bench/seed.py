@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,27 +26,32 @@ from portal.models import Lead, Partner, ProductLine, Territory, partner_product
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-@contextmanager
-def bench_app(backend: str, workdir: Path) -> Iterator[Flask]:
-    """An app on a fresh database of its own (SQLite file or a new PostgreSQL database)."""
-    drop = None
+def fresh_database(backend: str, workdir: Path, prefix: str = "portal_bench"
+                   ) -> tuple[str, Callable[[], None]]:
+    """A new, empty database for ``backend`` (SQLite file or PostgreSQL database) and a
+    function that drops it."""
     if backend == "sqlite":
         path = workdir / "bench.db"
         path.unlink(missing_ok=True)
-        url = f"sqlite:///{path}"
-    else:
-        server = sa.make_url(PG_SERVER)
-        name = f"portal_bench_{os.getpid()}"
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        return f"sqlite:///{path}", lambda: None
+    server = sa.make_url(PG_SERVER)
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = server.set(database=name).render_as_string(hide_password=False)
+        admin.dispose()
 
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return server.set(database=name).render_as_string(hide_password=False), drop
 
+
+@contextmanager
+def bench_app(backend: str, workdir: Path) -> Iterator[Flask]:
+    """An app on a fresh database of its own (SQLite file or a new PostgreSQL database)."""
+    url, drop = fresh_database(backend, workdir)
     app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "HUEY_IMMEDIATE": True,
                       "MAIL_SINK_DIR": str(workdir / "mail")})
     with app.app_context():
@@ -58,8 +63,7 @@ def bench_app(backend: str, workdir: Path) -> Iterator[Flask]:
     finally:
         with app.app_context():
             db.engine.dispose()
-        if drop:
-            drop()
+        drop()
 
 
 def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterator[list[dict[str, Any]]]:
