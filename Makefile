@@ -46,6 +46,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/lint-imports --no-cache && $(BIN)/mypy routing
 
 bench: setup
+	@scripts/system-deps.sh --bench
 	@cat bench/README.md
 
 clean:

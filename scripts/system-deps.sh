@@ -2,13 +2,17 @@
 # Install the Debian packages the portal and its tests need, when they are missing.
 #   pango/harfbuzz: WeasyPrint renders PDFs with them; poppler-utils: pdftotext in tests;
 #   chromium: the browser tests (Playwright drives /usr/bin/chromium; never its own download);
-#   fonts-dejavu-core: a font for PDFs on a bare machine.
-# Usage: scripts/system-deps.sh [--browser]
+#   fonts-dejavu-core: a font for PDFs on a bare machine; wrk: the HTTP load of bench/.
+# Usage: scripts/system-deps.sh [--browser] [--bench]
 set -euo pipefail
 want=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core)
-if [[ "${1:-}" == "--browser" ]]; then
-  want+=(chromium poppler-utils)
-fi
+for flag in "$@"; do
+  case "$flag" in
+    --browser) want+=(chromium poppler-utils) ;;
+    --bench) want+=(wrk) ;;
+    *) echo "usage: $0 [--browser] [--bench]" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
