@@ -65,7 +65,10 @@ def _sqlite_begin(conn: Connection) -> None:
     # deferred one that reads and then writes fails under concurrency instead of waiting.
     # That is what serialises capacity checks on SQLite. Safe-method requests and
     # previews marked ``read_only`` never write, so they do not queue behind writers.
-    conn.exec_driver_sql("BEGIN" if _reads_only() else "BEGIN IMMEDIATE")
+    # Straight to the driver: every request begins one, and the statement needs none of
+    # SQLAlchemy's execution machinery (20 µs of it).
+    conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+        "BEGIN" if _reads_only() else "BEGIN IMMEDIATE")
 
 
 class Database:

@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from portal.auth import services
 from portal.auth.forms import ForgotPasswordForm, LoginForm, SetPasswordForm
@@ -21,12 +22,18 @@ login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 
 
+#: the session's user and, in the same query, its partner (every page shows it); built
+#: once, as this runs on every request
+_USER_WITH_PARTNER = (select(User).options(joinedload(User.partner))
+                      .where(User.id == bindparam("user_id")))
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     """Find the session's user; a changed password or deactivation ends old sessions."""
     try:
         raw_id, raw_version = user_id.split(":", 1)
-        user = db.session.get(User, int(raw_id))
+        user = db.session.scalars(_USER_WITH_PARTNER, {"user_id": int(raw_id)}).first()
     except ValueError:
         return None
     if user is None or not user.active or str(user.session_version) != raw_version:

@@ -186,7 +186,7 @@ class ForwardForm(ActionForm):
     def set_dealers(self, dealers: Iterable[Any]) -> None:
         """The distributor's own dealers as the options (paused ones marked)."""
         self.partner.choices = _opts(
-            ((d.code, f"{d.name} ({d.code})" + ("" if d.active else " — paused"))
+            ((d.code, f"{d.name} ({d.code})" + ("" if d.active else ", paused"))
              for d in dealers), "Pick a dealer")
 
 

@@ -8,6 +8,7 @@ re-rendered card or lead panel. A lead the user may not see is a 404 everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -29,12 +30,13 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from markupsafe import Markup
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
-from portal import lifecycle
+from portal import fragments, lifecycle
 from portal.auth.views import send_password_link
 from portal.extensions import db
 from portal.filters import STATUS_LABELS
@@ -42,7 +44,7 @@ from portal.leads import forms, services
 from portal.leads.access import visible_lead_or_404, visible_to
 from portal.manage import partners as partner_service
 from portal.manage.services import ManageError, create_user
-from portal.models import Lead, Partner, ProductLine, Role, utcnow
+from portal.models import Lead, LeadStatus, Partner, ProductLine, Role, utcnow
 from portal.web import is_htmx
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
@@ -101,7 +103,7 @@ def _safe_next(target: str | None, default: str) -> str:
 def _product_line_choices() -> list[tuple[str, str]]:
     rows = db.session.execute(
         select(ProductLine.code, ProductLine.name).order_by(ProductLine.code))
-    return [(code, f"{code} — {name}") for code, name in rows]
+    return [(code, f"{name} ({code})") for code, name in rows]
 
 
 # --- the partner's inbox ----------------------------------------------------------------------
@@ -115,19 +117,47 @@ _TAB_STAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _inbox_form(partner: Partner) -> forms.InboxFilterForm:
-    form = forms.InboxFilterForm(request.args)
-    tab = form.tab.data or "new"
-    form.stage.choices = forms._opts(
-        ((s, STATUS_LABELS.get(s, s)) for s in _TAB_STAGES.get(tab, ())), "Any stage")
-    form.product_line.choices = forms._opts(_product_line_choices(), "Any product line")
-    if partner.is_distributor:
-        dealers = db.session.execute(
-            select(Partner.code, Partner.name).where(Partner.parent_id == partner.id)
-            .order_by(Partner.code).limit(500))
+#: the inbox filter form's fields, as the query string names them
+_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+
+
+def _filter_args() -> tuple[str, ...]:
+    return tuple(request.args.get(name, "") for name in _FILTER_ARGS)
+
+
+def _inbox_filters() -> services.InboxFilters:
+    """The filters the query string asks for, as the filter form checks them (a bad
+    value is dropped and marked); checked once per distinct query (portal.fragments)."""
+    checked = fragments.remembered(
+        ("leads.inbox_filters", _filter_args()),
+        lambda: forms.InboxFilterForm(request.args).to_filters())
+    return dataclasses.replace(checked)  # the caller's own copy
+
+
+def _filter_bar(data: services.Inbox) -> Markup:
+    """The inbox's filter bar with the choices for this tab and partner. It depends on
+    the query string and the choices only, so it is rendered once per distinct state."""
+    tab = data.filters.tab
+    dealers: tuple[tuple[str, str], ...] = ()
+    if data.partner.is_distributor:
+        dealers = tuple((code, name) for code, name in db.session.execute(
+            select(Partner.code, Partner.name).where(Partner.parent_id == data.partner.id)
+            .order_by(Partner.code).limit(500)))
+    lines = tuple(data.product_lines)
+
+    def render() -> str:
+        form = forms.InboxFilterForm(request.args)
+        form.validate()  # marks what was dropped
+        form.stage.choices = forms._opts(
+            ((s, STATUS_LABELS.get(s, s)) for s in _TAB_STAGES.get(tab, ())), "Any stage")
+        form.product_line.choices = forms._opts(
+            ((code, f"{name} ({code})") for code, name in lines), "Any product line")
         form.dealer.choices = forms._opts(((c, f"{n} ({c})") for c, n in dealers),
                                           "All dealers")
-    return form
+        return render_template("partials/leads/_filters.html", form=form, tab=tab)
+
+    key = ("leads.filter_bar", tab, _filter_args(), lines, dealers)
+    return Markup(fragments.remembered(key, render))  # noqa: S704 (our template's HTML)
 
 
 @bp.get("/")
@@ -137,56 +167,73 @@ def inbox():  # type: ignore[no-untyped-def]
     if current_user.is_staff:
         return redirect(url_for("leads.search"))
     partner = _my_partner()
-    form = _inbox_form(partner)
-    data = services.inbox(db.session, partner, form.to_filters(), page=_page_arg(),
+    data = services.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
                           per_page=_per_page())
-    return _respond("leads/inbox.html", "partials/leads/_list.html", inbox=data, form=form,
-                    card_actions=_stamped_card_actions())
+    context: dict[str, Any] = {"inbox": data, "card_actions": _stamped_card_actions()}
+    if not is_htmx():  # an htmx filter request swaps the list only
+        context["filter_bar"] = _filter_bar(data)
+    return _respond("leads/inbox.html", "partials/leads/_list.html", **context)
 
 
-#: stands in for the lead's id while a list's card actions are rendered once
+#: stand-ins the card actions are rendered with once (portal.fragments): the lead's id,
+#: the list's URL the forms go back to, and the CSRF token
 _STAND_IN = uuid.uuid4()
+_STAND_IN_NEXT = fragments.stand_in("next")
+_STAND_IN_CSRF = fragments.stand_in("csrf")
 
 
-def _stamped_card_actions() -> Callable[[Lead], Markup]:
-    """A list's quick actions per card: rendered once for a stand-in id, stamped per lead.
+def _stand_in_card_actions() -> str:
+    stand_in = SimpleNamespace(id=_STAND_IN)
+    made = _card_forms(stand_in, _STAND_IN_NEXT)
+    for form in made.values():
+        if "csrf_token" in form:
+            form.csrf_token.current_token = _STAND_IN_CSRF  # type: ignore[attr-defined]
+    macro = get_template_attribute("partials/leads/_macros.html", "card_actions")
+    return str(macro(made, stand_in))
+
+
+def _stamped_card_actions() -> Callable[[services.Card], Markup]:
+    """A list's quick actions per card: rendered once for stand-ins, stamped per lead.
 
     Every new offer's card carries the same accept and decline forms; only the lead's id
-    differs (in the form URLs and the field ids), the rest (``next``, the CSRF token) is
-    the request's. Rendering 50 forms field by field was most of the inbox's time (26 of
-    39 ms for a page of 25 offers), so they are rendered once and the id substituted:
-    the HTML is the same as rendering each card's own forms.
+    differs (in the form URLs and the field ids), and per request the list's URL and the
+    CSRF token. Rendering 50 forms field by field was most of the inbox's time (26 of
+    39 ms for a page of 25 offers), so they are rendered once per app and the values put
+    in; the HTML is the same as rendering each card's forms (test_workspace checks).
     """
-    macro = get_template_attribute("partials/leads/_macros.html", "card_actions")
-    rendered: list[str] = []
+    html = fragments.remembered(
+        ("leads.card_actions", current_app.config.get("WTF_CSRF_ENABLED", True)),
+        _stand_in_card_actions)
+    html = html.replace(_STAND_IN_NEXT, str(escape(request.full_path)))
+    if _STAND_IN_CSRF in html:
+        html = html.replace(_STAND_IN_CSRF, str(escape(generate_csrf())))
+    # The lead's id is all that differs per card (in the form URLs and the field ids):
+    # joining the pieces around it is one C-level copy.
+    pieces = html.split(str(_STAND_IN))
     mine = current_user.partner_id  # once: the proxy costs a lookup per card
 
-    def actions(lead: Lead) -> Markup:
-        if not _has_card_actions(lead, mine):
-            return Markup("")
-        if not rendered:
-            stand_in = SimpleNamespace(id=_STAND_IN)
-            rendered.append(str(macro(_card_forms(stand_in), stand_in)))
-        # Ids are hex digits and dashes: nothing to escape.
-        html = (rendered[0].replace(str(_STAND_IN), str(lead.id))
-                .replace(_STAND_IN.hex[:12], lead.id.hex[:12]))
-        return Markup(html)  # noqa: S704 (rendered by our template; ids substituted)
+    def actions(card: services.Card) -> Markup | str:
+        if card.status != LeadStatus.OFFERED or card.assigned_partner_id != mine:
+            return ""  # see _has_card_actions
+        # A UUID's text is hex digits and dashes: nothing to escape.
+        return Markup(str(card.id).join(pieces))  # noqa: S704 (our template's HTML)
 
     return actions
 
 
-def _has_card_actions(lead: Lead, partner_id: int | None) -> bool:
+def _has_card_actions(card: services.Card, partner_id: int | None) -> bool:
     """A new offer held by the viewer's partner: its card offers accept and decline."""
-    return lead.status == "offered" and lead.assigned_partner_id == partner_id
+    return card.status == LeadStatus.OFFERED and card.assigned_partner_id == partner_id
 
 
-def _card_forms(lead: Lead | SimpleNamespace) -> dict[str, forms.ActionForm]:
-    """The quick actions an inbox row offers (accept and decline for a new offer)."""
-    if isinstance(lead, Lead) and not _has_card_actions(lead, current_user.partner_id):
+def _card_forms(card: services.Card | SimpleNamespace, back: str
+                ) -> dict[str, forms.ActionForm]:
+    """The quick actions an inbox row offers (accept and decline for a new offer); after
+    the action a plain POST goes ``back`` to the list."""
+    if (isinstance(card, services.Card)
+            and not _has_card_actions(card, current_user.partner_id)):
         return {}
-    suffix = lead.id.hex[:12]
-    # After an action the card is re-rendered by the POST: keep pointing back to the list.
-    back = request.form.get("next", "") if request.method == "POST" else request.full_path
+    suffix = str(card.id)
     made = {}
     for action in ("accept", "decline"):
         form = forms.ACTION_FORMS[action](formdata=None, view="card", next=back)
@@ -254,14 +301,15 @@ def _still_visible(lead_id: Any) -> Lead | None:
 def _render_card(lead: Lead, *, message: str = "", status: int = 200,
                  failed: tuple[str, forms.ActionForm] | None = None) -> Any:
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
-    card_forms = _card_forms(lead)
+    card = services.Card.of(lead, expires_at=current.expires_at if current else None,
+                            late=services.is_overdue(lead))
+    # After an action the card is re-rendered by the POST: keep pointing back to the list.
+    card_forms = _card_forms(card, request.form.get("next", ""))
     if failed is not None:
-        card_forms[failed[0]] = forms.unique_ids(failed[1], f"{failed[0]}-{lead.id.hex[:12]}")
+        card_forms[failed[0]] = forms.unique_ids(failed[1], f"{failed[0]}-{lead.id}")
     response = make_response(render_template(
-        "partials/leads/_card.html", lead=lead, now=utcnow(),
-        expires_at=current.expires_at if current else None,
-        late=services.is_overdue(lead), forms=card_forms, message=message,
-        open_action=failed[0] if failed else "", show_partner=False), status)
+        "partials/leads/_card.html", lead=card, now=utcnow(), forms=card_forms,
+        message=message, open_action=failed[0] if failed else "", show_partner=False), status)
     partner = current_user.partner
     if is_htmx() and partner is not None and failed is None:
         # The card changed tabs (accepted, declined …): refresh the tab counts too.
@@ -373,13 +421,14 @@ def queue():  # type: ignore[no-untyped-def]
     """Leads no partner fits, oldest first, each with why; route again or reassign."""
     results = services.unassigned_queue(db.session, page=_page_arg(), per_page=_per_page())
     route_forms = {
-        lead.id: forms.unique_ids(
+        lead.id: {"route": forms.unique_ids(
             forms.RouteForm(formdata=None, view="card", next=request.full_path),
-            f"route-{lead.id.hex[:12]}")
+            f"route-{lead.id.hex[:12]}")}
         for lead in results.items
     }
-    return _respond("leads/queue.html", "partials/leads/_queue.html", page=results,
-                    route_forms=route_forms)
+    cards = [services.Card.of(lead, routing=True) for lead in results.items]
+    return _respond("leads/queue.html", "partials/leads/_queue.html",
+                    page=dataclasses.replace(results, items=cards), route_forms=route_forms)
 
 
 @bp.post("/bulk")
@@ -589,9 +638,31 @@ def workspace_counts() -> dict[str, Any]:
             "gate": services.gate_reason(counts["overdue"], services.gate_limit())}
 
 
-@bp.app_template_global("time_left")
+@bp.app_template_filter()
+def lead_url(lead_id: uuid.UUID) -> str:
+    """``url_for("leads.lead", lead_id=…)`` for a list, which links every card: the URL
+    is built once per script root (building one costs ~20 µs). A filter, as Jinja calls
+    filters directly."""
+    root = request.script_root
+    pattern = _LEAD_URL_PATTERNS.get(root)
+    if pattern is None:
+        pattern = _LEAD_URL_PATTERNS[root] = tuple(
+            url_for("leads.lead", lead_id=_STAND_IN).split(str(_STAND_IN)))
+    return f"{pattern[0]}{lead_id}{pattern[1]}"
+
+
+_LEAD_URL_PATTERNS: dict[str, tuple[str, ...]] = {}
+
+
+@bp.app_template_filter("tab_count")
+def tab_count(n: int) -> str:
+    """A tab's count: "1,234", or "1,000+" where counting stopped."""
+    return services.count_text(n)
+
+
+@bp.app_template_filter("time_left")
 def time_left(expires_at: Any, now: Any = None) -> str:
-    """How long is left to accept an offer, in words."""
+    """How long is left to accept an offer, in words: ``{{ expires_at|time_left(now) }}``."""
     return services.time_left(expires_at, now or utcnow())
 
 

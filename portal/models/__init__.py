@@ -25,6 +25,7 @@ from portal.models.leads import (
     Offer,
     OfferResponse,
     Rank,
+    display_name,
 )
 from portal.models.nurture import (
     EnrollmentStatus,
@@ -86,6 +87,7 @@ __all__ = [
     "Territory",
     "User",
     "WORKING_STATUSES",
+    "display_name",
     "partner_product_lines",
     "utcnow",
 ]

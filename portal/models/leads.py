@@ -53,6 +53,11 @@ WORKING_STATUSES = (
 CLOSED_STATUSES = frozenset({LeadStatus.WON, LeadStatus.LOST, LeadStatus.NO_INTEREST})
 
 
+def display_name(first_name: str, last_name: str, company: str, email: str) -> str:
+    """What a lead is called on screen: the person, else the company, else the address."""
+    return f"{first_name} {last_name}".strip() or company or email
+
+
 class Rank(enum.StrEnum):
     HOT = "hot"
     WARM = "warm"
@@ -71,7 +76,9 @@ class OfferResponse(enum.StrEnum):
 class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
-        Index("ix_leads_assigned_status", "assigned_partner_id", "status"),
+        # The inbox's counts: the dates make the overdue count an index-only read.
+        Index("ix_leads_assigned_status_accepted", "assigned_partner_id", "status",
+              "accepted_at", "offered_at"),
         Index("ix_leads_status_created", "status", "created_at"),
         # Dedup looks a person up by each key within a recent window: (key, created_at).
         Index("ix_leads_email_norm_created", "email_normalized", "created_at"),
@@ -155,7 +162,7 @@ class Lead(Base):
 
     @property
     def name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip() or self.company or self.email
+        return display_name(self.first_name, self.last_name, self.company, self.email)
 
     @property
     def is_open(self) -> bool:

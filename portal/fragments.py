@@ -1,0 +1,48 @@
+"""What busy pages repeat, made once and reused: HTML fragments, checked query strings.
+
+A partner's inbox repeats the same accept and decline forms on every card and the same
+filter bar on every visit; rendering WTForms fields is slow (about 40 µs a field), so
+these are rendered once per app and kept here. What differs per request or per row is
+put in afterwards: a fragment is rendered with *stand-ins* (unique strings that cannot
+occur in real content) and each stand-in is replaced by its real value, escaped as the
+template would have escaped it. The result is byte for byte what rendering each time
+gives (tests/portal/test_workspace.py compares them).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from flask import current_app
+
+T = TypeVar("T")
+
+#: a bound on what one process keeps (each entry is a few KB)
+MAX_ENTRIES = 512
+
+
+def stand_in(label: str) -> str:
+    """A unique placeholder to render a fragment with, replaced by the real value later."""
+    return f"{label}-{uuid.uuid4().hex}"
+
+
+def remembered(key: Hashable, make: Callable[[], T]) -> T:
+    """``make()``'s result (a fragment's HTML, or what a form makes of a query string),
+    made once per ``key`` in this app; the caller must not change it.
+
+    ``key`` must hold everything the result depends on. When templates reload on change
+    (debug), nothing is kept, so an edited template shows at once.
+    """
+    if current_app.jinja_env.auto_reload:
+        return make()
+    kept: dict[Hashable, Any] = current_app.extensions.setdefault("portal.fragments", {})
+    try:
+        return kept[key]  # type: ignore[no-any-return]
+    except KeyError:
+        pass
+    if len(kept) >= MAX_ENTRIES:
+        kept.clear()
+    made = kept[key] = make()
+    return made
