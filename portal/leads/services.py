@@ -213,6 +213,7 @@ class Card(NamedTuple):
     a page makes 25 of them from plain rows, at a tenth of a dataclass's cost.)"""
 
     id: uuid.UUID
+    key: str  #: the id as text, as URLs and element ids use it (made once per card)
     name: str
     company: str
     postal_code: str
@@ -232,8 +233,9 @@ class Card(NamedTuple):
            routing: bool = False) -> Card:
         """The card of a lead already loaded (one card re-rendered after an action)."""
         return cls(
-            id=lead.id, name=lead.name, company=lead.company, postal_code=lead.postal_code,
-            city=lead.city, product_line=lead.product_line.code if lead.product_line else "",
+            id=lead.id, key=str(lead.id), name=lead.name, company=lead.company,
+            postal_code=lead.postal_code, city=lead.city,
+            product_line=lead.product_line.code if lead.product_line else "",
             created_at=lead.created_at, rank=lead.rank, status=lead.status,
             assigned_partner_id=lead.assigned_partner_id,
             partner_name=lead.assigned_partner.name if lead.assigned_partner else "",
@@ -470,7 +472,8 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
                                          "offset": (number - 1) * per_page})
     codes = {line_id: code for line_id, code, _ in lines}
     cards = [
-        Card(lead_id, display_name(first, last, company, email), company, postal_code, city,
+        Card(lead_id, str(lead_id), display_name(first, last, company, email), company,
+             postal_code, city,
              codes.get(line_id, ""), created_at, rank, status, holder_id, holder or "",
              expires_at, bool(late))
         for (lead_id, first, last, company, email, postal_code, city, line_id, created_at,

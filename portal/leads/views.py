@@ -211,12 +211,13 @@ def _stamped_card_actions() -> Callable[[services.Card], Markup]:
     # joining the pieces around it is one C-level copy.
     pieces = html.split(str(_STAND_IN))
     mine = current_user.partner_id  # once: the proxy costs a lookup per card
+    offered = str(LeadStatus.OFFERED)
 
     def actions(card: services.Card) -> Markup | str:
-        if card.status != LeadStatus.OFFERED or card.assigned_partner_id != mine:
+        if card.status != offered or card.assigned_partner_id != mine:
             return ""  # see _has_card_actions
         # A UUID's text is hex digits and dashes: nothing to escape.
-        return Markup(str(card.id).join(pieces))  # noqa: S704 (our template's HTML)
+        return Markup(card.key.join(pieces))  # noqa: S704 (our template's HTML)
 
     return actions
 
@@ -638,20 +639,12 @@ def workspace_counts() -> dict[str, Any]:
             "gate": services.gate_reason(counts["overdue"], services.gate_limit())}
 
 
-@bp.app_template_filter()
-def lead_url(lead_id: uuid.UUID) -> str:
-    """``url_for("leads.lead", lead_id=…)`` for a list, which links every card: the URL
-    is built once per script root (building one costs ~20 µs). A filter, as Jinja calls
-    filters directly."""
-    root = request.script_root
-    pattern = _LEAD_URL_PATTERNS.get(root)
-    if pattern is None:
-        pattern = _LEAD_URL_PATTERNS[root] = tuple(
-            url_for("leads.lead", lead_id=_STAND_IN).split(str(_STAND_IN)))
-    return f"{pattern[0]}{lead_id}{pattern[1]}"
-
-
-_LEAD_URL_PATTERNS: dict[str, tuple[str, ...]] = {}
+@bp.app_template_global()
+def lead_link() -> str:
+    """The lead page's URL with ``%s`` for the lead's id, for a list that links every
+    card (``{{ link % lead.key }}``): building a URL per card cost ~20 µs."""
+    pattern = url_for("leads.lead", lead_id=_STAND_IN).replace("%", "%%")
+    return pattern.replace(str(_STAND_IN), "%s")
 
 
 @bp.app_template_filter("tab_count")

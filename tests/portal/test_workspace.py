@@ -88,7 +88,7 @@ def test_inbox_tabs_show_counts_and_new_offers_with_time_left(
     assert "Accept within:" in page and "left" in page
     # Overdue leads are pointed out on every tab.
     assert "1 lead needs an outcome" in page
-    assert first.id.hex in page
+    assert f"lead-{first.id}-name" in page and f"/leads/{first.id}" in page
 
     contact = _text(client.get("/leads/?tab=contact"))
     assert "Bob Accepted" in contact and "Ann Offered" not in contact
