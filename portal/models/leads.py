@@ -79,6 +79,8 @@ class Lead(Base):
         # The inbox's counts: the dates make the overdue count an index-only read.
         Index("ix_leads_assigned_status_accepted", "assigned_partner_id", "status",
               "accepted_at", "offered_at"),
+        # The closed tab, newest outcome first.
+        Index("ix_leads_assigned_closed", "assigned_partner_id", "closed_at"),
         Index("ix_leads_status_created", "status", "created_at"),
         # Dedup looks a person up by each key within a recent window: (key, created_at).
         Index("ix_leads_email_norm_created", "email_normalized", "created_at"),
