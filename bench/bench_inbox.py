@@ -296,7 +296,7 @@ def expected_counts(tabs: dict[str, int]) -> dict[str, str]:
     """The seeded counts as the inbox should show them."""
     from portal.leads.services import count_text
 
-    return {tab: count_text(n) for tab, n in tabs.items()}
+    return {tab: count_text(n, tab) for tab, n in tabs.items()}
 
 
 def check_card_forms(page: str) -> None:

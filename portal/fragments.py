@@ -6,7 +6,9 @@ these are rendered once per app and kept here. What differs per request or per r
 put in afterwards: a fragment is rendered with *stand-ins* (unique strings that cannot
 occur in real content) and each stand-in is replaced by its real value, escaped as the
 template would have escaped it. The result is byte for byte what rendering each time
-gives (tests/portal/test_workspace.py compares them).
+gives (tests/portal/test_workspace.py compares the inbox's card actions with each
+card's own forms). Each kind of thing is kept in a pool of its own, so that many distinct
+searches cannot push out the few fragments every page uses.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flask import current_app
 
 T = TypeVar("T")
 
-#: a bound on what one process keeps (each entry is a few KB)
+#: a bound on what one pool keeps (each entry is a few KB at most)
 MAX_ENTRIES = 512
 
 
@@ -28,16 +30,19 @@ def stand_in(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex}"
 
 
-def remembered(key: Hashable, make: Callable[[], T]) -> T:
+def remembered(pool: str, key: Hashable, make: Callable[[], T]) -> T:
     """``make()``'s result (a fragment's HTML, or what a form makes of a query string),
-    made once per ``key`` in this app; the caller must not change it.
+    made once per ``key`` in ``pool`` in this app; the caller must not change it.
 
-    ``key`` must hold everything the result depends on. When templates reload on change
-    (debug), nothing is kept, so an edited template shows at once.
+    ``key`` must hold everything the result depends on. A full pool is emptied. When
+    templates reload on change (debug), nothing is kept, so an edited template shows at
+    once.
     """
     if current_app.jinja_env.auto_reload:
         return make()
-    kept: dict[Hashable, Any] = current_app.extensions.setdefault("portal.fragments", {})
+    pools: dict[str, dict[Hashable, Any]] = current_app.extensions.setdefault(
+        "portal.fragments", {})
+    kept = pools.setdefault(pool, {})
     try:
         return kept[key]  # type: ignore[no-any-return]
     except KeyError:

@@ -1,4 +1,6 @@
-"""One way to page a list: every list page and the ``pager`` macro use it."""
+"""One way to page a list: ``Page`` is what the ``pager`` macro shows; ``paginate`` pages
+a query. (The inbox makes its ``Page`` itself: its unfiltered tabs take the total from
+the tab counts it has already made.)"""
 
 from __future__ import annotations
 

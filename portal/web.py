@@ -83,7 +83,9 @@ def remembering_url_for(app: Flask) -> Callable[..., str]:
             return build(endpoint, **values)
         blueprint = request.blueprint if endpoint[:1] == "." else None
         try:
-            key = (request.script_root, blueprint, endpoint, *sorted(values.items()))
+            # The type too: True == 1, but url_for renders them differently.
+            key = (request.script_root, blueprint, endpoint,
+                   *((name, type(value), value) for name, value in sorted(values.items())))
             return built[key]
         except KeyError:
             pass

@@ -253,14 +253,20 @@ TAB_COUNT_CAP = 1_000
 _CAPPED_TABS = frozenset({"closed", DEALERS_TAB[0]})
 
 
-def _tab_count(tab: str, where: ColumnElement[bool]) -> Select[Any]:
+def _counted(tab: str, where: ColumnElement[bool]) -> Select[Any]:
+    """``count(*)`` of the leads ``where`` holds; for a capped tab counting stops after
+    the cap, so the index entries past it are never read."""
     if tab not in _CAPPED_TABS:
-        return select(literal(tab).label("tab"), func.count().label("n")).select_from(
-            Lead).where(where)
-    # Counting stops after the cap: the index entries past it are never read.
+        return select(func.count()).select_from(Lead).where(where)
     upto = select(literal_column("1")).select_from(Lead).where(where).limit(
         TAB_COUNT_CAP + 1).subquery()
-    return select(literal(tab).label("tab"), func.count().label("n")).select_from(upto)
+    return select(func.count()).select_from(upto)
+
+
+def _tab_count(tab: str, where: ColumnElement[bool]) -> Select[Any]:
+    """One tab's part of the counts statement: (tab, n)."""
+    return _counted(tab, where).with_only_columns(literal(tab).label("tab"),
+                                                  func.count().label("n"))
 
 
 @functools.lru_cache(maxsize=2)
@@ -287,8 +293,9 @@ def _counts_statement(distributor: bool) -> CompoundSelect:
 def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None
                  ) -> dict[str, int]:
     """How many leads each tab holds, in one statement. The closed and dealers' tabs
-    count up to ``TAB_COUNT_CAP`` + 1: more than the cap (the ``tab_count`` filter shows
-    "1,000+"). The overdue count is exact: the compliance gate compares it."""
+    count up to ``TAB_COUNT_CAP`` + 1, meaning more than the cap (``count_text`` shows
+    "1,000+"); the working tabs are bounded by capacity and count exactly (the compliance
+    gate compares the overdue count)."""
     distributor = partner.kind == PartnerKind.DISTRIBUTOR
     rows = session.connection().execute(
         _counts_statement(distributor),
@@ -299,9 +306,11 @@ def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = N
     return counts
 
 
-def count_text(n: int) -> str:
-    """A tab's count as shown: "1,234", or "1,000+" past the cap."""
-    return f"{TAB_COUNT_CAP:,}+" if n > TAB_COUNT_CAP else f"{n:,}"
+def count_text(n: int, tab: str) -> str:
+    """A tab's count as shown: "1,234", or for a capped tab "1,000+" past the cap."""
+    if tab in _CAPPED_TABS and n > TAB_COUNT_CAP:
+        return f"{TAB_COUNT_CAP:,}+"
+    return f"{n:,}"
 
 
 def _dealer_ids(partner_id: Any) -> Select[Any]:
@@ -401,7 +410,7 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
         where.append(_words_match(bindparam(f"w{i}") for i in range(shape.words)))
 
     expires: Any = null()
-    if tab == "new":
+    if tab in ("new", DEALERS_TAB[0]):  # the tabs that list offered leads
         # By lead id (ix_offers_lead): the page's few offers, the pending one among them.
         expires = (select(Offer.expires_at)
                    .where(Offer.lead_id == Lead.id, Offer.response == OfferResponse.PENDING)
@@ -417,15 +426,19 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
                    late.label("late"))
             .where(*where).order_by(*order)
             .limit(bindparam("limit")).offset(bindparam("offset")))
-    count = select(func.count()).select_from(
-        select(literal_column("1")).select_from(Lead).where(*where)
-        .limit(TAB_COUNT_CAP + 1).subquery())
+    count = _counted(tab, and_(*where))
     return page, count
 
 
-#: product lines for the filter and the cards' codes (a few dozen rows at most)
+#: product lines for the filters and the cards' codes (a few dozen rows at most)
 _PRODUCT_LINES = select(ProductLine.id, ProductLine.code, ProductLine.name).order_by(
     ProductLine.code)
+
+
+def product_lines(session: Session) -> list[tuple[int, str, str]]:
+    """Every product line as (id, code, name), by code."""
+    return [(line_id, code, name) for line_id, code, name in
+            session.connection().execute(_PRODUCT_LINES)]
 
 
 @dataclass
@@ -456,14 +469,14 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
         filters.tab = "new"
     counts = inbox_counts(session, partner, now=now)
     conn = session.connection()
-    lines = conn.execute(_PRODUCT_LINES).all()
+    lines = product_lines(session)
     shape = _InboxShape.of(filters)
     page_statement, count_statement = _inbox_statements(shape)
     params = {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
               **_inbox_params(filters, shape, now)}
     total = (conn.execute(count_statement, params).scalar_one() if shape.narrowed
              else counts[filters.tab])
-    capped = total > TAB_COUNT_CAP
+    capped = filters.tab in _CAPPED_TABS and total > TAB_COUNT_CAP
     if capped:
         total = TAB_COUNT_CAP
     pages = max(1, math.ceil(total / per_page))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 from types import SimpleNamespace
@@ -35,6 +35,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
+from wtforms.fields.choices import SelectChoice
 
 from portal import fragments, lifecycle
 from portal.auth.views import send_password_link
@@ -44,7 +45,7 @@ from portal.leads import forms, services
 from portal.leads.access import visible_lead_or_404, visible_to
 from portal.manage import partners as partner_service
 from portal.manage.services import ManageError, create_user
-from portal.models import Lead, LeadStatus, Partner, ProductLine, Role, utcnow
+from portal.models import Lead, LeadStatus, Partner, Role, utcnow
 from portal.web import is_htmx
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
@@ -100,10 +101,10 @@ def _safe_next(target: str | None, default: str) -> str:
     return default
 
 
-def _product_line_choices() -> list[tuple[str, str]]:
-    rows = db.session.execute(
-        select(ProductLine.code, ProductLine.name).order_by(ProductLine.code))
-    return [(code, f"{name} ({code})") for code, name in rows]
+def _product_line_options(lines: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """A product-line filter's options: any, then "Name (CODE)" for each (code, name)."""
+    return forms._opts(((code, f"{name} ({code})") for code, name in lines),
+                       "Any product line")
 
 
 # --- the partner's inbox ----------------------------------------------------------------------
@@ -129,7 +130,7 @@ def _inbox_filters() -> services.InboxFilters:
     """The filters the query string asks for, as the filter form checks them (a bad
     value is dropped and marked); checked once per distinct query (portal.fragments)."""
     checked = fragments.remembered(
-        ("leads.inbox_filters", _filter_args()),
+        "leads.inbox_filters", _filter_args(),
         lambda: forms.InboxFilterForm(request.args).to_filters())
     return dataclasses.replace(checked)  # the caller's own copy
 
@@ -150,14 +151,13 @@ def _filter_bar(data: services.Inbox) -> Markup:
         form.validate()  # marks what was dropped
         form.stage.choices = forms._opts(
             ((s, STATUS_LABELS.get(s, s)) for s in _TAB_STAGES.get(tab, ())), "Any stage")
-        form.product_line.choices = forms._opts(
-            ((code, f"{name} ({code})") for code, name in lines), "Any product line")
+        form.product_line.choices = _product_line_options(lines)
         form.dealer.choices = forms._opts(((c, f"{n} ({c})") for c, n in dealers),
                                           "All dealers")
         return render_template("partials/leads/_filters.html", form=form, tab=tab)
 
-    key = ("leads.filter_bar", tab, _filter_args(), lines, dealers)
-    return Markup(fragments.remembered(key, render))  # noqa: S704 (our template's HTML)
+    key = (tab, _filter_args(), lines, dealers)
+    return Markup(fragments.remembered("leads.filter_bar", key, render))  # noqa: S704 (our template's HTML)
 
 
 @bp.get("/")
@@ -202,7 +202,7 @@ def _stamped_card_actions() -> Callable[[services.Card], Markup]:
     in; the HTML is the same as rendering each card's forms (test_workspace checks).
     """
     html = fragments.remembered(
-        ("leads.card_actions", current_app.config.get("WTF_CSRF_ENABLED", True)),
+        "leads.card_actions", current_app.config.get("WTF_CSRF_ENABLED", True),
         _stand_in_card_actions)
     html = html.replace(_STAND_IN_NEXT, str(escape(request.full_path)))
     if _STAND_IN_CSRF in html:
@@ -211,11 +211,10 @@ def _stamped_card_actions() -> Callable[[services.Card], Markup]:
     # joining the pieces around it is one C-level copy.
     pieces = html.split(str(_STAND_IN))
     mine = current_user.partner_id  # once: the proxy costs a lookup per card
-    offered = str(LeadStatus.OFFERED)
 
     def actions(card: services.Card) -> Markup | str:
-        if card.status != offered or card.assigned_partner_id != mine:
-            return ""  # see _has_card_actions
+        if not _has_card_actions(card, mine):
+            return ""
         # A UUID's text is hex digits and dashes: nothing to escape.
         return Markup(card.key.join(pieces))  # noqa: S704 (our template's HTML)
 
@@ -394,7 +393,8 @@ def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: s
 
 def _search_form(args: MultiDict[str, str]) -> forms.SearchForm:
     form = forms.SearchForm(args)
-    form.product_line.choices = forms._opts(_product_line_choices(), "Any product line")
+    form.product_line.choices = _product_line_options(
+        (code, name) for _, code, name in services.product_lines(db.session))
     return form
 
 
@@ -424,7 +424,7 @@ def queue():  # type: ignore[no-untyped-def]
     route_forms = {
         lead.id: {"route": forms.unique_ids(
             forms.RouteForm(formdata=None, view="card", next=request.full_path),
-            f"route-{lead.id.hex[:12]}")}
+            f"route-{lead.id}")}
         for lead in results.items
     }
     cards = [services.Card.of(lead, routing=True) for lead in results.items]
@@ -648,9 +648,10 @@ def lead_link() -> str:
 
 
 @bp.app_template_filter("tab_count")
-def tab_count(n: int) -> str:
-    """A tab's count: "1,234", or "1,000+" where counting stopped."""
-    return services.count_text(n)
+def tab_count(n: int, tab: str) -> str:
+    """A tab's count: ``{{ counts[tab]|tab_count(tab) }}`` gives "1,234", or "1,000+"
+    where counting stopped."""
+    return services.count_text(n, tab)
 
 
 @bp.app_template_filter("time_left")

@@ -213,6 +213,18 @@ def test_closed_tab_counts_up_to_the_cap_then_shows_a_plus(
         'id="lead-list"')[1]
 
 
+def test_working_tabs_count_and_page_past_the_cap(
+        client, session, dealer, dealer_user, make_lead, small_cap, app):
+    app.config["PAGE_SIZE"] = 1
+    for n in range(3):
+        _accepted(session, make_lead, dealer, dealer_user, last_name=f"Working{n}")
+    page = _text(client.get("/leads/?tab=contact"))
+    assert re.search(r'aria-label="3 leads">3</span>', page)
+    assert "Page 1 of 3 &middot; 3 in all" in page
+    last = _text(client.get("/leads/?tab=contact&page=3"))
+    assert "Pat Working2" in last and "Only the first" not in last
+
+
 def test_stamped_card_actions_are_each_cards_own_forms(
         client, session, dealer, dealer_user, make_lead, app):
     """The inbox renders its cards' accept and decline forms once and puts each lead's id
@@ -481,6 +493,8 @@ def test_distributor_forwards_to_its_dealer_sees_it_and_pulls_it_back(
 
     dealers_tab = _text(client.get("/leads/?tab=dealers"))
     assert lead.name in dealers_tab and dealer_a.name in dealers_tab
+    # The dealer's time to accept shows on the distributor's list too.
+    assert "Accept within:" in dealers_tab
     page = _text(client.get(f"/leads/{lead.id}"))
     assert "Pull back from" in page
 
