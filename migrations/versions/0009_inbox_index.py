@@ -1,5 +1,4 @@
-"""inbox indexes: a partner's leads by status with the dates the overdue count needs,
-and by closing time for the closed tab
+"""inbox indexes: leads by partner, status and overdue dates, and by closing time
 
 Revision ID: 0009_inbox_index
 Revises: 0008_imports
