@@ -156,8 +156,9 @@ def _filter_bar(data: services.Inbox) -> Markup:
                                           "All dealers")
         return render_template("partials/leads/_filters.html", form=form, tab=tab)
 
-    key = (tab, _filter_args(), lines, dealers)
-    return Markup(fragments.remembered("leads.filter_bar", key, render))  # noqa: S704 (our template's HTML)
+    html = fragments.remembered("leads.filter_bar", (tab, _filter_args(), lines, dealers),
+                                render)
+    return Markup(html)  # noqa: S704 (our template's HTML)
 
 
 @bp.get("/")
