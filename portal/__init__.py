@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the portal app: config, extensions, blueprints, errors and commands."""
     app = Flask(
         __name__,
-        instance_path=str(ROOT / "instance"),
+        # PORTAL_INSTANCE_PATH: another instance folder (its config.py, SQLite files,
+        # mail sink), e.g. for a second portal on one machine.
+        instance_path=os.environ.get("PORTAL_INSTANCE_PATH") or str(ROOT / "instance"),
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),

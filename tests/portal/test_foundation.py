@@ -59,5 +59,7 @@ def test_missing_secret_key_refuses_to_start(monkeypatch, tmp_path):
     from portal import create_app
 
     monkeypatch.delenv("SECRET_KEY", raising=False)
+    # An instance folder without config.py: `make run` writes a key into the real one.
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
