@@ -311,16 +311,23 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
     response = make_response(render_template(
         "partials/leads/_card.html", lead=card, now=utcnow(), forms=card_forms,
         message=message, open_action=failed[0] if failed else "", show_partner=False), status)
-    partner = current_user.partner
-    if is_htmx() and partner is not None and failed is None:
-        # The card changed tabs (accepted, declined …): refresh the tab counts too.
-        page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
-        tab = parse_qs(page_url.query).get("tab", ["new"])[0]
-        response.set_data(response.get_data(as_text=True) + render_template(
-            "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
-            counts=services.inbox_counts(db.session, partner), oob=True))
+    if is_htmx() and failed is None:
+        _add_fresh_tabs(response)
     response.vary.add("HX-Request")
     return response
+
+
+def _add_fresh_tabs(response: Any) -> None:
+    """A card changed tabs (accepted, declined …) by htmx: the inbox's tab counts come
+    along out of band, so they follow without a reload."""
+    partner = current_user.partner
+    if partner is None:
+        return
+    page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
+    tab = parse_qs(page_url.query).get("tab", ["new"])[0]
+    response.set_data(response.get_data(as_text=True) + render_template(
+        "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
+        counts=services.inbox_counts(db.session, partner), oob=True))
 
 
 @bp.post(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")
@@ -375,6 +382,8 @@ def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: s
         if visible is None:
             response = make_response(render_template(
                 "partials/leads/_gone.html", message=message, view_kind=view_kind))
+            if view_kind == "card":
+                _add_fresh_tabs(response)
             response.vary.add("HX-Request")
             return response
         if view_kind == "card":

@@ -463,6 +463,9 @@ def test_htmx_decline_replaces_the_card_with_a_notice(
     assert response.status_code == 200
     body = _text(response)
     assert "goes to another partner" in body and "<html" not in body
+    # The tab counts follow out of band: no new offers left.
+    assert 'id="lead-tabs" aria-label="Lead tabs" hx-swap-oob="true"' in body
+    assert re.search(r'New offers <span class="count" aria-label="0 leads">0</span>', body)
     session.refresh(lead)
     assert lead.status == "unassigned"  # nobody else fits
 
