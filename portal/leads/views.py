@@ -375,6 +375,15 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     return _render_lead(found, status=status, message=problem, failed=(action, form))
 
 
+@bp.get(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")
+@login_required
+def act_page(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
+    """An action's URL opened again (a refused plain POST leaves it in the address bar):
+    the lead page, where the action is."""
+    visible_lead_or_404(db.session, current_user, lead_id)
+    return redirect(url_for("leads.lead", lead_id=lead_id), 303)
+
+
 def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: str) -> Any:
     lead_id = lead.id
     visible = _still_visible(lead_id)

@@ -455,6 +455,17 @@ def test_htmx_action_on_the_lead_page_returns_the_panel_and_errors_in_place(
     assert lead.status == "contacted"
 
 
+def test_an_action_url_opened_again_shows_the_lead(client, session, dealer, dealer_user,
+                                                   make_lead):
+    """A refused plain POST leaves /leads/<id>/<action> in the address bar; reloading it
+    goes to the lead page rather than a 405."""
+    lead = _offered(session, make_lead, dealer, answers={"timeline": "now"})
+    response = client.get(f"/leads/{lead.id}/quote")
+    assert response.status_code == 303 and response.headers["Location"] == f"/leads/{lead.id}"
+    page = _text(client.get(response.headers["Location"]))
+    assert "<dt>Buying timeline</dt><dd>now</dd>" in page
+
+
 def test_htmx_decline_replaces_the_card_with_a_notice(
         client, session, dealer, dealer_user, make_lead):
     lead = _offered(session, make_lead, dealer)
