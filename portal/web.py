@@ -77,7 +77,7 @@ def remembering_url_for(app: Flask) -> Callable[..., str]:
     build = app.url_for
 
     def url_for(endpoint: str, /, **values: Any) -> str:
-        if (not has_request_context() or app.url_default_functions
+        if (not has_request_context() or any(app.url_default_functions.values())
                 or app.url_map.host_matching or app.subdomain_matching
                 or any(name[:1] == "_" for name in values)):
             return build(endpoint, **values)

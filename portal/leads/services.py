@@ -155,36 +155,39 @@ def _words_match(patterns: Iterable[Any]) -> ColumnElement[bool]:
                   for pattern in patterns))
 
 
-def _text_search(term: str) -> ColumnElement[bool]:
-    """Every word must appear in some field, so "Henrik Aasland" finds first + last name."""
-    return _words_match([_like_pattern(word) for word in _words(term)] or ["%"])
+def _age_start(age: str, now: datetime) -> datetime:
+    """The moment an age filter (a key of ``AGES``) measures from."""
+    return now - timedelta(days=abs(AGES[age][1]))
 
 
-def _age_clause(age: str, now: datetime) -> ColumnElement[bool] | None:
-    if age not in AGES:
-        return None
-    days = AGES[age][1]
-    if days > 0:
-        return Lead.created_at >= now - timedelta(days=days)
-    return Lead.created_at < now + timedelta(days=days)
-
-
-def _product_line_id(code: str) -> Any:
-    return select(ProductLine.id).where(ProductLine.code == code).scalar_subquery()
+def _narrowing(*, product_line: Any = None, rank: Any = None, age: str = "",
+               age_at: Any = None, patterns: Iterable[Any] = ()) -> list[ColumnElement[bool]]:
+    """The filters the inbox and the search share. Each takes a value or a bound
+    parameter (the inbox's statements are built once and run with parameters); None or
+    empty leaves it out. ``age`` is a key of ``AGES`` measured from ``age_at``;
+    ``patterns`` are LIKE patterns (``_like_pattern``), every one of which must match."""
+    clauses: list[ColumnElement[bool]] = []
+    if product_line is not None:
+        clauses.append(Lead.product_line_id == select(ProductLine.id).where(
+            ProductLine.code == product_line).scalar_subquery())
+    if rank is not None:
+        clauses.append(Lead.rank == rank)
+    if age in AGES:
+        # Newer than N days, or (a negative N) older than N days.
+        clauses.append(Lead.created_at >= age_at if AGES[age][1] > 0
+                       else Lead.created_at < age_at)
+    patterns = list(patterns)
+    if patterns:
+        clauses.append(_words_match(patterns))
+    return clauses
 
 
 def _common_filters(query: Select[Any], *, product_line: str, rank: str, age: str, q: str,
                     now: datetime) -> Select[Any]:
-    if product_line:
-        query = query.where(Lead.product_line_id == _product_line_id(product_line))
-    if rank:
-        query = query.where(Lead.rank == rank)
-    age_clause = _age_clause(age, now)
-    if age_clause is not None:
-        query = query.where(age_clause)
-    if q.strip():
-        query = query.where(_text_search(q))
-    return query
+    return query.where(*_narrowing(
+        product_line=product_line or None, rank=rank or None, age=age,
+        age_at=_age_start(age, now) if age in AGES else None,
+        patterns=[_like_pattern(word) for word in _words(q)]))
 
 
 def _list_options(query: Select[Any]) -> Select[Any]:
@@ -350,7 +353,7 @@ def _inbox_params(filters: InboxFilters, shape: _InboxShape, now: datetime) -> d
     if shape.rank:
         params["rank"] = filters.rank
     if shape.age:
-        params["age_at"] = now - timedelta(days=abs(AGES[shape.age][1]))
+        params["age_at"] = _age_start(shape.age, now)
     for i, word in enumerate(_words(filters.q)):
         params[f"w{i}"] = _like_pattern(word)
     if shape.dealer:
@@ -363,9 +366,10 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
     """One shape's page of cards (in working order, overdue pinned first) and its count."""
     partner_id = bindparam("partner_id")
     cutoff = _cutoff_param()
-    late = case((overdue_before(cutoff), 1), else_=0)
-    mine = Lead.assigned_partner_id == partner_id
     tab, stage = shape.tab, shape.stage
+    # Offered leads are not being worked yet: on the new tab none is late.
+    late: Any = literal(0) if tab == "new" else case((overdue_before(cutoff), 1), else_=0)
+    mine = Lead.assigned_partner_id == partner_id
     where: list[ColumnElement[bool]] = []
     order: list[Any]
     if tab == "new":
@@ -397,17 +401,11 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
         where.append(Lead.status == stage if stage
                      else Lead.status.in_([str(s) for s in OPEN_STATUSES]))
         order = [late.desc(), Lead.updated_at.desc(), Lead.id]
-    if shape.product_line:
-        where.append(Lead.product_line_id == select(ProductLine.id).where(
-            ProductLine.code == bindparam("product_line")).scalar_subquery())
-    if shape.rank:
-        where.append(Lead.rank == bindparam("rank"))
-    if shape.age:
-        age_at = bindparam("age_at", type_=Lead.__table__.c.created_at.type)
-        where.append(Lead.created_at >= age_at if AGES[shape.age][1] > 0
-                     else Lead.created_at < age_at)
-    if shape.words:
-        where.append(_words_match(bindparam(f"w{i}") for i in range(shape.words)))
+    where += _narrowing(
+        product_line=bindparam("product_line") if shape.product_line else None,
+        rank=bindparam("rank") if shape.rank else None,
+        age=shape.age, age_at=bindparam("age_at", type_=Lead.__table__.c.created_at.type),
+        patterns=[bindparam(f"w{i}") for i in range(shape.words)])
 
     expires: Any = null()
     if tab in ("new", DEALERS_TAB[0]):  # the tabs that list offered leads
