@@ -702,7 +702,8 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
     routed = perform_action(session, lead, action, args, actor)
     session.flush()
     if action == "decline":
-        return ActionResult("Declined: the lead goes to another partner.", routed)
+        return ActionResult(f"Declined {lead.name}: the lead goes to another partner.",
+                            routed)
     if action == "forward":
         dealer = lead.assigned_partner
         return ActionResult(f"Forwarded to {dealer.name if dealer else 'your dealer'}: "

@@ -318,16 +318,26 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
 
 
 def _add_fresh_tabs(response: Any) -> None:
-    """A card changed tabs (accepted, declined …) by htmx: the inbox's tab counts come
-    along out of band, so they follow without a reload."""
+    """A card changed tabs (accepted, declined …) by htmx: the inbox's tab counts and the
+    list's total come along out of band, so they follow without a reload."""
     partner = current_user.partner
     if partner is None:
         return
     page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
-    tab = parse_qs(page_url.query).get("tab", ["new"])[0]
+    if page_url.path != url_for("leads.inbox"):
+        tab = parse_qs(page_url.query).get("tab", ["new"])[0]
+        response.set_data(response.get_data(as_text=True) + render_template(
+            "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
+            counts=services.inbox_counts(db.session, partner), oob=True))
+        return
+    # The list the card is on, with its filters: its total as the pager shows it.
+    args = MultiDict(parse_qsl(page_url.query))
+    data = services.inbox(db.session, partner, forms.InboxFilterForm(args).to_filters(),
+                          page=1, per_page=1)
     response.set_data(response.get_data(as_text=True) + render_template(
-        "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
-        counts=services.inbox_counts(db.session, partner), oob=True))
+        "partials/leads/_tabs.html", tabs=data.tabs, tab=data.filters.tab,
+        counts=data.counts, oob=True) + render_template(
+        "partials/leads/_total.html", page=data.page))
 
 
 @bp.post(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")

@@ -87,6 +87,8 @@ def test_offer_to_won_with_htmx(new_context: Callable[..., BrowserContext],
     expect(card.locator(".badge-status")).to_have_text("Offered")
     new_count = page.locator("#lead-tabs .tab-new .count")
     before = int(new_count.inner_text())
+    total = page.locator("#lead-total")
+    expect(total).to_have_text(str(before))  # "N in all" under the list
     page.evaluate("window.__marker = 1")
 
     with page.expect_request(lambda r: r.method == "POST") as posted:
@@ -100,6 +102,7 @@ def test_offer_to_won_with_htmx(new_context: Callable[..., BrowserContext],
     expect(card.locator(".badge-status")).to_have_text("Accepted")
     expect(card.get_by_role("button", name="Accept", exact=True)).to_have_count(0)
     expect(new_count).to_have_text(str(before - 1))  # the tab counts follow, out of band
+    expect(total).to_have_text(str(before - 1))  # and so does the list's total
     assert page.evaluate("window.__marker") == 1, "the inbox reloaded instead of swapping"
 
     card.get_by_role("link", name=name).click()
@@ -190,9 +193,11 @@ def test_decline_reroutes_without_javascript(
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         form.get_by_role("button", name="Decline", exact=True).click()
     assert answer.value.status == 303
-    expect(page.locator(".flashes")).to_have_text("Declined: the lead goes to another partner.")
+    expect(page.locator(".flashes")).to_have_text(
+        "Declined Henrik Aasland: the lead goes to another partner.")
     expect(page).to_have_url(re.compile(r"/leads/\?tab=new"))
-    expect(page.get_by_text("Henrik Aasland")).to_have_count(0)
+    # The notice names it; no card of it is left.
+    expect(page.locator("article.lead-card").filter(has_text="Henrik Aasland")).to_have_count(0)
     # Not just hidden from the list: the lead is no longer this dealer's to open.
     response = page.goto(lead_path)
     assert response is not None and response.status == 404

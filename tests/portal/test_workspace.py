@@ -473,7 +473,8 @@ def test_htmx_decline_replaces_the_card_with_a_notice(
                            data={"view": "card", "reason": "no_capacity"}, headers=HTMX)
     assert response.status_code == 200
     body = _text(response)
-    assert "goes to another partner" in body and "<html" not in body
+    assert f"Declined {lead.name}: the lead goes to another partner" in body
+    assert "<html" not in body
     # The tab counts follow out of band: no new offers left.
     assert 'id="lead-tabs" aria-label="Lead tabs" hx-swap-oob="true"' in body
     assert re.search(r'New offers <span class="count" aria-label="0 leads">0</span>', body)
@@ -655,3 +656,28 @@ def test_htmx_accept_updates_the_tab_counts_out_of_band(auth, client, session, m
     assert response.status_code == 200
     assert 'id="lead-tabs"' in page and 'hx-swap-oob="true"' in page
     assert 'aria-label="1 leads">1</span>' in page  # one new offer left
+    # The list's total under the cards follows too (it said 2 before the accept).
+    assert '<span id="lead-total" hx-swap-oob="true">1</span>' in page
+
+
+def test_htmx_accept_updates_a_filtered_lists_total(auth, client, session, make_partner,
+                                                     make_lead):
+    """The total under a filtered list counts what the filters still find."""
+    from portal.routing_service import route_lead
+
+    dealer = make_partner("OOBF", territories=["zip:50401"])
+    first = make_lead(postal_code="50401", last_name="Quillfeather")
+    others = [make_lead(postal_code="50401") for _ in range(2)]
+    for lead in (first, *others):
+        route_lead(session, lead)
+    auth.login("partner", partner=dealer)
+    session.commit()
+    listed = client.get("/leads/?tab=new&q=Quillfeather").get_data(as_text=True)
+    assert '<span id="lead-total">1</span> in all' in listed
+    response = client.post(
+        f"/leads/{first.id}/accept", data={"view": "card"},
+        headers={"HX-Request": "true",
+                 "HX-Current-URL": "http://localhost/leads/?tab=new&q=Quillfeather"})
+    page = response.get_data(as_text=True)
+    assert '<span id="lead-total" hx-swap-oob="true">0</span>' in page
+    assert 'aria-label="2 leads">2</span>' in page  # the tab itself still holds two
