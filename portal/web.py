@@ -126,5 +126,8 @@ def admin_required(view: F) -> F:
 
 
 def is_htmx() -> bool:
-    """True when htmx asked for a fragment (it sends HX-Request)."""
-    return request.headers.get("HX-Request") == "true"
+    """True when htmx asked for a fragment (it sends HX-Request); restoring a page from
+    history (Back, with htmx's cache missing it) asks for the whole page."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true"
+            and headers.get("HX-History-Restore-Request") != "true")

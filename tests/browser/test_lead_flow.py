@@ -227,3 +227,49 @@ def test_decline_reroutes_without_javascript(
     expect(history.locator(".explanation").last).to_contain_text(
         "Offered to LONESTAR Lone Star Implement Distributors")
     expect(timeline(manager).locator(".event-declined")).to_contain_text("LONE-TX01")
+
+
+def test_manager_search_applies_filters_at_once_and_keeps_them_on_back(
+        new_context: Callable[..., BrowserContext]) -> None:
+    """A dropdown filters the results as soon as it changes, and Back from a lead finds
+    the search as it was left: the same filters in the form, the same results."""
+    page = new_context().new_page()
+    sign_in(page, "manager@demo.test")
+    page.goto("/leads/search")
+    page.wait_for_function("() => typeof window.htmx === 'object'")
+    rows = page.locator("#lead-results tbody tr")
+    pager = page.locator("#lead-results .pager").first
+
+    def total() -> int:
+        found = re.search(r"([\d,]+)\+? in all", pager.inner_text())
+        assert found, pager.inner_text()
+        return int(found.group(1).replace(",", ""))
+
+    everything = total()
+    page.get_by_label("Status").select_option(label="Won")  # no Search button pressed
+    expect(page).to_have_url(re.compile(r"status=won"))
+    expect(rows.locator(".badge-status").filter(has_text="Won")).to_have_count(rows.count())
+    won = total()
+    assert 0 < won < everything
+    name = rows.first.locator("td").nth(1).get_by_role("link").inner_text()
+    last_name = name.split()[-1]
+    page.get_by_role("searchbox", name="Search").fill(last_name)
+    page.get_by_role("searchbox", name="Search").press("Enter")
+    expect(page).to_have_url(re.compile(r"q=" + re.escape(last_name)))
+    expect(rows.first).to_contain_text(name)
+    found = rows.count()
+
+    rows.first.locator("td").nth(1).get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"status=won"))
+    expect(page.get_by_role("searchbox", name="Search")).to_have_value(last_name)
+    expect(page.get_by_label("Status")).to_have_value("won")
+    expect(rows).to_have_count(found)
+    expect(rows.first).to_contain_text(name)
+    # Back within the page (the searches htmx pushed): the status-only search again.
+    page.go_back()
+    expect(page).not_to_have_url(re.compile(r"q=[^&]"))
+    expect(page.get_by_role("searchbox", name="Search")).to_have_value("")
+    expect(page.get_by_label("Status")).to_have_value("won")
+    assert total() == won

@@ -134,6 +134,11 @@ def test_inbox_filters_search_and_htmx_fragment(
     assert "<html" not in body and 'id="lead-list"' in body
     assert "Hot Tractor" in body and "Cold Tractor" not in body
     assert "HX-Request" in fragment.headers["Vary"]
+    # Restoring the page from history (Back) asks for all of it, filters in the form.
+    restored = _text(client.get("/leads/?tab=new&rank=hot", headers={
+        **HTMX, "HX-History-Restore-Request": "true"}))
+    assert "<html" in restored and "Hot Tractor" in restored
+    assert '<option selected value="hot">' in restored
 
 
 def test_inbox_paginates(client, session, dealer, dealer_user, make_lead, app):
