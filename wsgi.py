@@ -1,5 +1,11 @@
 """Production entry point: ``gunicorn wsgi:app``."""
 
 from portal import create_app
+from portal.extensions import db
+from portal.routing_service import warm_up
 
 app = create_app()
+# Each worker loads the postal centroids and the partner snapshot before it serves, so
+# the first inquiry it routes does not wait a second for them.
+with app.app_context():
+    warm_up(db.session)

@@ -384,6 +384,11 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     return True
 
 
+#: new inquiries per demo dealer login, so that every flow (accept and work, decline,
+#: with and without JavaScript) can be tried several times on a freshly loaded demo
+FRESH_OFFERS_PER_DEALER = 8
+
+
 def _fresh_offers(session: Session, now: datetime) -> None:
     """A few inquiries from the last hours for each demo dealer, through the real capture
     path: qualified, routed by the engine (with its full explanation) and, where the
@@ -397,7 +402,7 @@ def _fresh_offers(session: Session, now: datetime) -> None:
         dealer = user.partner if user else None
         if dealer is None or not dealer.active or not dealer.product_lines:
             continue
-        for k in range(3):
+        for k in range(FRESH_OFFERS_PER_DEALER):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             when = now - timedelta(minutes=rng.randint(10, 300))
             result = capture_inquiry(session, {

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from portal import geocoding, lifecycle
@@ -167,6 +168,18 @@ class LazyLiveState(Mapping[int, LiveState]):
 
 
 # --- the lead's facts ---------------------------------------------------------------------
+
+
+def warm_up(session: Session) -> None:
+    """Load what a process's first routing would otherwise wait for: the US postal
+    centroids (about a second) and the partner snapshot. A web worker calls it before
+    serving (wsgi.py), so the first inquiry is routed as fast as any other. A database
+    not migrated yet is skipped: the snapshot is then built on first use."""
+    CentroidTable.us()
+    try:
+        partner_index(session)
+    except SQLAlchemyError as error:
+        current_app.logger.warning("routing snapshot not built at start: %s", error)
 
 
 def centroid(session: Session, country: str, postal_code: str | None) -> Point | None:

@@ -12,7 +12,7 @@ from geopy.distance import great_circle
 from sqlalchemy import func, select
 
 from portal import lifecycle
-from portal.demo import DEMO_LOGINS, PASSWORD, load_demo
+from portal.demo import DEMO_LOGINS, FRESH_OFFERS_PER_DEALER, PASSWORD, load_demo
 from portal.models import (
     Campaign,
     Competitor,
@@ -134,6 +134,13 @@ def _check_partners(session: Any) -> None:
         if user.partner is not None:
             assert what.startswith(user.partner.name), email
             assert ("paused" in what) == (not user.partner.active), email
+    # Each active demo dealer has offers waiting, enough to try every flow a few times.
+    for email, _ in DEMO_LOGINS:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        if user.partner and user.partner.kind == "dealer" and user.partner.active:
+            waiting = session.scalar(select(func.count()).select_from(Lead).where(
+                Lead.assigned_partner_id == user.partner_id, Lead.status == "offered"))
+            assert waiting >= FRESH_OFFERS_PER_DEALER, (email, waiting)
     dealer1 = session.scalars(select(User).where(User.email == "dealer1@demo.test")).one()
     assert dealer1.partner_admin and dealer1.partner.kind == "dealer"
     assert session.scalars(select(User.role).where(User.email == "manager@demo.test")).one() \

@@ -284,3 +284,29 @@ def test_a_territory_edit_through_the_partner_service_reaches_routing(
     _, changed = save_partner(session, data, partner=partner)
     assert changed
     assert _route(session, make_lead(postal_code="50499")).partner is partner
+
+
+def test_warm_up_builds_the_snapshot_the_first_lead_is_routed_with(
+        app, session, make_partner, make_lead):
+    """A web worker warms up before serving: its first routing reuses that snapshot."""
+    partner = make_partner("WARM", territories=["zip:50401"])
+    session.flush()
+    routing_service._snapshots.pop(app.config["DATABASE_URL"], None)
+    routing_service.warm_up(session)
+    warmed = routing_service._snapshots[app.config["DATABASE_URL"]].index
+    lead = make_lead(postal_code="50401")
+    assert _route(session, lead).partner is partner
+    assert routing_service.partner_index(session) is warmed  # not built again
+
+
+def test_warm_up_on_a_database_not_migrated_yet_leaves_it_to_first_use(tmp_path, caplog):
+    """gunicorn started before `flask db upgrade`: the worker still boots."""
+    from portal import create_app
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    bare = create_app({"SECRET_KEY": "x", "DATABASE_URL": url, "TESTING": True})
+    with bare.app_context():
+        routing_service.warm_up(db.session)
+        db.engine.dispose()
+    assert url not in routing_service._snapshots
+    assert "routing snapshot not built at start" in caplog.text
