@@ -209,13 +209,13 @@ def test_closed_tab_counts_up_to_the_cap_then_shows_a_plus(
     page = _text(client.get("/leads/?tab=closed"))
     assert re.search(r'class="tab tab-closed[^"]*"[^>]*>Closed <span class="count" '
                      r'aria-label="2\+ leads">2\+</span>', page)
-    assert "Page 1 of 2 &middot; 2+ in all" in page
+    assert 'Page 1 of 2 &middot; <span id="lead-total">2+</span> in all' in page
     last = _text(client.get("/leads/?tab=closed&page=2"))
     assert "Only the first 2 are listed: search or filter to find the others." in last
     # A search narrows below the cap: exact again.
     found = _text(client.get("/leads/?tab=closed&q=Closed1"))
-    assert "Pat Closed1" in found and "1 in all" in found and "2+" not in found.split(
-        'id="lead-list"')[1]
+    assert "Pat Closed1" in found and '"lead-total">1</span> in all' in found
+    assert "2+" not in found.split('id="lead-list"')[1]
 
 
 def test_working_tabs_count_and_page_past_the_cap(
@@ -225,7 +225,7 @@ def test_working_tabs_count_and_page_past_the_cap(
         _accepted(session, make_lead, dealer, dealer_user, last_name=f"Working{n}")
     page = _text(client.get("/leads/?tab=contact"))
     assert re.search(r'aria-label="3 leads">3</span>', page)
-    assert "Page 1 of 3 &middot; 3 in all" in page
+    assert 'Page 1 of 3 &middot; <span id="lead-total">3</span> in all' in page
     last = _text(client.get("/leads/?tab=contact&page=3"))
     assert "Pat Working2" in last and "Only the first" not in last
 
