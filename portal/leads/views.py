@@ -378,11 +378,13 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     # an htmx answer is a 200 (htmx swaps no 4xx), which the request boundary commits.
     db.session.rollback()
     found = visible_lead_or_404(db.session, current_user, lead_id)
-    if is_htmx():
-        status = 200
+    if not is_htmx():
+        # A plain POST from a card (no JavaScript) cannot show the card alone: the lead
+        # page shows the form again, with what to correct; it still goes back to the list.
+        return _render_lead(found, status=status, message=problem, failed=(action, form))
     if view_kind == "card":
-        return _render_card(found, message=problem, status=status, failed=(action, form))
-    return _render_lead(found, status=status, message=problem, failed=(action, form))
+        return _render_card(found, message=problem, failed=(action, form))
+    return _render_lead(found, message=problem, failed=(action, form))
 
 
 @bp.get(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")

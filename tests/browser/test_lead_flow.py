@@ -187,12 +187,19 @@ def test_decline_reroutes_without_javascript(
     lead_path = card.get_by_role("link", name="Henrik Aasland").get_attribute("href")
     assert lead_path
 
+    # Declining without a reason: the lead page says what is missing, the form open.
     form = open_fold(card, "Decline")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        form.get_by_role("button", name="Decline", exact=True).click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Henrik Aasland")
+    form = page.locator("details.fold[open] form.action-decline")
+    expect(form).to_contain_text("Pick a reason.")
     form.get_by_label("Why do you decline?").select_option(label="No capacity right now")
     form.get_by_label("Details (optional)").fill("Two techs out until May")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         form.get_by_role("button", name="Decline", exact=True).click()
-    assert answer.value.status == 303
+    assert answer.value.status == 303  # back to the list it came from
     expect(page.locator(".flashes")).to_have_text(
         "Declined Henrik Aasland: the lead goes to another partner.")
     expect(page).to_have_url(re.compile(r"/leads/\?tab=new"))
@@ -253,10 +260,13 @@ def test_manager_search_applies_filters_at_once_and_keeps_them_on_back(
     assert 0 < won < everything
     name = rows.first.locator("td").nth(1).get_by_role("link").inner_text()
     last_name = name.split()[-1]
+    searches: list[str] = []
+    page.on("request", lambda r: searches.append(r.url) if "/leads/search" in r.url else None)
     page.get_by_role("searchbox", name="Search").fill(last_name)
     page.get_by_role("searchbox", name="Search").press("Enter")
     expect(page).to_have_url(re.compile(r"q=" + re.escape(last_name)))
     expect(rows.first).to_contain_text(name)
+    assert len(searches) == 1, searches  # Enter searches once (not on change and submit)
     found = rows.count()
 
     rows.first.locator("td").nth(1).get_by_role("link").click()

@@ -316,6 +316,17 @@ def test_decline_needs_a_reason_then_reroutes_to_the_next_partner(
     assert "Pick a reason." in _text(refused)
     session.refresh(lead)
     assert lead.status == "offered" and lead.assigned_partner_id == dealer.id
+    # From an inbox card without JavaScript: the whole lead page (not a bare card), the
+    # decline form open with its error, still going back to the list afterwards.
+    answer = client.post(f"/leads/{lead.id}/decline",
+                         data={"view": "card", "next": "/leads/?tab=new"})
+    assert answer.status_code == 422
+    from_card = _text(answer)
+    assert "<html" in from_card and "Pick a reason." in from_card
+    assert '<details class="fold" open>' in from_card
+    assert 'name="next" type="hidden" value="/leads/?tab=new"' in from_card
+    session.refresh(lead)
+    assert lead.status == "offered"
 
     response = client.post(f"/leads/{lead.id}/decline",
                            data={"view": "card", "reason": "out_of_area",
@@ -517,6 +528,9 @@ def test_distributor_forwards_to_its_dealer_sees_it_and_pulls_it_back(
     assert "Accept within:" in dealers_tab
     page = _text(client.get(f"/leads/{lead.id}"))
     assert "Pull back from" in page
+    # The timeline says where it went: to the dealer, by the distributor's user.
+    forwarded = page.split('class="event event-forwarded"')[1].split("</li>")[0]
+    assert f"&middot; to {dealer_a.name} (DA)" in forwarded
 
     assert client.post(f"/leads/{lead.id}/pull_back", data={}).status_code == 422
     response = client.post(f"/leads/{lead.id}/pull_back",
@@ -535,15 +549,20 @@ def test_dealer_accepts_a_forwarded_lead_with_the_same_flow(
         client, session, distributor_setup, make_lead, make_user, auth):
     distributor, dealer_a, dist_user = distributor_setup
     lead = _offered(session, make_lead, distributor)
-    lifecycle.forward(session, lead, dealer_a, Actor.of(dist_user))
+    lifecycle.forward(session, lead, dealer_a, Actor.of(dist_user), reason="closest dealer")
     session.commit()
     auth.logout()
     auth.login("partner", partner=dealer_a)
     inbox = _text(client.get("/leads/?tab=new"))
     assert lead.name in inbox and "Accept within:" in inbox
+    # Why the dealer has it: its distributor passed it on (not the distributor's routing).
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert (f"Why it came to you: {distributor.name} passed it on to you (closest dealer)."
+            in page)
     assert client.post(f"/leads/{lead.id}/accept", data={}).status_code == 303
     session.refresh(lead)
     assert lead.status == "accepted" and lead.assigned_partner_id == dealer_a.id
+    assert "passed it on to you" in _text(client.get(f"/leads/{lead.id}"))
 
 
 # --- compliance gate -------------------------------------------------------------------------
