@@ -19,7 +19,9 @@ stop() {
   wait "$web" "$worker" 2>/dev/null || true
   echo "stopped web and worker"
 }
-trap stop INT TERM EXIT
+# Ctrl-C is how one stops it: a clean stop, not an error for make to report.
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 echo "Portal on http://$HOST:$PORT  (Ctrl-C stops it)"
 # Whichever stops first (a crash, say) stops the other.
 wait -n "$web" "$worker"
