@@ -380,8 +380,53 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     now = now or utcnow()
     _DemoBuilder(session, now).build()
     session.flush()
+    _literature(session)
     _fresh_offers(session, now)
     return True
+
+
+#: one brochure per product line, written in the library's own text format (headings,
+#: paragraphs, bullets) and rendered to PDF by it, so the demo's packs have content
+BROCHURES = {
+    "TRC": """# Compact tractors that earn their keep
+From 25 to 60 hp, our compact and utility tractors mow, dig, lift and haul through every
+season. Every model takes our quick-attach loader and backhoe.
+- Hydrostatic or gear transmission, four-wheel drive as standard
+- Quick-attach loader with 1,200 to 2,400 lb lift
+- Category I three-point hitch and live rear PTO
+# Backed by your local dealer
+Your dealer sets the tractor up, delivers it and services it, with parts in stock.""",
+    "MWR": """# Zero-turn mowers for every acre
+Residential and commercial zero-turn mowers with 42 to 72 inch fabricated decks, for a
+clean cut at speed.
+- Commercial-grade hydrostatic drive
+- Adjustable high-back seat with armrests
+- Deck lift in quarter-inch steps
+# Try one on your own lawn
+Ask your dealer for a demonstration at home.""",
+    "UTV": """# Utility vehicles for farm and ranch
+Two- and four-seat utility vehicles that carry a crew, tow a trailer and tip a load.
+- 1,000 lb dump bed and 2,000 lb towing
+- Selectable four-wheel drive with locking differential
+- Roll-over protective structure and seat belts
+# Built for work
+Your dealer fits the cab, plough or sprayer you need.""",
+}
+
+
+def _literature(session: Session) -> None:
+    """A brochure for each demo product line, through the literature library."""
+    from portal.fulfilment import library
+    from portal.models import LiteratureItem
+
+    if session.scalars(select(LiteratureItem).limit(1)).first() is not None:
+        return  # the manufacturer's own library is kept as it is
+    for position, (code, name, _) in enumerate(PRODUCT_LINES, start=1):
+        line = session.scalars(select(ProductLine).where(ProductLine.code == code)).one()
+        item = library.save_item(session, None, title=f"{name} brochure",
+                                 product_line_id=line.id, kind="brochure",
+                                 position=position, active=True)
+        library.write_version(session, item, body=BROCHURES[code], user=None, activate=True)
 
 
 #: new inquiries per demo dealer login, so that every flow (accept and work, decline,
@@ -414,6 +459,7 @@ def _fresh_offers(session: Session, now: datetime) -> None:
                 "answers": {"timeline": "now", "budget": "approved",
                             "role": "decision_maker"},
                 "comments": "Saw your booth at the farm show; please call.",
+                "wants_literature": k % 2 == 0,  # half ask for the brochure by email
             }, Actor.system("api"), now=when)
             lead = result.lead
             parent = dealer.parent

@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 
 from portal import lifecycle
 from portal.demo import DEMO_LOGINS, FRESH_OFFERS_PER_DEALER, PASSWORD, load_demo
+from portal.fulfilment.library import active_versions_for
 from portal.models import (
     Campaign,
     Competitor,
+    Fulfilment,
     Lead,
     LeadEvent,
     LeadStatus,
@@ -55,7 +57,8 @@ def test_demo_is_not_loaded_over_an_existing_demo_partner(session, make_partner)
     assert table_counts(session) == before
 
 
-def test_demo_command_loads_a_realistic_channel_once(app, runner, session, client):
+def test_demo_command_loads_a_realistic_channel_once(app, runner, session, client,
+                                                     smtp_server):
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
     assert "Demo data loaded." in result.output
@@ -65,6 +68,10 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
         assert what in result.output
 
     _check_catalogue(session)
+    _check_literature(session)
+    mailed = {m["To"] for m in smtp_server.handler.messages}
+    assert {lead.email for lead in session.scalars(select(Lead).join(
+        Fulfilment, Fulfilment.lead_id == Lead.id))} <= mailed
     _check_partners(session)
     _check_leads(session)
     _check_consistency(session)
@@ -100,6 +107,21 @@ def _check_catalogue(session: Any) -> None:
     for campaign in campaigns:
         assert campaign.cost > 0
         assert today - timedelta(days=120) <= campaign.starts_on <= campaign.ends_on <= today
+
+
+def _check_literature(session: Any) -> None:
+    # A brochure per product line, a real PDF in the library, so demo packs have content.
+    for line in session.scalars(select(ProductLine)):
+        [(item, version)] = active_versions_for(session, line.id)
+        assert item.title == f"{line.name} brochure" and version.page_count >= 1
+    # The fresh inquiries (today's, through the capture path) that asked for it have
+    # their pack sent by email (the tests' worker runs jobs at once).
+    packs = session.scalars(select(Fulfilment)).all()
+    assert len(packs) >= 4 * FRESH_OFFERS_PER_DEALER // 2
+    assert {(p.channel, p.status) for p in packs} == {("email", "sent")}
+    for pack in packs:
+        lead = session.get(Lead, pack.lead_id)
+        assert lead.wants_literature and lead.created_at > utcnow() - timedelta(hours=6)
 
 
 def _check_partners(session: Any) -> None:
