@@ -669,7 +669,6 @@ class ActionResult:
 
 
 _DONE = {
-    "accept": "Accepted: the lead is yours. Contact the prospect soon.",
     "contact": "Contact recorded.",
     "appointment": "Appointment recorded.",
     "quote": "Quote recorded.",
@@ -701,6 +700,8 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
         raise lifecycle.NotPermitted("lead not found")
     routed = perform_action(session, lead, action, args, actor)
     session.flush()
+    if action == "accept":
+        return ActionResult(f"Accepted {lead.name}: the lead is yours. Contact them soon.")
     if action == "decline":
         return ActionResult(f"Declined {lead.name}: the lead goes to another partner.",
                             routed)

@@ -98,7 +98,7 @@ def test_offer_to_won_with_htmx(new_context: Callable[..., BrowserContext],
     assert headers.get("x-csrftoken"), "htmx did not send the CSRF token from <body>"
 
     expect(card.get_by_role("status")).to_have_text(
-        "Accepted: the lead is yours. Contact the prospect soon.")
+        f"Accepted {name}: the lead is yours. Contact them soon.")
     expect(card.locator(".badge-status")).to_have_text("Accepted")
     expect(card.get_by_role("button", name="Accept", exact=True)).to_have_count(0)
     expect(new_count).to_have_text(str(before - 1))  # the tab counts follow, out of band
@@ -157,7 +157,8 @@ def test_offer_to_won_without_javascript(no_js_dealer: Callable[[str, str], Page
     assert "hx-request" not in answer.value.request.headers
     # Back on the new offers, where the accepted lead no longer waits.
     expect(page).to_have_url(re.compile(r"/leads/\?tab=new"))
-    expect(page.locator(".flashes")).to_contain_text("Accepted: the lead is yours.")
+    expect(page.locator(".flashes")).to_contain_text(
+        "Accepted Solveig Vestergaard: the lead is yours.")
     expect(page.locator("article.lead-card").filter(has_text="Solveig Vestergaard")
            ).to_have_count(0)
 

@@ -300,7 +300,7 @@ def test_accept_by_plain_post_redirects_and_shows_the_change(
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/leads/{lead.id}")
     page = _text(client.get(response.headers["Location"]))
-    assert "Accepted: the lead is yours" in page
+    assert f"Accepted {lead.name}: the lead is yours" in page
     assert "Record what happened" in page
     session.refresh(lead)
     assert lead.status == "accepted"
@@ -447,7 +447,7 @@ def test_accept_from_the_inbox_card_by_htmx_swaps_the_card(
     assert response.status_code == 200
     body = _text(response)
     assert "<html" not in body and body.lstrip().startswith("<article")
-    assert "Accepted: the lead is yours" in body and "Accepted</span>" in body
+    assert f"Accepted {lead.name}: the lead is yours" in body and "Accepted</span>" in body
     assert "HX-Request" in response.headers["Vary"]
     session.refresh(lead)
     assert lead.status == "accepted"
