@@ -9,3 +9,5 @@ app = create_app()
 # the first inquiry it routes does not wait a second for them.
 with app.app_context():
     warm_up(db.session)
+    db.session.remove()
+    db.engine.dispose()  # no connection opened here outlives it (gunicorn --preload forks)

@@ -14,10 +14,22 @@ from portal.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def init_app(app: Flask) -> None:
     """Commit once per request at its boundary; render errors in the portal's style."""
+
+    @app.before_request
+    def _refuse_nul() -> Any:
+        # No text we keep or search for holds a NUL, and PostgreSQL refuses it outright:
+        # answered here as bad input rather than as a database error.
+        if b"%00" in request.query_string or (
+                request.method not in _SAFE_METHODS and request.mimetype in _FORM_TYPES
+                and any("\x00" in value for values in request.form.listvalues()
+                        for value in values)):
+            abort(400, "Text may not contain NUL characters.")
+        return None
 
     @app.after_request
     def _commit(response: Response) -> Response:
@@ -30,6 +42,7 @@ def init_app(app: Flask) -> None:
             db.session.commit()
         if request.headers.get("HX-Request") is not None or "HX-Request" in response.vary:
             response.vary.add("HX-Request")
+            response.vary.add("HX-History-Restore-Request")  # see is_htmx
         return response
 
     @app.errorhandler(HTTPException)
@@ -126,8 +139,9 @@ def admin_required(view: F) -> F:
 
 
 def is_htmx() -> bool:
-    """True when htmx asked for a fragment (it sends HX-Request); restoring a page from
-    history (Back, with htmx's cache missing it) asks for the whole page."""
+    """True when htmx asked for a fragment (it sends HX-Request). A history restore asks
+    for the whole page: base.html turns htmx's history cache off and makes it reload the
+    page instead, so this only matters should that configuration change."""
     headers = request.headers
     return (headers.get("HX-Request") == "true"
             and headers.get("HX-History-Restore-Request") != "true")

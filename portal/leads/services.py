@@ -140,6 +140,9 @@ _MAX_WORDS = 5
 
 
 def _words(term: str) -> list[str]:
+    # Control characters (a NUL, say, which PostgreSQL refuses in text) separate words.
+    if not term.isprintable():
+        term = "".join(char if char.isprintable() else " " for char in term)
     return term.split()[:_MAX_WORDS]
 
 
@@ -433,6 +436,25 @@ _PRODUCT_LINES = select(ProductLine.id, ProductLine.code, ProductLine.name).orde
     ProductLine.code)
 
 
+def list_total(session: Session, partner: Partner, filters: InboxFilters,
+               counts: dict[str, int], *, now: datetime | None = None) -> Page[Card]:
+    """How many leads an inbox list holds (an empty page with its total), as ``inbox``
+    counts them: the tab's count, or with a filter set, the filtered count."""
+    now = now or utcnow()
+    if filters.tab not in counts:  # a tab this partner does not have
+        filters.tab = "new"
+    shape = _InboxShape.of(filters)
+    total = counts[filters.tab]
+    if shape.narrowed:
+        params = {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
+                  **_inbox_params(filters, shape, now)}
+        total = session.connection().execute(_inbox_statements(shape)[1],
+                                             params).scalar_one()
+    capped = filters.tab in _CAPPED_TABS and total > TAB_COUNT_CAP
+    return Page(items=[], number=1, pages=1, total=min(total, TAB_COUNT_CAP) if capped
+                else total, capped=capped)
+
+
 def product_lines(session: Session) -> list[tuple[int, str, str]]:
     """Every product line as (id, code, name), by code."""
     return [(line_id, code, name) for line_id, code, name in
@@ -469,14 +491,11 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     conn = session.connection()
     lines = product_lines(session)
     shape = _InboxShape.of(filters)
-    page_statement, count_statement = _inbox_statements(shape)
+    page_statement = _inbox_statements(shape)[0]
     params = {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
               **_inbox_params(filters, shape, now)}
-    total = (conn.execute(count_statement, params).scalar_one() if shape.narrowed
-             else counts[filters.tab])
-    capped = filters.tab in _CAPPED_TABS and total > TAB_COUNT_CAP
-    if capped:
-        total = TAB_COUNT_CAP
+    counted = list_total(session, partner, filters, counts, now=now)
+    total, capped = counted.total, counted.capped
     pages = max(1, math.ceil(total / per_page))
     number = min(max(1, page), pages)
     rows = conn.execute(page_statement, {**params, "limit": per_page,
@@ -701,9 +720,11 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
     routed = perform_action(session, lead, action, args, actor)
     session.flush()
     if action == "accept":
-        return ActionResult(f"Accepted {lead.name}: the lead is yours. Contact them soon.")
+        return ActionResult(f"Accepted {lead.name or 'the prospect'}: the lead is yours. "
+                            "Contact them soon.")
     if action == "decline":
-        return ActionResult(f"Declined {lead.name}: the lead goes to another partner.",
+        return ActionResult(f"Declined {lead.name or 'the prospect'}: the lead goes to "
+                            "another partner.",
                             routed)
     if action == "forward":
         dealer = lead.assigned_partner

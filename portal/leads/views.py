@@ -33,6 +33,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
@@ -330,14 +331,20 @@ def _add_fresh_tabs(response: Any) -> None:
             "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
             counts=services.inbox_counts(db.session, partner), oob=True))
         return
-    # The list the card is on, with its filters: its total as the pager shows it.
-    args = MultiDict(parse_qsl(page_url.query))
-    data = services.inbox(db.session, partner, forms.InboxFilterForm(args).to_filters(),
-                          page=1, per_page=1)
+    # The list the card is on, with its filters: its total as the pager shows it. Extra
+    # news only: whatever goes wrong here (the header is the browser's to send) must not
+    # undo the action, so it runs in a savepoint and is left out when it fails.
+    filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters()
+    try:
+        with db.session.begin_nested():
+            counts = services.inbox_counts(db.session, partner)
+            total = services.list_total(db.session, partner, filters, counts)
+    except SQLAlchemyError:
+        current_app.logger.exception("inbox counts after an action")
+        return
     response.set_data(response.get_data(as_text=True) + render_template(
-        "partials/leads/_tabs.html", tabs=data.tabs, tab=data.filters.tab,
-        counts=data.counts, oob=True) + render_template(
-        "partials/leads/_total.html", page=data.page))
+        "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=filters.tab,
+        counts=counts, oob=True) + render_template("partials/leads/_total.html", page=total))
 
 
 @bp.post(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")
@@ -380,7 +387,9 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     found = visible_lead_or_404(db.session, current_user, lead_id)
     if not is_htmx():
         # A plain POST from a card (no JavaScript) cannot show the card alone: the lead
-        # page shows the form again, with what to correct; it still goes back to the list.
+        # page shows the form again, with what to correct, as one of its own forms (should
+        # htmx be running by then); it still goes back to the list afterwards.
+        form.view.data = "page"
         return _render_lead(found, status=status, message=problem, failed=(action, form))
     if view_kind == "card":
         return _render_card(found, message=problem, failed=(action, form))

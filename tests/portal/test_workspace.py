@@ -325,6 +325,7 @@ def test_decline_needs_a_reason_then_reroutes_to_the_next_partner(
     assert "<html" in from_card and "Pick a reason." in from_card
     assert '<details class="fold" open>' in from_card
     assert 'name="next" type="hidden" value="/leads/?tab=new"' in from_card
+    assert 'name="view" type="hidden" value="page"' in from_card  # one of the page's forms
     session.refresh(lead)
     assert lead.status == "offered"
 
@@ -491,6 +492,7 @@ def test_htmx_decline_replaces_the_card_with_a_notice(
     body = _text(response)
     assert f"Declined {lead.name}: the lead goes to another partner" in body
     assert "<html" not in body
+    assert 'id="lead-total"' not in body  # no list named (no HX-Current-URL): no total
     # The tab counts follow out of band: no new offers left.
     assert 'id="lead-tabs" aria-label="Lead tabs" hx-swap-oob="true"' in body
     assert re.search(r'New offers <span class="count" aria-label="0 leads">0</span>', body)
@@ -563,6 +565,25 @@ def test_dealer_accepts_a_forwarded_lead_with_the_same_flow(
     session.refresh(lead)
     assert lead.status == "accepted" and lead.assigned_partner_id == dealer_a.id
     assert "passed it on to you" in _text(client.get(f"/leads/{lead.id}"))
+
+
+def test_an_auto_forwarded_lead_shows_the_dealers_own_routing_reason(
+        client, session, make_partner, make_lead, auth):
+    distributor = make_partner("AUTO", kind="distributor", forwarding="auto",
+                               territories=["region:US-IA"])
+    own = make_partner("OWNDLR", parent_id=distributor.id, territories=["zip:50401"])
+    lead = make_lead(postal_code="50401")
+    _route(session, lead)
+    assert lead.assigned_partner_id == own.id
+    auth.login("partner", partner=own)
+    session.commit()
+    page = _text(client.get(f"/leads/{lead.id}"))
+    reason = f"Why it came to you: {distributor.name} passed it on to you"
+    assert reason in page
+    # The reason the engine chose this dealer follows (not the distributor's).
+    shown = page.split(reason)[1].split("</p>")[0]
+    assert shown.startswith(" (automatic forwarding): Offered to OWNDLR")
+    assert "exact postal code" in shown
 
 
 # --- compliance gate -------------------------------------------------------------------------
@@ -705,3 +726,20 @@ def test_htmx_accept_updates_a_filtered_lists_total(auth, client, session, make_
     page = response.get_data(as_text=True)
     assert '<span id="lead-total" hx-swap-oob="true">0</span>' in page
     assert 'aria-label="2 leads">2</span>' in page  # the tab itself still holds two
+
+
+def test_a_nul_in_the_list_url_never_costs_the_action(client, session, dealer, dealer_user,
+                                                      make_lead):
+    """The counts sent along are extra news: a page URL the database cannot search
+    (PostgreSQL refuses NUL in text) leaves the accept done and the counts right."""
+    lead = _offered(session, make_lead, dealer)
+    response = client.post(f"/leads/{lead.id}/accept", data={"view": "card"}, headers={
+        **HTMX, "HX-Current-URL": "http://localhost/leads/?tab=new&q=a%00b"})
+    assert response.status_code == 200
+    assert '<span id="lead-total" hx-swap-oob="true">0</span>' in _text(response)
+    session.refresh(lead)
+    assert lead.status == "accepted"
+    # Typed into the address bar, the same text is refused as bad input.
+    refused = client.get("/leads/?tab=new&q=a%00b")
+    assert refused.status_code == 400
+    assert "Text may not contain NUL characters." in _text(refused)
