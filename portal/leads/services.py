@@ -444,15 +444,26 @@ def list_total(session: Session, partner: Partner, filters: InboxFilters,
     if filters.tab not in counts:  # a tab this partner does not have
         filters.tab = "new"
     shape = _InboxShape.of(filters)
-    total = counts[filters.tab]
+    return _counted_page(session, shape, _list_params(partner, filters, shape, now),
+                         counts[filters.tab])
+
+
+def _list_params(partner: Partner, filters: InboxFilters, shape: _InboxShape,
+                 now: datetime) -> dict[str, Any]:
+    return {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
+            **_inbox_params(filters, shape, now)}
+
+
+def _counted_page(session: Session, shape: _InboxShape, params: dict[str, Any],
+                  tab_count: int) -> Page[Card]:
+    """The list's total: the tab's count, unless a filter narrows it (one more count)."""
+    total = tab_count
     if shape.narrowed:
-        params = {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
-                  **_inbox_params(filters, shape, now)}
         total = session.connection().execute(_inbox_statements(shape)[1],
                                              params).scalar_one()
-    capped = filters.tab in _CAPPED_TABS and total > TAB_COUNT_CAP
-    return Page(items=[], number=1, pages=1, total=min(total, TAB_COUNT_CAP) if capped
-                else total, capped=capped)
+    capped = shape.tab in _CAPPED_TABS and total > TAB_COUNT_CAP
+    return Page(items=[], number=1, pages=1, total=TAB_COUNT_CAP if capped else total,
+                capped=capped)
 
 
 def product_lines(session: Session) -> list[tuple[int, str, str]]:
@@ -492,9 +503,8 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     lines = product_lines(session)
     shape = _InboxShape.of(filters)
     page_statement = _inbox_statements(shape)[0]
-    params = {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
-              **_inbox_params(filters, shape, now)}
-    counted = list_total(session, partner, filters, counts, now=now)
+    params = _list_params(partner, filters, shape, now)
+    counted = _counted_page(session, shape, params, counts[filters.tab])
     total, capped = counted.total, counted.capped
     pages = max(1, math.ceil(total / per_page))
     number = min(max(1, page), pages)

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import wraps
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Blueprint,
@@ -319,32 +319,30 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
 
 
 def _add_fresh_tabs(response: Any) -> None:
-    """A card changed tabs (accepted, declined …) by htmx: the inbox's tab counts and the
-    list's total come along out of band, so they follow without a reload."""
+    """A card changed tabs (accepted, declined …) by htmx: the inbox's tab counts and, on
+    the inbox, the list's total come along out of band, so they follow without a reload.
+    Extra news only: whatever goes wrong here (the page URL is the browser's to send)
+    must not undo the action, so it runs in a savepoint and is left out when it fails."""
     partner = current_user.partner
     if partner is None:
         return
     page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
-    if page_url.path != url_for("leads.inbox"):
-        tab = parse_qs(page_url.query).get("tab", ["new"])[0]
-        response.set_data(response.get_data(as_text=True) + render_template(
-            "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=tab,
-            counts=services.inbox_counts(db.session, partner), oob=True))
-        return
-    # The list the card is on, with its filters: its total as the pager shows it. Extra
-    # news only: whatever goes wrong here (the header is the browser's to send) must not
-    # undo the action, so it runs in a savepoint and is left out when it fails.
+    on_inbox = page_url.path == url_for("leads.inbox")
     filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters()
+    total = None
     try:
         with db.session.begin_nested():
             counts = services.inbox_counts(db.session, partner)
-            total = services.list_total(db.session, partner, filters, counts)
+            if on_inbox:  # the list the card is on, with its filters
+                total = services.list_total(db.session, partner, filters, counts)
     except SQLAlchemyError:
         current_app.logger.exception("inbox counts after an action")
         return
-    response.set_data(response.get_data(as_text=True) + render_template(
-        "partials/leads/_tabs.html", tabs=services.tabs_for(partner), tab=filters.tab,
-        counts=counts, oob=True) + render_template("partials/leads/_total.html", page=total))
+    html = render_template("partials/leads/_tabs.html", tabs=services.tabs_for(partner),
+                           tab=filters.tab, counts=counts, oob=True)
+    if total is not None:
+        html += render_template("partials/leads/_total.html", page=total)
+    response.set_data(response.get_data(as_text=True) + html)
 
 
 @bp.post(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")
