@@ -9,8 +9,9 @@ Each backend gets a fresh, migrated database (bench/seed.py): partners with terr
 ``--leads`` minus ``--inbox-leads`` leads spread over the partners in a year's status mix
 (most closed, a few unrouted or being worked), and one dealer with ``--inbox-leads`` leads
 in its inbox (40 new offers with pending offers, 300 being worked of which about a quarter
-overdue, the rest closed) and a partner user. ``--reuse`` keeps the SQLite file in
-``--workdir`` between runs (seeding 1 M leads takes minutes).
+overdue, the rest closed) and a partner user. ``--reuse`` keeps the database (the SQLite
+file in ``--workdir``, the PostgreSQL database ``portal_bench_inbox``) between runs (seeding
+1 M leads takes minutes).
 
 Then, in this process (test client, same database): the number of queries each inbox tab
 makes (``--explain`` prints each query's plan, ``--profile N`` a cProfile of N renders).
@@ -50,6 +51,8 @@ import sqlalchemy as sa  # noqa: E402
 
 EMAIL = "dealer@bench.test"
 PASSWORD = "bench-password-1"
+#: the PostgreSQL database ``--reuse`` keeps (dropped and seeded again without it)
+KEPT_DATABASE = "portal_bench_inbox"
 TABS = ("new", "contact", "open", "overdue", "closed")
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
@@ -138,21 +141,20 @@ def expected_tabs(partner_id: int, due_days: float) -> tuple[dict[str, int], int
 @contextmanager
 def database(backend: str, args: argparse.Namespace) -> Any:
     """An app on a seeded database, and the seeding facts (reused when asked and possible)."""
-    from seed import bench_app
+    from seed import bench_app, database_exists, database_url
 
     from portal import create_app
     from portal.extensions import db
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    facts_file = workdir / "seeded.json"
-    reusable = facts_file.exists() and (workdir / "bench.db").exists()
-    if backend == "sqlite" and args.reuse and reusable:
+    facts_file = workdir / f"seeded-{backend}.json"
+    url = database_url(backend, workdir, KEPT_DATABASE)
+    if args.reuse and facts_file.exists() and database_exists(url):
         facts = json.loads(facts_file.read_text())
-        url = f"sqlite:///{workdir / 'bench.db'}"
         app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "HUEY_IMMEDIATE": True,
                           "MAIL_SINK_DIR": str(workdir / "mail")})
-        print(f"  reusing {url}: {facts['tabs']}")
+        print(f"  reusing {sa.make_url(url).render_as_string()}: {facts['tabs']}")
         try:
             yield app, facts
         finally:
@@ -160,9 +162,9 @@ def database(backend: str, args: argparse.Namespace) -> Any:
                 db.engine.dispose()
         return
     facts_file.unlink(missing_ok=True)
-    with bench_app(backend, workdir) as app:
+    with bench_app(backend, workdir, keep_as=KEPT_DATABASE if args.reuse else None) as app:
         facts = seed_database(app, args)
-        if backend == "sqlite":
+        if args.reuse:
             facts_file.write_text(json.dumps(facts))
         yield app, facts
 
@@ -450,7 +452,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workdir", default="/tmp/bench-inbox")
     parser.add_argument("--reuse", action="store_true",
-                        help="keep and reuse the seeded SQLite file in --workdir")
+                        help="keep the seeded database (SQLite file in --workdir, PostgreSQL "
+                             f"database {KEPT_DATABASE}) and reuse it on the next run")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE SQLite after seeding")
     parser.add_argument("--explain", action="store_true", help="print each query's plan")
     parser.add_argument("--profile", type=int, default=0, help="cProfile N inbox renders")

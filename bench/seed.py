@@ -26,18 +26,19 @@ from portal.models import Lead, Partner, ProductLine, Territory, partner_product
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def fresh_database(backend: str, workdir: Path, prefix: str = "portal_bench"
-                   ) -> tuple[str, Callable[[], None]]:
+def fresh_database(backend: str, workdir: Path, prefix: str = "portal_bench",
+                   name: str | None = None) -> tuple[str, Callable[[], None]]:
     """A new, empty database for ``backend`` (SQLite file or PostgreSQL database) and a
-    function that drops it."""
+    function that drops it. A PostgreSQL ``name`` replaces any database of that name."""
     if backend == "sqlite":
         path = workdir / "bench.db"
         path.unlink(missing_ok=True)
         return f"sqlite:///{path}", lambda: None
     server = sa.make_url(PG_SERVER)
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = name or f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
 
     def drop() -> None:
@@ -49,9 +50,12 @@ def fresh_database(backend: str, workdir: Path, prefix: str = "portal_bench"
 
 
 @contextmanager
-def bench_app(backend: str, workdir: Path) -> Iterator[Flask]:
-    """An app on a fresh database of its own (SQLite file or a new PostgreSQL database)."""
-    url, drop = fresh_database(backend, workdir)
+def bench_app(backend: str, workdir: Path, keep_as: str | None = None) -> Iterator[Flask]:
+    """An app on a fresh database of its own (SQLite file or a new PostgreSQL database);
+    a PostgreSQL database named ``keep_as`` is kept afterwards (for ``--reuse``)."""
+    url, drop = fresh_database(backend, workdir, name=keep_as)
+    if keep_as:
+        drop = lambda: None  # noqa: E731
     app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "HUEY_IMMEDIATE": True,
                       "MAIL_SINK_DIR": str(workdir / "mail")})
     with app.app_context():
@@ -64,6 +68,27 @@ def bench_app(backend: str, workdir: Path) -> Iterator[Flask]:
         with app.app_context():
             db.engine.dispose()
         drop()
+
+
+def database_url(backend: str, workdir: Path, name: str) -> str:
+    """Where ``bench_app(..., keep_as=name)`` put its database."""
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}"
+    return sa.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+
+
+def database_exists(url: str) -> bool:
+    """The SQLite file or PostgreSQL database at ``url`` is there."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return Path(parsed.database or "").exists()
+    admin = sa.create_engine(PG_SERVER)
+    try:
+        with admin.connect() as conn:
+            return bool(conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                    {"n": parsed.database}))
+    finally:
+        admin.dispose()
 
 
 def _chunks(rows: list[dict[str, Any]], size: int = 5000) -> Iterator[list[dict[str, Any]]]:
