@@ -64,11 +64,61 @@ def _sqlite_begin(conn: Connection) -> None:
     # A writing transaction takes SQLite's write lock up front (BEGIN IMMEDIATE): a
     # deferred one that reads and then writes fails under concurrency instead of waiting.
     # That is what serialises capacity checks on SQLite. Safe-method requests and
-    # previews marked ``read_only`` never write, so they do not queue behind writers.
-    # Straight to the driver: every request begins one, and the statement needs none of
+    # previews marked ``read_only`` never write, so they do not queue behind writers,
+    # and the connection refuses writes meanwhile (query_only).
+    # Straight to the driver: every request begins one, and the statements need none of
     # SQLAlchemy's execution machinery (20 µs of it).
-    conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-        "BEGIN" if _reads_only() else "BEGIN IMMEDIATE")
+    driver = conn.connection.driver_connection
+    reads = _holds_to_reading(conn)
+    if conn.info.get(_QUERY_ONLY) is not reads:
+        driver.execute(f"PRAGMA query_only = {int(reads)}")  # type: ignore[union-attr]
+        conn.info[_QUERY_ONLY] = reads
+    driver.execute("BEGIN" if reads else "BEGIN IMMEDIATE")  # type: ignore[union-attr]
+
+
+def _postgresql_begin(conn: Connection) -> None:
+    # psycopg puts READ ONLY in the BEGIN it sends with the first statement: no round trip
+    # of its own. (A read ending in ROLLBACK also made psycopg deallocate its prepared
+    # statements: each page's queries were planned afresh on every request.)
+    driver = conn.connection.driver_connection
+    reads = _holds_to_reading(conn)
+    if driver.read_only is not reads:  # type: ignore[union-attr]
+        driver.read_only = reads  # type: ignore[union-attr]
+
+
+#: Connection.info keys: this transaction is held to reading; SQLite's query_only is on
+_READ_ONLY = "portal.read_only"
+_QUERY_ONLY = "portal.query_only"
+
+
+def _holds_to_reading(conn: Connection) -> bool:
+    """A request that only reads (safe methods, previews marked ``read_only``) runs in a
+    transaction the database holds to reading: any write in it fails, so it can end with
+    COMMIT (Database.end_read)."""
+    reads = _reads_only()
+    conn.info[_READ_ONLY] = reads
+    return reads
+
+
+class SafeRequestWrote(RuntimeError):
+    """A GET (or a preview marked ``read_only``) tried to write: a bug, refused."""
+
+
+def _refuse_writes_in_reads(session: Session, *_flushing: Any) -> None:
+    # The same answer on every database: PostgreSQL's READ ONLY transaction would refuse
+    # the write; SQLite's would take it and have it rolled back unnoticed.
+    if _reads_only() and (session.new or session.deleted or any(
+            session.is_modified(instance) for instance in session.dirty)):
+        changed = {type(o).__name__ for o in (*session.new, *session.dirty, *session.deleted)}
+        raise SafeRequestWrote(
+            f"{request.method} {request.path} may only read, but changed {sorted(changed)}")
+
+
+class PortalSession(Session):
+    """The app's sessions: a flush in a request that may only read is refused."""
+
+
+event.listen(PortalSession, "before_flush", _refuse_writes_in_reads)
 
 
 class Database:
@@ -93,6 +143,8 @@ class Database:
         if url.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
+        elif url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
+            event.listen(engine, "begin", _postgresql_begin)
         app.extensions["portal.db"] = _State(engine=engine, bind=engine)
         app.teardown_appcontext(self._remove)
 
@@ -111,11 +163,23 @@ class Database:
 
     def new_session(self) -> Session:
         """A session on the current app's bind; the scoped ``session`` uses this."""
-        return Session(
+        return PortalSession(
             bind=self._state().bind,
             join_transaction_mode="create_savepoint",
             expire_on_commit=False,
         )
+
+    def end_read(self) -> None:
+        """End a request that only read: a transaction held to reading commits (nothing
+        can have been written; psycopg drops its prepared statements on ROLLBACK); any
+        other (a test's savepoint) rolls back. Changes left in the session are refused as
+        a flush would refuse them (SafeRequestWrote), rather than dropped unnoticed."""
+        session = self.session()
+        _refuse_writes_in_reads(session)
+        if session.in_transaction() and session.connection().info.get(_READ_ONLY):
+            session.commit()
+        else:
+            session.rollback()
 
     def _remove(self, _exc: BaseException | None) -> None:
         self.session.remove()

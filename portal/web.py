@@ -33,11 +33,12 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _commit(response: Response) -> Response:
-        # GET never writes: anything a safe request flushed is rolled back.
+        # GET never writes (a flush in one is refused: database.SafeRequestWrote).
         view = app.view_functions.get(request.endpoint or "")
-        if (request.method in _SAFE_METHODS or response.status_code >= 400
-                or getattr(view, "read_only", False)):
+        if response.status_code >= 400:
             db.session.rollback()
+        elif request.method in _SAFE_METHODS or getattr(view, "read_only", False):
+            db.end_read()
         else:
             db.session.commit()
         if request.headers.get("HX-Request") is not None or "HX-Request" in response.vary:
