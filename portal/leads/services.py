@@ -45,7 +45,7 @@ from portal.leads.overdue import (
     overdue_clause,
     overdue_counts,
     overdue_cutoff,
-    overdue_parts,
+    overdue_ranges,
 )
 from portal.lifecycle import Actor
 from portal.models import (
@@ -275,24 +275,34 @@ def _tab_count(tab: str, where: ColumnElement[bool]) -> Select[Any]:
                                                   func.count().label("n"))
 
 
+def _capped_tab_count(tab: str, held: ColumnElement[bool], statuses: Iterable[str]
+                      ) -> Select[Any]:
+    """A capped tab's part, (tab, n): its statuses' index ranges one after another,
+    counting stops after the cap."""
+    upto = union_all(*(select(literal_column("1")).select_from(Lead)
+                       .where(held, Lead.status == str(status)) for status in statuses)
+                     ).limit(TAB_COUNT_CAP + 1).subquery()
+    return select(literal(tab).label("tab"), func.count().label("n")).select_from(upto)
+
+
 @functools.lru_cache(maxsize=2)
 def _counts_statement(distributor: bool) -> CompoundSelect:
-    """Every tab's count in one statement: each part is answered from an index."""
+    """Every tab's count in one statement, made of index ranges: one per status (and
+    overdue part). An IN list of statuses would do as well for a plan made for the
+    partner at hand, but PostgreSQL plans a prepared statement generically after five
+    executions, and that plan filtered the list (2 ms rather than 0.4 for 5,000 leads)."""
     mine = Lead.assigned_partner_id == bindparam("partner_id")
-    # One count per tab rather than one grouped by status and an overdue flag: each part
-    # reads only its own index range, and the overdue part only the few working leads
-    # (grouping read every row of a dealer's 5,000 leads: 10 ms).
     parts = [
         _tab_count("new", and_(mine, Lead.status == S.OFFERED)),
         _tab_count("contact", and_(mine, Lead.status == S.ACCEPTED)),
-        _tab_count("open", and_(mine, Lead.status.in_([str(s) for s in OPEN_STAGES]))),
-        *(_tab_count("overdue", and_(mine, part)) for part in overdue_parts(_cutoff_param())),
-        _tab_count("closed", and_(mine, Lead.status.in_([str(s) for s in CLOSED_STAGES]))),
+        *(_tab_count("open", and_(mine, Lead.status == str(stage))) for stage in OPEN_STAGES),
+        *(_tab_count("overdue", and_(mine, part)) for part in overdue_ranges(_cutoff_param())),
+        _capped_tab_count("closed", mine, CLOSED_STAGES),
     ]
     if distributor:
-        parts.append(_tab_count(DEALERS_TAB[0], and_(
-            Lead.assigned_partner_id.in_(_dealer_ids(bindparam("partner_id"))),
-            Lead.status.in_([str(s) for s in OPEN_STATUSES]))))
+        parts.append(_capped_tab_count(
+            DEALERS_TAB[0], Lead.assigned_partner_id.in_(_dealer_ids(bindparam("partner_id"))),
+            OPEN_STATUSES))
     return union_all(*parts)
 
 
