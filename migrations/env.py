@@ -10,6 +10,7 @@ from flask import current_app
 
 import portal.models  # noqa: F401 - registers every table
 from portal.extensions import db
+from portal.models.base import in_autogenerate
 
 config = context.config
 if config.config_file_name and not logging.getLogger().handlers:
@@ -56,6 +57,7 @@ def _run(connection: object) -> None:
         render_as_batch=True,  # SQLite needs batch mode to alter tables
         compare_type=True,
         render_item=_render_item,
+        include_object=in_autogenerate,
     )
     with context.begin_transaction():
         context.run_migrations()

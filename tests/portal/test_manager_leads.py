@@ -252,3 +252,40 @@ def test_search_finds_a_lead_by_first_and_last_name_together(auth, client, sessi
     page = client.get("/leads/search?q=Henrik+Aasland").get_data(as_text=True)
     assert "Aasland" in page
     assert "Other" not in page
+
+
+def test_search_words_are_found_inside_any_field_and_across_none(
+        auth, client, session, make_lead):
+    """Each word matches inside a name, company, email, phone, postal code or city, in any
+    case; every word must match; one word never runs from one field into the next."""
+    make_lead(first_name="Marguerite", last_name="Okonkwo", company="Riverbend Farms",
+              email="mo@riverbend.example", phone="+1 641 555 0199", city="Clear Lake")
+    make_lead(first_name="Other", last_name="Prospect", city="Mason City")
+    session.commit()
+    auth.login("manager")
+
+    def found(q):
+        page = client.get("/leads/search", query_string={"q": q}).get_data(as_text=True)
+        return "Marguerite Okonkwo" in page  # the card's name (the form repeats only q)
+
+    for q in ("guerit", "KONK", "bend farm", "riverbend.exam", "555 0199", "lear lak",
+              "Okonkwo Riverbend"):
+        assert found(q), q
+    assert not found("kwoRiver")  # the last name's end and the company's start
+    assert not found("Okonkwo Mason")  # Mason is the other prospect's
+
+
+def test_text_search_is_answered_from_the_trigram_index_on_postgresql(app, session):
+    """The search's expression is the one migration 0010 indexed: PostgreSQL can find
+    words from the index instead of reading every lead (2.6 s at 1,000,000)."""
+    from sqlalchemy import text
+
+    from portal.leads import services
+
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the trigram index is PostgreSQL's (pg_trgm); SQLite reads the table")
+    statement = services.search_query(services.SearchFilters(q="okonkwo")).limit(25)
+    sql = str(statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+    session.execute(text("SET LOCAL enable_seqscan = off"))  # a test database is tiny
+    plan = "\n".join(row[0] for row in session.execute(text("EXPLAIN " + sql.replace("%%", "%"))))
+    assert "ix_leads_search_trgm" in plan, plan
