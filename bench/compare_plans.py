@@ -63,11 +63,13 @@ def pages(url: str) -> dict[str, list[str]]:
     return {
         EMAIL: ["/", "/leads/?tab=new", "/leads/?tab=contact", "/leads/?tab=open",
                 "/leads/?tab=overdue", "/leads/?tab=closed", "/leads/?tab=closed&page=40",
-                "/leads/?tab=open&q=Lead4", "/leads/?tab=open&rank=hot", f"/leads/{worked}",
-                "/leads/settings"],
+                "/leads/?tab=open&q=Lead4", "/leads/?tab=closed&q=Lead4",
+                "/leads/?tab=open&rank=hot", f"/leads/{worked}", "/leads/settings"],
         MANAGER: ["/", "/leads/search", "/leads/search?status=unassigned",
                   "/leads/search?status=offered", "/leads/search?rank=hot",
-                  f"/leads/search?partner={code}", "/leads/search?overdue=1", "/leads/queue",
+                  f"/leads/search?partner={code}", "/leads/search?overdue=1",
+                  "/leads/search?q=smith", "/leads/search?q=Lead4", "/leads/search?q=dealer.test",
+                  "/leads/search?q=50&status=won", "/leads/queue",
                   f"/leads/partners/{code}", f"/manage/partners/{code}", "/manage/partners",
                   f"/leads/{queued}", "/manage/"],
     }
