@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ def build_message(
     message["To"] = _clean_header(to)
     message["Subject"] = _clean_header(subject)
     message["Message-ID"] = make_msgid(domain="portal.localhost")
+    message["Date"] = formatdate(usegmt=True)
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")

@@ -330,6 +330,12 @@ def contact_for(lead: Lead) -> Contact:
 def next_steps(lead: Lead, contact: Contact) -> str:
     """What happens next, in one or two sentences the prospect can act on."""
     hours = int(current_app.config.get("CONTACT_SLA_HOURS", 48))
+    if contact.is_dealer and lead.status == LeadStatus.OFFERED:
+        # Offered, not yet accepted: the dealer may still pass it on.
+        return (f"We have passed your inquiry to {contact.name}, the authorised dealer for "
+                f"your area. They, or another dealer near you should they be unable to, will "
+                f"contact you within {hours} hours to answer your questions and, if you "
+                "wish, arrange a demonstration.")
     if contact.is_dealer:
         return (f"{contact.name} has your inquiry and will contact you within {hours} hours "
                 "to answer your questions and, if you wish, arrange a demonstration.")

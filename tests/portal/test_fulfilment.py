@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from datetime import timedelta
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -146,6 +147,10 @@ def test_captured_lead_gets_a_personal_pack_by_email(
     assert "information from" in message["Subject"]
     assert "Prairie Tractor & Supply" in body(message, "plain")
     assert "Prairie Tractor &amp; Supply" in body(message, "html")
+    # Only offered so far: the letter promises a dealer's call, not this dealer's.
+    plain = " ".join(body(message, "plain").split())
+    assert "or another dealer near you should they be unable to" in plain
+    assert parsedate_to_datetime(message["Date"]).tzinfo is not None  # mail clients sort by it
     pack = attachment(message)
     assert pack is not None
     assert len(PdfReader(io.BytesIO(pack)).pages) == 31  # cover letter + 3 × 10 pages
