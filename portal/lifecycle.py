@@ -622,6 +622,10 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
     if outcome == S.WON:
         amount = parse_amount(data.get("amount"), required=False)
         won_on = _parse_date(data.get("date"), "date")
+        # A day's grace: the dealer's today may already be tomorrow in UTC.
+        if won_on is not None and won_on > (now + timedelta(days=1)).date():
+            raise InvalidInput("The date of the sale is in the future.",
+                               {"date": "Enter the day the sale was made (today or before)."})
         lead.won_amount = amount
         event.update(amount=str(amount) if amount is not None else None,
                      date=won_on.isoformat() if won_on else None)

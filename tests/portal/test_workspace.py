@@ -350,13 +350,25 @@ def test_the_working_stages_to_won(client, session, dealer, dealer_user, make_le
         ("contact", {"channel": "visit"}, "contacted"),
         ("appointment", {"date": "2026-12-01"}, "appointment"),
         ("quote", {"amount": "$48,500"}, "quoted"),
-        ("won", {"amount": "47000", "date": "2026-12-15"}, "won"),
     ]
     for action, data, status in steps:
         response = client.post(f"/leads/{lead.id}/{action}", data={"view": "page", **data})
         assert response.status_code == 303, _text(response)[:2000]
         session.refresh(lead)
         assert lead.status == status
+    # A sale is reported once made: a date after today is refused, today's is taken.
+    later = (utcnow() + timedelta(days=30)).date().isoformat()
+    refused = client.post(f"/leads/{lead.id}/won",
+                          data={"view": "page", "amount": "47000", "date": later})
+    assert refused.status_code == 422
+    assert "Enter the day the sale was made (today or before)." in _text(refused)
+    session.refresh(lead)
+    assert lead.status == "quoted" and lead.won_amount is None
+    won = client.post(f"/leads/{lead.id}/won", data={
+        "view": "page", "amount": "47000", "date": utcnow().date().isoformat()})
+    assert won.status_code == 303
+    session.refresh(lead)
+    assert lead.status == "won"
     assert str(lead.quote_amount) == "48500.00" and str(lead.won_amount) == "47000.00"
     page = _text(client.get(f"/leads/{lead.id}"))
     assert "$47,000.00" in page and "$48,500.00" in page
