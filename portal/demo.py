@@ -776,8 +776,9 @@ class _DemoBuilder:
         score = rng.randint(50, 98)
         rank = "hot" if score >= 75 else "warm" if score >= 60 else "cold"
         lifecycle.qualify(session, lead, "qualified",
-                          reason=f"{lead.answers['timeline']} timeline, budget "
-                                 f"{lead.answers['budget']}: sales-ready",
+                          reason=f"timeline {lead.answers['timeline'].replace('_', ' ')}, "
+                                 f"budget {lead.answers['budget'].replace('_', ' ')}: {rank} "
+                                 f"(score {score})",
                           score=score, rank=rank, actor=self.system, now=qualified_at)
         if self.now - created < timedelta(hours=2) and rng.random() < 0.5:
             return  # captured moments ago: the next routing run will place it

@@ -264,7 +264,7 @@ ACTION_LABELS: dict[str, str] = {
 class InboxFilterForm(Form):
     tab = HiddenField(default="new")
     q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
-                    render_kw={"placeholder": "Name, company, email, phone, ZIP"})
+                    render_kw={"placeholder": "Name, email, phone or ZIP"})
     stage = SelectField("Stage", choices=[], validate_choice=False, validators=[Optional()])
     product_line = SelectField("Product line", choices=[], validate_choice=False,
                                validators=[Optional()])
@@ -287,7 +287,7 @@ STATUS_CHOICES = [SelectChoice("", "Any status")] + [
 
 class SearchForm(Form):
     q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
-                    render_kw={"placeholder": "Name, company, email, phone, ZIP"})
+                    render_kw={"placeholder": "Name, email, phone or ZIP"})
     status = SelectField("Status", choices=STATUS_CHOICES, validators=[Optional()])
     partner = StringField("Partner code", filters=[_strip],
                           validators=[Optional(), Length(max=32)])
