@@ -4,9 +4,9 @@ Revision ID: 0010_search_trgm
 Revises: 0009_inbox_index
 Create Date: 2026-12-01 16:05:00
 
-The managers' search finds each word anywhere in a lead's name, company, email, phone,
-postal code or city (``ILIKE '%word%'``). Without an index that read all the leads: 2.6 s
-at 1,000,000 on PostgreSQL. A GIN index of the text's trigrams (pg_trgm) answers it from
+The managers' search finds each word anywhere in a lead's name, company, email, phone
+(as typed and as E.164), postal code or city (``ILIKE '%word%'``). Without an index that
+read all the leads: 2.6 s at 1,000,000 on PostgreSQL. A GIN index of the text's trigrams (pg_trgm) answers it from
 the index. The expression is the one ``portal.leads.services._search_text`` renders, to
 the character: PostgreSQL uses an expression index only for the same expression.
 
@@ -26,7 +26,8 @@ depends_on = None
 SEARCH_TEXT = (
     "coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || "
     "coalesce(company, '') || ' ' || coalesce(email, '') || ' ' || "
-    "coalesce(phone, '') || ' ' || coalesce(postal_code, '') || ' ' || coalesce(city, '')"
+    "coalesce(phone, '') || ' ' || coalesce(phone_normalized, '') || ' ' || "
+    "coalesce(postal_code, '') || ' ' || coalesce(city, '')"
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -133,17 +134,29 @@ class SearchFilters:
     q: str = ""
 
 
-#: the text search looks for every word in these columns
+#: the text search looks for every word in these columns (the phone as typed and as E.164)
 _SEARCH_COLUMNS = (Lead.first_name, Lead.last_name, Lead.company, Lead.email, Lead.phone,
-                   Lead.postal_code, Lead.city)
+                   Lead.phone_normalized, Lead.postal_code, Lead.city)
 _MAX_WORDS = 5
+_PHONE_LIKE = re.compile(r"\+?[\d().\-]+")
+_ZIP_PLUS_FOUR = re.compile(r"\d{5}-\d{4}")
 
 
 def _words(term: str) -> list[str]:
     # Control characters (a NUL, say, which PostgreSQL refuses in text) separate words.
     if not term.isprintable():
         term = "".join(char if char.isprintable() else " " for char in term)
-    return term.split()[:_MAX_WORDS]
+    return [_phone_digits(word) for word in term.split()[:_MAX_WORDS]]
+
+
+def _phone_digits(word: str) -> str:
+    """A phone number typed any way ("515-555-8577", "(515)555-8577", "+15155558577") as
+    its digits, which the E.164 form of every lead's phone holds; other words as typed."""
+    if _PHONE_LIKE.fullmatch(word) and not _ZIP_PLUS_FOUR.fullmatch(word):
+        digits = re.sub(r"\D", "", word)
+        if len(digits) >= 7:
+            return digits
+    return word
 
 
 def _like_pattern(word: str) -> str:
