@@ -276,12 +276,14 @@ def _conflict_forms(view: services.LeadView) -> dict[str, forms.ActionForm]:
 
 
 def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
-                 failed: tuple[str, forms.ActionForm] | None = None) -> Any:
+                 failed: tuple[str, forms.ActionForm] | None = None,
+                 message_kind: str = "") -> Any:
     view = services.lead_view(db.session, lead, current_user)
     return _respond("leads/detail.html", "partials/leads/_detail.html", status,
                     view=view, lead=lead, action_forms=_lead_forms(view, failed),
                     conflict_forms=_conflict_forms(view), message=message,
                     open_action=failed[0] if failed else "",
+                    message_kind=message_kind or ("error" if failed else "success"),
                     labels=forms.ACTION_LABELS)
 
 
@@ -301,7 +303,8 @@ def _still_visible(lead_id: Any) -> Lead | None:
 
 
 def _render_card(lead: Lead, *, message: str = "", status: int = 200,
-                 failed: tuple[str, forms.ActionForm] | None = None) -> Any:
+                 failed: tuple[str, forms.ActionForm] | None = None,
+                 message_kind: str = "") -> Any:
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
     card = services.Card.of(lead, expires_at=current.expires_at if current else None,
                             late=services.is_overdue(lead))
@@ -311,7 +314,8 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
         card_forms[failed[0]] = forms.unique_ids(failed[1], f"{failed[0]}-{lead.id}")
     response = make_response(render_template(
         "partials/leads/_card.html", lead=card, now=utcnow(), forms=card_forms,
-        message=message, open_action=failed[0] if failed else "", show_partner=False), status)
+        message=message, open_action=failed[0] if failed else "", show_partner=False,
+        message_kind=message_kind), status)
     if is_htmx() and failed is None:
         _add_fresh_tabs(response)
     response.vary.add("HX-Request")
@@ -358,13 +362,15 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     view_kind = "card" if form.view.data == "card" else "page"
     problem = ""
     status = 422
+    stale = False
     if form.validate_on_submit():
         try:
             result = services.run_action(db.session, found, action, form.args(), current_user)
         except lifecycle.NotPermitted:
             abort(404)
         except lifecycle.InvalidTransition as error:
-            problem, status = error.message, 409
+            # Another tab or colleague got there first: say so, and show the lead as it is.
+            problem, status, stale = _overtaken(error), 409, True
         except lifecycle.LifecycleError as error:
             problem = error.message
             for name, text in error.fields.items():
@@ -388,10 +394,22 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
         # page shows the form again, with what to correct, as one of its own forms (should
         # htmx be running by then); it still goes back to the list afterwards.
         form.view.data = "page"
-        return _render_lead(found, status=status, message=problem, failed=(action, form))
+        return _render_lead(found, status=status, message=problem,
+                            failed=None if stale else (action, form), message_kind="error")
+    if view_kind == "card" and stale:
+        # The card as the lead is now (its forms, if any, and fresh tab counts).
+        return _render_card(found, message=problem, message_kind="error")
     if view_kind == "card":
         return _render_card(found, message=problem, failed=(action, form))
-    return _render_lead(found, message=problem, failed=(action, form))
+    return _render_lead(found, message=problem, failed=None if stale else (action, form),
+                        message_kind="error")
+
+
+def _overtaken(error: lifecycle.InvalidTransition) -> str:
+    """A refused transition in words: what was refused, and that the lead has moved on."""
+    label = STATUS_LABELS.get(str(error.current_status), str(error.current_status)).lower()
+    return (f"Not done: {error.message}. The lead changed since this page was loaded: it is "
+            f"{label} now.")
 
 
 @bp.get(f"/<uuid:lead_id>/<any({_ACTIONS}):action>")

@@ -755,3 +755,26 @@ def test_a_nul_in_the_list_url_never_costs_the_action(client, session, dealer, d
     refused = client.get("/leads/?tab=new&q=a%00b")
     assert refused.status_code == 400
     assert "Text may not contain NUL characters." in _text(refused)
+
+
+def test_an_action_on_a_stale_card_says_what_happened_and_shows_the_lead_as_it_is(
+        client, session, dealer, dealer_user, make_lead):
+    """Two tabs open on the inbox: accepted in one, then declined in the other."""
+    lead = _offered(session, make_lead, dealer)
+    assert client.post(f"/leads/{lead.id}/accept", data={"view": "page"}).status_code == 303
+    late = client.post(f"/leads/{lead.id}/decline", headers=HTMX,
+                       data={"view": "card", "reason": "no_capacity", "next": "/leads/"})
+    assert late.status_code == 200  # htmx swaps only 2xx: the card itself says it
+    card = _text(late)
+    assert ("Not done: only an offered lead can be declined. The lead changed since this "
+            "page was loaded: it is accepted now.") in card
+    assert "flash-error" in card
+    assert f"/leads/{lead.id}/decline" not in card  # no decline form on an accepted lead
+    assert 'hx-swap-oob' in card  # the tab counts follow
+    # Without JavaScript: the lead page, the same words, no form left open.
+    page = client.post(f"/leads/{lead.id}/decline",
+                       data={"view": "page", "reason": "no_capacity"})
+    assert page.status_code == 409
+    assert "it is accepted now." in _text(page) and '<details class="fold" open>' not in _text(page)
+    session.refresh(lead)
+    assert lead.status == "accepted"
