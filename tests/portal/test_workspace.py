@@ -778,3 +778,19 @@ def test_an_action_on_a_stale_card_says_what_happened_and_shows_the_lead_as_it_i
     assert "it is accepted now." in _text(page) and '<details class="fold" open>' not in _text(page)
     session.refresh(lead)
     assert lead.status == "accepted"
+
+
+def test_an_inbox_search_says_which_other_tabs_hold_matches(
+        client, session, dealer, dealer_user, make_lead):
+    """Searching on the new offers for a prospect already being worked points there."""
+    worked = _accepted(session, make_lead, dealer, dealer_user, last_name="Vandersloot")
+    _offered(session, make_lead, dealer, last_name="Unrelated")
+    session.commit()
+    page = _text(client.get("/leads/", query_string={"tab": "new", "q": "vanders"}))
+    assert "No new offers right now." in page
+    assert "Found in other tabs too:" in page
+    assert '<a href="/leads/?tab=contact&amp;q=vanders">To contact (1)</a>' in page
+    there = _text(client.get("/leads/?tab=contact&q=vanders"))
+    assert worked.name in there and "Found in other tabs too:" not in there
+    # No words, no hint (filters alone narrow only the tab they are on).
+    assert "Found in other tabs too:" not in _text(client.get("/leads/?tab=new&rank=hot"))
