@@ -112,7 +112,7 @@ def timed(url: str, by_user: dict[str, list[str]], warm: int, runs: int
             spent.clear()
             started = time.perf_counter()
             for _ in range(runs):
-                client.get(path)
+                assert client.get(path).status_code == 200, path
             ms = (time.perf_counter() - started) / runs * 1000
             results[(email, path)] = (ms, {k: v / runs * 1000 for k, v in spent.items()})
     with app.app_context():

@@ -81,9 +81,11 @@ def _postgresql_begin(conn: Connection) -> None:
     # of its own. (A read ending in ROLLBACK also made psycopg deallocate its prepared
     # statements: each page's queries were planned afresh on every request.)
     driver = conn.connection.driver_connection
-    reads = _holds_to_reading(conn)
-    if driver.read_only is not reads:  # type: ignore[union-attr]
-        driver.read_only = reads  # type: ignore[union-attr]
+    # None, not False, for the rest: a plain BEGIN, so the server's default stands (a
+    # maintenance switch to default_transaction_read_only stays in force).
+    wanted = True if _holds_to_reading(conn) else None
+    if driver.read_only is not wanted:  # type: ignore[union-attr]
+        driver.read_only = wanted  # type: ignore[union-attr]
 
 
 #: Connection.info keys: this transaction is held to reading; SQLite's query_only is on

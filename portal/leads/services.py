@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     null,
+    or_,
     select,
     union_all,
 )
@@ -182,7 +183,20 @@ def _search_text() -> ColumnElement[str]:
 def _words_match(patterns: Iterable[Any]) -> ColumnElement[bool]:
     """Every pattern (a LIKE pattern or a bound parameter holding one) in some column."""
     text = _search_text()
-    return and_(*(text.ilike(pattern, escape="/") for pattern in patterns))
+    return and_(*(_word_in_columns(pattern) if _too_short_for_trigrams(pattern)
+                  else text.ilike(pattern, escape="/") for pattern in patterns))
+
+
+def _too_short_for_trigrams(pattern: Any) -> bool:
+    """A word of one or two characters (a pattern given as text): no trigram to look up.
+    PostgreSQL's generic plan would still read the whole trigram index for it (0.5 s
+    against 0.12 s for reading the leads); asked column by column, it is other SQL, with
+    a plan of its own that reads the leads."""
+    return isinstance(pattern, str) and len(pattern.replace("/", "")) - 2 < 3
+
+
+def _word_in_columns(pattern: str) -> ColumnElement[bool]:
+    return or_(*(column.ilike(pattern, escape="/") for column in _SEARCH_COLUMNS))
 
 
 def _age_start(age: str, now: datetime) -> datetime:

@@ -17,7 +17,15 @@ from flask import Flask
 from portal import create_app, lifecycle, routing_service
 from portal.extensions import db
 from portal.lifecycle import Actor
-from portal.models import Lead, LeadEvent, Partner, ProductLine, Territory, User
+from portal.models import (
+    Lead,
+    LeadEvent,
+    LoginAttempt,
+    Partner,
+    ProductLine,
+    Territory,
+    User,
+)
 from tests.conftest import PASSWORD, base_config
 
 WRITTEN = "Written by a GET"
@@ -57,9 +65,8 @@ def committed(own_app: Flask) -> Iterator[dict[str, Any]]:
     tag = uuid.uuid4().hex[:8].upper()
     with own_app.app_context():
         session = db.session
-        line = session.scalars(sa.select(ProductLine).where(ProductLine.code == "TRC")).first()
-        if line is None:
-            line = ProductLine(code="TRC", name="TRC line")
+        before = _row_counts(session)
+        line = ProductLine(code=f"R{tag[:5]}", name=f"Read-only line {tag}")
         partner = Partner(code=f"RO{tag}", name=f"Read-only dealer {tag}", kind="dealer",
                           email=f"ro{tag.lower()}@dealer.test", postal_code="50401",
                           country="US", region="US-IA", latitude=43.15, longitude=-93.2)
@@ -78,7 +85,7 @@ def committed(own_app: Flask) -> Iterator[dict[str, Any]]:
         routing_service.route_lead(session, lead)
         assert lead.assigned_partner_id == partner.id, "the dealer holds the offer"
         session.commit()
-        ids = {"partner": partner.id, "user": user.id, "lead": lead.id,
+        ids = {"partner": partner.id, "user": user.id, "lead": lead.id, "line": line.id,
                "email": user.email, "name": partner.name, "prospect": lead.name}
     try:
         yield ids
@@ -87,8 +94,19 @@ def committed(own_app: Flask) -> Iterator[dict[str, Any]]:
             session = db.session
             session.execute(sa.delete(Lead).where(Lead.id == ids["lead"]))
             session.execute(sa.delete(User).where(User.id == ids["user"]))
+            session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == ids["email"]))
             session.delete(session.get(Partner, ids["partner"]))
+            session.flush()
+            session.execute(sa.delete(ProductLine).where(ProductLine.id == ids["line"]))
             session.commit()
+            # Other tests share this database: nothing of this one may stay.
+            assert _row_counts(session) == before
+
+
+def _row_counts(session: Any) -> dict[str, int]:
+    return {model.__name__: session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in (ProductLine, Partner, Territory, User, LoginAttempt, Lead,
+                          LeadEvent)}
 
 
 def _partner_name(app: Flask, partner_id: int) -> str:
