@@ -132,12 +132,14 @@ def main() -> None:
     by_user = pages(url)
     generic = timed(url, by_user, args.warm, args.timed)
     custom = timed(custom_url, by_user, args.warm, args.timed)
-    print("| user | page | ms (as configured) | ms (custom plans only) | |")
+    print("| user | page | ms a request (as configured) | ms (custom plans only) | |")
     print("|---|---|---|---|---|")
     slower = []
     for key, (ms, statements) in generic.items():
         custom_ms, custom_statements = custom[key]
-        worse = ms > custom_ms * 1.3 and ms - custom_ms > 0.5
+        # By the statements' own time: the page's total also holds the rendering's noise.
+        mine, theirs = sum(statements.values()), sum(custom_statements.values())
+        worse = mine > theirs * 1.3 and mine - theirs > 0.5
         print(f"| {key[0].split('@')[0]} | `{key[1]}` | {ms:.2f} | {custom_ms:.2f} | "
               f"{'generic plan slower' if worse else ''} |")
         if worse:

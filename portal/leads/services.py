@@ -906,7 +906,8 @@ def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Sele
         # Implied (a lead is offered and accepted after it is created), and said outright:
         # the newest-first walk starts at the cutoff instead of reading the weeks of newer
         # leads, none of them overdue (0.37 s -> 1 ms on PostgreSQL at 1,000,000).
-        query = query.where(overdue_before(cutoff), Lead.created_at < cutoff)
+        # One index range per status and part, for generic plans (see _counts_statement).
+        query = query.where(or_(*overdue_ranges(cutoff)), Lead.created_at < cutoff)
     query = _common_filters(query, product_line=filters.product_line, rank=filters.rank,
                             age=filters.age, q=filters.q, now=now)
     return _list_options(query.order_by(Lead.created_at.desc(), Lead.id))
