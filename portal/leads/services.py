@@ -274,6 +274,7 @@ class Card(NamedTuple):
     expires_at: datetime | None = None  #: when the pending offer runs out
     late: bool = False  #: being worked, and its outcome is overdue
     routing_summary: str = ""  #: why no partner fits (the managers' queue)
+    contact_due: datetime | None = None  #: accepted, not yet contacted: first contact by
 
     @classmethod
     def of(cls, lead: Lead, *, expires_at: datetime | None = None, late: bool = False,
@@ -287,7 +288,17 @@ class Card(NamedTuple):
             assigned_partner_id=lead.assigned_partner_id,
             partner_name=lead.assigned_partner.name if lead.assigned_partner else "",
             expires_at=expires_at, late=late,
-            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "")
+            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "",
+            contact_due=first_contact_due(lead.offered_at) if lead.status == S.ACCEPTED
+            else None)
+
+
+def first_contact_due(offered_at: datetime | None) -> datetime | None:
+    """When an accepted lead's first contact is due: ``CONTACT_SLA_HOURS`` after the offer
+    (what the partner's on-time follow-up rate measures)."""
+    if offered_at is None:
+        return None
+    return offered_at + timedelta(hours=float(current_app.config["CONTACT_SLA_HOURS"]))
 
 
 def _cutoff_param() -> Any:
@@ -492,11 +503,13 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
     if tab == DEALERS_TAB[0]:
         holder = select(Partner.name).where(
             Partner.id == Lead.assigned_partner_id).scalar_subquery()
+    # The contact tab lists accepted leads not yet contacted: each with its contact clock.
+    contact_from: Any = Lead.offered_at if tab == "contact" else null()
     page = (select(Lead.id, Lead.first_name, Lead.last_name, Lead.company, Lead.email,
                    Lead.postal_code, Lead.city, Lead.product_line_id, Lead.created_at,
                    Lead.rank, Lead.status, Lead.assigned_partner_id,
                    holder.label("partner_name"), expires.label("expires_at"),
-                   late.label("late"))
+                   late.label("late"), contact_from.label("contact_from"))
             .where(*where).order_by(*order)
             .limit(bindparam("limit")).offset(bindparam("offset")))
     count = _counted(tab, and_(*where))
@@ -590,13 +603,14 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     rows = conn.execute(page_statement, {**params, "limit": per_page,
                                          "offset": (number - 1) * per_page})
     codes = {line_id: code for line_id, code, _ in lines}
+    sla = timedelta(hours=float(current_app.config["CONTACT_SLA_HOURS"]))
     cards = [
         Card(lead_id, str(lead_id), display_name(first, last, company, email), company,
              postal_code, city,
              codes.get(line_id, ""), created_at, rank, status, holder_id, holder or "",
-             expires_at, bool(late))
+             expires_at, bool(late), "", contact_from + sla if contact_from else None)
         for (lead_id, first, last, company, email, postal_code, city, line_id, created_at,
-             rank, status, holder_id, holder, expires_at, late) in rows
+             rank, status, holder_id, holder, expires_at, late, contact_from) in rows
     ]
     return Inbox(partner=partner, filters=filters, tabs=tabs, counts=counts,
                  page=Page(items=cards, number=number, pages=pages, total=total,
@@ -670,6 +684,13 @@ class LeadView:
     now: datetime
     #: what the viewer may do: accept, decline, contact, …
     actions: list[str] = field(default_factory=list)
+
+    @property
+    def contact_due(self) -> datetime | None:
+        """Accepted and not yet contacted: when the first contact is due."""
+        if self.lead.status != S.ACCEPTED:
+            return None
+        return first_contact_due(self.lead.offered_at)
 
 
 def available_actions(lead: Lead, user: User) -> list[str]:

@@ -794,3 +794,24 @@ def test_an_inbox_search_says_which_other_tabs_hold_matches(
     assert worked.name in there and "Found in other tabs too:" not in there
     # No words, no hint (filters alone narrow only the tab they are on).
     assert "Found in other tabs too:" not in _text(client.get("/leads/?tab=new&rank=hot"))
+
+
+def test_leads_to_contact_show_when_the_first_contact_is_due(
+        app, client, session, dealer, dealer_user, make_lead):
+    """Accepted, not yet contacted: the card counts down to CONTACT_SLA_HOURS after the
+    offer, then says the first contact is late; once contacted the clock is gone."""
+    app.config["CONTACT_SLA_HOURS"] = 48
+    fresh = _accepted(session, make_lead, dealer, dealer_user, last_name="Fresh")
+    slow = _accepted(session, make_lead, dealer, dealer_user, last_name="Slow")
+    slow.offered_at = utcnow() - timedelta(hours=50)
+    session.commit()
+    page = _text(client.get("/leads/?tab=contact"))
+    fresh_card = page[page.index(fresh.name):][:1500]
+    slow_card = page[page.index(slow.name):][:1500]
+    assert "Make first contact within: 47 h" in fresh_card
+    assert "First contact is late" in slow_card and "is-late" in slow_card
+    assert "First contact is late" in _text(client.get(f"/leads/{slow.id}"))
+    response = client.post(f"/leads/{fresh.id}/contact", data={"view": "page", "channel": "phone"})
+    assert response.status_code == 303
+    assert fresh.name not in _text(client.get("/leads/?tab=contact"))
+    assert "Make first contact" not in _text(client.get("/leads/?tab=open"))
