@@ -306,10 +306,12 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
                  failed: tuple[str, forms.ActionForm] | None = None,
                  message_kind: str = "") -> Any:
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
+    queued = lead.status == LeadStatus.UNASSIGNED  # a card of the managers' queue
     card = services.Card.of(lead, expires_at=current.expires_at if current else None,
-                            late=services.is_overdue(lead))
+                            late=services.is_overdue(lead), routing=queued)
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
-    card_forms = _card_forms(card, request.form.get("next", ""))
+    card_forms = (_queue_forms(lead, request.form.get("next", "")) if queued
+                  else _card_forms(card, request.form.get("next", "")))
     if failed is not None:
         card_forms[failed[0]] = forms.unique_ids(failed[1], f"{failed[0]}-{lead.id}")
     response = make_response(render_template(
@@ -380,7 +382,10 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
                 if target:
                     form[target].errors = [*form[target].errors, text]
         else:
-            return _after_action(found, view_kind, form, result.message)
+            # Routed again and still no partner fits: done, but not good news.
+            kind = ("warning" if result.routing is not None and result.routing.partner is None
+                    else "success")
+            return _after_action(found, view_kind, form, result.message, kind)
     elif getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
         problem = "The form expired. Please try again."
     else:
@@ -421,7 +426,8 @@ def act_page(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("leads.lead", lead_id=lead_id), 303)
 
 
-def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: str) -> Any:
+def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: str,
+                  kind: str = "success") -> Any:
     lead_id = lead.id
     visible = _still_visible(lead_id)
     if is_htmx():
@@ -433,9 +439,9 @@ def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: s
             response.vary.add("HX-Request")
             return response
         if view_kind == "card":
-            return _render_card(visible, message=message)
-        return _render_lead(visible, message=message)
-    flash(message, "success")
+            return _render_card(visible, message=message, message_kind=kind)
+        return _render_lead(visible, message=message, message_kind=kind)
+    flash(message, kind)
     default = (url_for("leads.lead", lead_id=lead_id) if visible is not None and
                view_kind == "page" else url_for("leads.inbox"))
     target = _safe_next(form.next.data, default)
@@ -477,15 +483,18 @@ def search():  # type: ignore[no-untyped-def]
 def queue():  # type: ignore[no-untyped-def]
     """Leads no partner fits, oldest first, each with why; route again or reassign."""
     results = services.unassigned_queue(db.session, page=_page_arg(), per_page=_per_page())
-    route_forms = {
-        lead.id: {"route": forms.unique_ids(
-            forms.RouteForm(formdata=None, view="card", next=request.full_path),
-            f"route-{lead.id}")}
-        for lead in results.items
-    }
+    route_forms = {lead.id: _queue_forms(lead, request.full_path) for lead in results.items}
     cards = [services.Card.of(lead, routing=True) for lead in results.items]
     return _respond("leads/queue.html", "partials/leads/_queue.html",
                     page=dataclasses.replace(results, items=cards), route_forms=route_forms)
+
+
+def _queue_forms(lead: Lead, back: str) -> dict[str, forms.ActionForm]:
+    """A queued lead's card action (managers): route it again."""
+    if not current_user.is_staff:
+        return {}
+    return {"route": forms.unique_ids(forms.RouteForm(formdata=None, view="card", next=back),
+                                      f"route-{lead.id}")}
 
 
 @bp.post("/bulk")

@@ -86,6 +86,15 @@ def test_unassigned_queue_shows_why_and_routes_again(
     assert "Pat Nowhere" in page and lead.routing["summary"] in page
     assert 'hx-post="/leads/' in page and "Route again" in page
 
+    # Routed again with still nobody for Alaska: said as a warning, and the card keeps
+    # its reason and its button.
+    again = _text(client.post(f"/leads/{lead.id}/route", data={"view": "card"}, headers=HTMX))
+    assert "flash-warning" in again and "Still unassigned" in again
+    assert lead.routing["summary"] in again and "Route again" in again
+    assert f'hx-post="/leads/{lead.id}/route"' in again
+    assert '<a href="/leads/queue">&larr; Unassigned queue</a>' in _text(
+        client.get(f"/leads/{lead.id}"))
+
     # A manager adds a partner for Alaska, then routes the lead again from the queue.
     make_partner("AK1", territories=["region:US-AK"], region="US-AK")
     session.commit()
