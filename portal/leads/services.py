@@ -279,7 +279,8 @@ class Card(NamedTuple):
     @classmethod
     def of(cls, lead: Lead, *, expires_at: datetime | None = None, late: bool = False,
            routing: bool = False) -> Card:
-        """The card of a lead already loaded (one card re-rendered after an action)."""
+        """The card of a lead already loaded (one card re-rendered after an action; the
+        first-contact clock is the To contact tab's, whose cards have no quick actions)."""
         return cls(
             id=lead.id, key=str(lead.id), name=lead.name, company=lead.company,
             postal_code=lead.postal_code, city=lead.city,
@@ -288,14 +289,12 @@ class Card(NamedTuple):
             assigned_partner_id=lead.assigned_partner_id,
             partner_name=lead.assigned_partner.name if lead.assigned_partner else "",
             expires_at=expires_at, late=late,
-            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "",
-            contact_due=first_contact_due(lead.offered_at) if lead.status == S.ACCEPTED
-            else None)
+            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "")
 
 
 def first_contact_due(offered_at: datetime | None) -> datetime | None:
     """When an accepted lead's first contact is due: ``CONTACT_SLA_HOURS`` after the offer
-    (what the partner's on-time follow-up rate measures)."""
+    (DESIGN section 7: a first contact later than that is not on time)."""
     if offered_at is None:
         return None
     return offered_at + timedelta(hours=float(current_app.config["CONTACT_SLA_HOURS"]))
@@ -575,16 +574,22 @@ class Inbox:
 
     @property
     def elsewhere(self) -> list[tuple[str, int]]:
-        """The other tabs a search finds leads in, with how many (in tab order)."""
-        return [(tab, n) for tab, n in self.matches.items() if tab != self.filters.tab and n]
+        """The other tabs a search finds leads in, with how many (in tab order). Overdue
+        leads also sit in To contact or Open, so the overdue tab is never named, and the
+        overdue tab names neither: every lead named is one the list does not show."""
+        hidden = {self.filters.tab, "overdue"}
+        if self.filters.tab == "overdue":
+            hidden |= {"contact", "open"}
+        return [(tab, n) for tab, n in self.matches.items() if tab not in hidden and n]
 
 
 def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: int,
           per_page: int, now: datetime | None = None) -> Inbox:
     """One inbox tab: counts, the page of cards with offer deadlines and overdue marks.
 
-    Three statements whatever the number of leads (four when a filter narrows the tab);
-    the query-count test guards it.
+    Four statements whatever the number of leads (the user with its partner comes
+    first, from the login), five when a filter narrows the tab, six with search words
+    (their matches on the other tabs); the query-count test guards it.
     """
     now = now or utcnow()
     tabs = tabs_for(partner)
@@ -835,9 +840,9 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
         return ActionResult(f"Accepted {lead.name or 'the prospect'}: the lead is yours. "
                             "Contact them soon.")
     if action == "decline":
-        return ActionResult(f"Declined {lead.name or 'the prospect'}: the lead goes to "
-                            "another partner.",
-                            routed)
+        onward = ("the lead goes to another partner." if routed is None or routed.partner
+                  else "no other partner fits, so the manufacturer's team takes it from here.")
+        return ActionResult(f"Declined {lead.name or 'the prospect'}: {onward}", routed)
     if action == "forward":
         dealer = lead.assigned_partner
         return ActionResult(f"Forwarded to {dealer.name if dealer else 'your dealer'}: "

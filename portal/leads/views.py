@@ -383,8 +383,8 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
                     form[target].errors = [*form[target].errors, text]
         else:
             # Routed again and still no partner fits: done, but not good news.
-            kind = ("warning" if result.routing is not None and result.routing.partner is None
-                    else "success")
+            kind = ("warning" if action == "route" and result.routing is not None
+                    and result.routing.partner is None else "success")
             return _after_action(found, view_kind, form, result.message, kind)
     elif getattr(form, "csrf_token", None) is not None and form.csrf_token.errors:
         problem = "The form expired. Please try again."
