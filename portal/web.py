@@ -55,6 +55,8 @@ def init_app(app: Flask) -> None:
             return json_error(error.code or 500, error.name.lower().replace(" ", "_"),
                               error.description or error.name)
         code = error.code or 500
+        if code == 404 and is_htmx():  # htmx swaps a 404 in (base.html): a notice, no page
+            return render_template("errors/_not_found.html"), 404
         known = code in (403, 404, 413, 429)
         template = f"errors/{code}.html" if known else "errors/generic.html"
         return render_template(template, error=error), code

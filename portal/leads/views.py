@@ -43,7 +43,7 @@ from portal.auth.views import send_password_link
 from portal.extensions import db
 from portal.filters import STATUS_LABELS
 from portal.leads import forms, services
-from portal.leads.access import visible_lead_or_404, visible_to
+from portal.leads.access import visible_lead, visible_lead_or_404, visible_to
 from portal.manage import partners as partner_service
 from portal.manage.services import ManageError, create_user
 from portal.models import Lead, LeadStatus, Partner, Role, utcnow
@@ -355,7 +355,11 @@ def _add_fresh_tabs(response: Any) -> None:
 @login_required
 def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     """Apply one action to a lead through the lifecycle; 303 back, or the fragment for htmx."""
-    found = visible_lead_or_404(db.session, current_user, lead_id)
+    found = visible_lead(db.session, current_user, lead_id)
+    if found is None:
+        if is_htmx():  # the card or panel says so (base.html lets htmx swap this 404)
+            return _not_yours_any_more()
+        abort(404)
     form = forms.ACTION_FORMS[action]()
     if isinstance(form, forms.LostForm):
         form.set_competitors(services.competitor_names(db.session))
@@ -408,6 +412,21 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
         return _render_card(found, message=problem, failed=(action, form))
     return _render_lead(found, message=problem, failed=None if stale else (action, form),
                         message_kind="error")
+
+
+def _not_yours_any_more() -> Any:
+    """A 404 for an action on a lead the user cannot see: one it held that has moved on
+    (declined in another tab, expired, pulled back) or one it never had: the same answer,
+    so nothing tells them apart."""
+    response = make_response(render_template(
+        "partials/leads/_gone.html", view_kind=request.form.get("view", "card"),
+        message_kind="error",
+        message="This lead is no longer in your list: it moved on since the page was "
+                "loaded."), 404)
+    if request.form.get("view", "card") == "card":
+        _add_fresh_tabs(response)
+    response.vary.add("HX-Request")
+    return response
 
 
 def _overtaken(error: lifecycle.InvalidTransition) -> str:

@@ -284,3 +284,43 @@ def test_manager_search_applies_filters_at_once_and_keeps_them_on_back(
     expect(page.get_by_role("searchbox", name="Search")).to_have_value("")
     expect(page.get_by_label("Status")).to_have_value("won")
     assert total() == won
+
+
+def test_a_card_in_a_stale_tab_says_what_became_of_its_lead(
+        new_context: Callable[..., BrowserContext],
+        capture_inquiry: Callable[..., dict[str, Any]]) -> None:
+    """Two tabs on the same inbox: accepted in one, then acted on in the other; then
+    declined in one (it leaves the dealer) and accepted in the other."""
+    context = new_context()
+    first, second = context.new_page(), context.new_page()
+    sign_in(first, "dealer4@demo.test")
+    kept, lost = "Ottilie Brandvold", "Casimir Oyelaran"
+    for name in (kept, lost):
+        lead = capture_inquiry(*name.split(), "45840")
+        assert lead["assigned_partner"] == "BUCK-OH01"
+    for page in (first, second):
+        page.goto("/leads/?tab=new")
+        page.wait_for_function("() => typeof window.htmx === 'object'")
+
+    def card(page: Page, name: str) -> Locator:
+        return page.locator("article.lead-card").filter(has_text=name)
+
+    # Accepted in the first tab; the second still offers Decline: the refusal says why.
+    card(first, kept).get_by_role("button", name="Accept", exact=True).click()
+    expect(card(first, kept).locator(".badge-status")).to_have_text("Accepted")
+    form = open_fold(card(second, kept), "Decline")
+    form.get_by_label("Why do you decline?").select_option(label="No capacity right now")
+    form.get_by_role("button", name="Decline", exact=True).click()
+    expect(card(second, kept).get_by_role("status")).to_have_text(
+        "Not done: only an offered lead can be declined. The lead changed since this page "
+        "was loaded: it is accepted now.")
+    expect(card(second, kept).locator(".badge-status")).to_have_text("Accepted")
+
+    # Declined in the first tab (it goes to another dealer), then accepted in the second.
+    form = open_fold(card(first, lost), "Decline")
+    form.get_by_label("Why do you decline?").select_option(label="No capacity right now")
+    form.get_by_role("button", name="Decline", exact=True).click()
+    expect(first.locator("article.lead-card.is-gone").first).to_be_visible()
+    card(second, lost).get_by_role("button", name="Accept", exact=True).click()
+    expect(second.locator("article.lead-card.is-gone").get_by_role("status")).to_have_text(
+        "This lead is no longer in your list: it moved on since the page was loaded.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -833,3 +834,31 @@ def test_leads_to_contact_show_when_the_first_contact_is_due(
     assert response.status_code == 303
     assert fresh.name not in _text(client.get("/leads/?tab=contact"))
     assert "Make first contact" not in _text(client.get(f"/leads/{fresh.id}"))
+
+
+def test_an_htmx_action_on_a_lead_no_longer_held_is_a_404_card_that_tells_nothing_more(
+        client, session, dealer, dealer_user, make_lead, make_partner):
+    """Declined in another tab (it went on to another dealer), then accepted here: the card
+    says it moved on; a lead that never was this dealer's answers exactly the same."""
+    make_partner("D2", territories=["zip:504*"])
+    lead = _offered(session, make_lead, dealer)
+    lifecycle.decline(session, lead, Actor.of(dealer_user), reason="no_capacity")
+    routing_service.route_lead(session, lead)
+    session.commit()
+    assert lead.assigned_partner_id != dealer.id
+
+    def accept(lead_id):
+        return client.post(f"/leads/{lead_id}/accept", data={"view": "card"},
+                           headers={**HTMX, "HX-Current-URL": "http://portal.test/leads/"})
+
+    moved, unknown = accept(lead.id), accept(uuid.uuid4())
+    assert moved.status_code == unknown.status_code == 404
+    assert "This lead is no longer in your list: it moved on since the page was loaded." in (
+        _text(moved))
+    assert _text(moved) == _text(unknown)
+    assert "<html" not in _text(moved)
+    # Without htmx: the portal's 404 page, as for any lead not yours.
+    plain = client.post(f"/leads/{lead.id}/accept", data={"view": "card"})
+    assert plain.status_code == 404 and "<html" in _text(plain)
+    session.refresh(lead)
+    assert lead.status == "offered" and lead.assigned_partner_id != dealer.id
