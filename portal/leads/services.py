@@ -574,13 +574,18 @@ class Inbox:
 
     @property
     def elsewhere(self) -> list[tuple[str, int]]:
-        """The other tabs a search finds leads in, with how many (in tab order). Overdue
-        leads also sit in To contact or Open, so the overdue tab is never named, and the
-        overdue tab names neither: every lead named is one the list does not show."""
-        hidden = {self.filters.tab, "overdue"}
-        if self.filters.tab == "overdue":
-            hidden |= {"contact", "open"}
-        return [(tab, n) for tab, n in self.matches.items() if tab not in hidden and n]
+        """The other tabs this search finds leads in (``matches_elsewhere``)."""
+        return matches_elsewhere(self.matches, self.filters.tab)
+
+
+def matches_elsewhere(matches: dict[str, int], tab: str) -> list[tuple[str, int]]:
+    """The tabs other than ``tab`` a search finds leads in, with how many (in tab order).
+    Overdue leads also sit in To contact or Open, so the overdue tab is never named, and
+    the overdue tab names neither: every lead named is one the list does not show."""
+    hidden = {tab, "overdue"}
+    if tab == "overdue":
+        hidden |= {"contact", "open"}
+    return [(other, n) for other, n in matches.items() if other not in hidden and n]
 
 
 def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: int,

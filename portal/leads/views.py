@@ -336,18 +336,25 @@ def _add_fresh_tabs(response: Any) -> None:
     on_inbox = page_url.path == url_for("leads.inbox")
     filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters()
     total = None
+    matches: dict[str, int] = {}
     try:
         with db.session.begin_nested():
             counts = services.inbox_counts(db.session, partner)
             if on_inbox:  # the list the card is on, with its filters
                 total = services.list_total(db.session, partner, filters, counts)
+                matches = services.search_counts(db.session, partner, filters.q)
     except SQLAlchemyError:
         current_app.logger.exception("inbox counts after an action")
         return
-    html = render_template("partials/leads/_tabs.html", tabs=services.tabs_for(partner),
-                           tab=filters.tab, counts=counts, oob=True)
+    tabs = services.tabs_for(partner)
+    html = render_template("partials/leads/_tabs.html", tabs=tabs, tab=filters.tab,
+                           counts=counts, oob=True)
     if total is not None:
         html += render_template("partials/leads/_total.html", page=total)
+    if filters.q and on_inbox:
+        html += render_template(
+            "partials/leads/_matches.html", tabs=tabs, q=filters.q, oob=True,
+            elsewhere=services.matches_elsewhere(matches, filters.tab))
     response.set_data(response.get_data(as_text=True) + html)
 
 

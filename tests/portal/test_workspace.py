@@ -809,6 +809,15 @@ def test_an_inbox_search_says_which_other_tabs_hold_matches(
         client.get("/leads/?tab=overdue&q=vanders"))
     from_new = _text(client.get("/leads/?tab=new&q=vanders"))
     assert "To contact (1)" in from_new and "Overdue (1)" not in from_new
+    # Accepting a match from the searched list moves it to To contact: the hint follows.
+    offer = _offered(session, make_lead, dealer, last_name="Vandersloot")
+    session.commit()
+    accepted = _text(client.post(
+        f"/leads/{offer.id}/accept", data={"view": "card"},
+        headers={**HTMX, "HX-Current-URL": "http://portal.test/leads/?tab=new&q=vanders"}))
+    assert re.search(r'<p id="lead-matches" class="matches-elsewhere" hx-swap-oob="true">'
+                     r'Other tabs with leads matching &ldquo;vanders&rdquo;:\s*<a [^>]*>'
+                     r'To contact \(2\)</a>', accepted), accepted[-800:]
 
 
 def test_leads_to_contact_show_when_the_first_contact_is_due(
