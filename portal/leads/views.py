@@ -105,7 +105,7 @@ def _safe_next(target: str | None, default: str) -> str:
 def _product_line_options(lines: Iterable[tuple[str, str]]) -> list[SelectChoice]:
     """A product-line filter's options: any, then "Name (CODE)" for each (code, name)."""
     return forms._opts(((code, f"{name} ({code})") for code, name in lines),
-                       "Any product line")
+                       "Any line")
 
 
 # --- the partner's inbox ----------------------------------------------------------------------
