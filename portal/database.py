@@ -51,7 +51,8 @@ def read_only(view: F) -> F:
     return view
 
 
-def _reads_only() -> bool:
+def reads_only() -> bool:
+    """This request only reads: a safe method, or a POST view marked ``read_only``."""
     if not has_request_context():
         return False
     if request.method in _SAFE_METHODS:
@@ -97,7 +98,7 @@ def _holds_to_reading(conn: Connection) -> bool:
     """A request that only reads (safe methods, previews marked ``read_only``) runs in a
     transaction the database holds to reading: any write in it fails, so it can end with
     COMMIT (Database.end_read)."""
-    reads = _reads_only()
+    reads = reads_only()
     conn.info[_READ_ONLY] = reads
     return reads
 
@@ -109,7 +110,7 @@ class SafeRequestWrote(RuntimeError):
 def _refuse_writes_in_reads(session: Session, *_flushing: Any) -> None:
     # The same answer on every database: PostgreSQL's READ ONLY transaction would refuse
     # the write; SQLite's would take it and have it rolled back unnoticed.
-    if _reads_only() and (session.new or session.deleted or any(
+    if reads_only() and (session.new or session.deleted or any(
             session.is_modified(instance) for instance in session.dirty)):
         changed = {type(o).__name__ for o in (*session.new, *session.dirty, *session.deleted)}
         raise SafeRequestWrote(

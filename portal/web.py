@@ -10,6 +10,7 @@ from flask import Flask, Response, abort, has_request_context, render_template, 
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
+from portal.database import reads_only
 from portal.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,10 +35,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _commit(response: Response) -> Response:
         # GET never writes (a flush in one is refused: database.SafeRequestWrote).
-        view = app.view_functions.get(request.endpoint or "")
         if response.status_code >= 400:
             db.session.rollback()
-        elif request.method in _SAFE_METHODS or getattr(view, "read_only", False):
+        elif reads_only():
             db.end_read()
         else:
             db.session.commit()

@@ -40,10 +40,16 @@ def overdue_parts(cutoff: datetime | ColumnElement[datetime]
     (assigned_partner_id, status, accepted_at, offered_at) index, so a count of each
     reads only the overdue entries; the OR of both made SQLite read every working lead.
     """
-    # Not coalesce(): an expression over both dates could use no index at all.
     working = Lead.status.in_([str(s) for s in WORKING_STATUSES])
-    return (and_(working, Lead.accepted_at < cutoff),
-            and_(working, Lead.accepted_at.is_(None), Lead.offered_at < cutoff))
+    late, never_accepted = _late(cutoff)
+    return and_(working, late), and_(working, never_accepted)
+
+
+def _late(cutoff: datetime | ColumnElement[datetime]
+          ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    # Not coalesce(): an expression over both dates could use no index at all.
+    return (Lead.accepted_at < cutoff,
+            and_(Lead.accepted_at.is_(None), Lead.offered_at < cutoff))
 
 
 def overdue_ranges(cutoff: datetime | ColumnElement[datetime]) -> list[ColumnElement[bool]]:
@@ -52,9 +58,7 @@ def overdue_ranges(cutoff: datetime | ColumnElement[datetime]) -> list[ColumnEle
     PostgreSQL settles on after five executions) does not know the partner is a busy one
     and filtered an IN list of statuses instead, reading all of a dealer's 5,000 leads."""
     return [and_(Lead.status == str(status), part)
-            for status in WORKING_STATUSES
-            for part in (Lead.accepted_at < cutoff,
-                         and_(Lead.accepted_at.is_(None), Lead.offered_at < cutoff))]
+            for status in WORKING_STATUSES for part in _late(cutoff)]
 
 
 def overdue_counts(session: Session, partner_ids: Iterable[int],

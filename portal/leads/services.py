@@ -166,6 +166,16 @@ def _like_pattern(word: str) -> str:
     return f"%{escaped}%"
 
 
+def _word_params(count: int) -> list[Any]:
+    """The bound parameters ``w0`` … a prebuilt statement takes its search words in."""
+    return [bindparam(f"w{i}") for i in range(count)]
+
+
+def _word_values(q: str) -> dict[str, str]:
+    """The LIKE patterns of ``q``'s words, by the names ``_word_params`` gives them."""
+    return {f"w{i}": _like_pattern(word) for i, word in enumerate(_words(q))}
+
+
 def _search_text() -> ColumnElement[str]:
     """The searched columns as one text, blank-separated (no word spans two of them).
 
@@ -292,12 +302,18 @@ class Card(NamedTuple):
             routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "")
 
 
-def first_contact_due(offered_at: datetime | None) -> datetime | None:
-    """When an accepted lead's first contact is due: ``CONTACT_SLA_HOURS`` after the offer
-    (DESIGN section 7: a first contact later than that is not on time)."""
+def first_contact_due(offered_at: datetime | None, sla: timedelta | None = None
+                      ) -> datetime | None:
+    """When an accepted lead's first contact is due: ``CONTACT_SLA_HOURS`` (``sla``, for
+    a list that has read it once) after the offer (DESIGN section 7: a first contact
+    later than that is not on time)."""
     if offered_at is None:
         return None
-    return offered_at + timedelta(hours=float(current_app.config["CONTACT_SLA_HOURS"]))
+    return offered_at + (sla or _contact_sla())
+
+
+def _contact_sla() -> timedelta:
+    return timedelta(hours=float(current_app.config["CONTACT_SLA_HOURS"]))
 
 
 def _cutoff_param() -> Any:
@@ -344,7 +360,7 @@ def _counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
     executions, and that plan filtered the list (2 ms rather than 0.4 for 5,000 leads)."""
     mine: ColumnElement[bool] = Lead.assigned_partner_id == bindparam("partner_id")
     if words:  # a search's matches per tab: the same ranges, each word in the lead's text
-        mine = and_(mine, _words_match([bindparam(f"w{i}") for i in range(words)]))
+        mine = and_(mine, _words_match(_word_params(words)))
     parts = [
         _tab_count("new", and_(mine, Lead.status == S.OFFERED)),
         _tab_count("contact", and_(mine, Lead.status == S.ACCEPTED)),
@@ -356,7 +372,7 @@ def _counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
         dealers: ColumnElement[bool] = Lead.assigned_partner_id.in_(
             _dealer_ids(bindparam("partner_id")))
         if words:
-            dealers = and_(dealers, _words_match([bindparam(f"w{i}") for i in range(words)]))
+            dealers = and_(dealers, _words_match(_word_params(words)))
         parts.append(_capped_tab_count(DEALERS_TAB[0], dealers, OPEN_STATUSES))
     return union_all(*parts)
 
@@ -365,17 +381,8 @@ def search_counts(session: Session, partner: Partner, q: str, *,
                   now: datetime | None = None) -> dict[str, int]:
     """How many leads of each tab a search's words find (counted as ``inbox_counts``
     counts, capped tabs included), so a search on one tab shows where the others are."""
-    words = _words(q)
-    if not words:
-        return {}
-    rows = session.connection().execute(
-        _counts_statement(partner.kind == PartnerKind.DISTRIBUTOR, len(words)),
-        {"partner_id": partner.id, "cutoff": overdue_cutoff(now),
-         **{f"w{i}": _like_pattern(word) for i, word in enumerate(words)}})
-    counts = dict.fromkeys(tabs_for(partner), 0)
-    for tab, n in rows:
-        counts[tab] += n
-    return counts
+    words = _word_values(q)
+    return _tab_counts(session, partner, now, words) if words else {}
 
 
 def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None
@@ -384,13 +391,17 @@ def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = N
     count up to ``TAB_COUNT_CAP`` + 1, meaning more than the cap (``count_text`` shows
     "1,000+"); the working tabs are bounded by capacity and count exactly (the compliance
     gate compares the overdue count)."""
-    distributor = partner.kind == PartnerKind.DISTRIBUTOR
+    return _tab_counts(session, partner, now, {})
+
+
+def _tab_counts(session: Session, partner: Partner, now: datetime | None,
+                words: dict[str, str]) -> dict[str, int]:
     rows = session.connection().execute(
-        _counts_statement(distributor),
-        {"partner_id": partner.id, "cutoff": overdue_cutoff(now)})
+        _counts_statement(partner.kind == PartnerKind.DISTRIBUTOR, len(words)),
+        {"partner_id": partner.id, "cutoff": overdue_cutoff(now), **words})
     counts = dict.fromkeys(tabs_for(partner), 0)
     for tab, n in rows:
-        counts[tab] += n  # "overdue" comes in two parts
+        counts[tab] += n  # "overdue" comes in parts
     return counts
 
 
@@ -439,8 +450,7 @@ def _inbox_params(filters: InboxFilters, shape: _InboxShape, now: datetime) -> d
         params["rank"] = filters.rank
     if shape.age:
         params["age_at"] = _age_start(shape.age, now)
-    for i, word in enumerate(_words(filters.q)):
-        params[f"w{i}"] = _like_pattern(word)
+    params.update(_word_values(filters.q))
     if shape.dealer:
         params["dealer"] = filters.dealer
     return params
@@ -490,7 +500,7 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
         product_line=bindparam("product_line") if shape.product_line else None,
         rank=bindparam("rank") if shape.rank else None,
         age=shape.age, age_at=bindparam("age_at", type_=Lead.__table__.c.created_at.type),
-        patterns=[bindparam(f"w{i}") for i in range(shape.words)])
+        patterns=_word_params(shape.words))
 
     expires: Any = null()
     if tab in ("new", DEALERS_TAB[0]):  # the tabs that list offered leads
@@ -613,12 +623,12 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     rows = conn.execute(page_statement, {**params, "limit": per_page,
                                          "offset": (number - 1) * per_page})
     codes = {line_id: code for line_id, code, _ in lines}
-    sla = timedelta(hours=float(current_app.config["CONTACT_SLA_HOURS"]))
+    sla = _contact_sla()
     cards = [
         Card(lead_id, str(lead_id), display_name(first, last, company, email), company,
              postal_code, city,
              codes.get(line_id, ""), created_at, rank, status, holder_id, holder or "",
-             expires_at, bool(late), "", contact_from + sla if contact_from else None)
+             expires_at, bool(late), "", first_contact_due(contact_from, sla))
         for (lead_id, first, last, company, email, postal_code, city, line_id, created_at,
              rank, status, holder_id, holder, expires_at, late, contact_from) in rows
     ]
@@ -627,8 +637,7 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
                            capped=capped),
                  product_lines=[(code, name) for _, code, name in lines],
                  gate=gate_reason(counts["overdue"], gate_limit()), now=now,
-                 matches=search_counts(session, partner, filters.q, now=now)
-                 if shape.words else {})
+                 matches=search_counts(session, partner, filters.q, now=now))
 
 
 def time_left(expires_at: datetime | None, now: datetime) -> str:

@@ -425,12 +425,16 @@ def _not_yours_any_more() -> Any:
     """A 404 for an action on a lead the user cannot see: one it held that has moved on
     (declined in another tab, expired, pulled back) or one it never had: the same answer,
     so nothing tells them apart."""
+    return _gone("This lead is no longer in your list: it moved on since the page was "
+                 "loaded.", request.form.get("view", "card"), kind="error", status=404)
+
+
+def _gone(message: str, view_kind: str, *, kind: str = "success", status: int = 200) -> Any:
+    """What replaces a card or panel whose lead the user no longer holds (htmx)."""
     response = make_response(render_template(
-        "partials/leads/_gone.html", view_kind=request.form.get("view", "card"),
-        message_kind="error",
-        message="This lead is no longer in your list: it moved on since the page was "
-                "loaded."), 404)
-    if request.form.get("view", "card") == "card":
+        "partials/leads/_gone.html", message=message, view_kind=view_kind,
+        message_kind=kind), status)
+    if view_kind == "card":
         _add_fresh_tabs(response)
     response.vary.add("HX-Request")
     return response
@@ -458,12 +462,7 @@ def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: s
     visible = _still_visible(lead_id)
     if is_htmx():
         if visible is None:
-            response = make_response(render_template(
-                "partials/leads/_gone.html", message=message, view_kind=view_kind))
-            if view_kind == "card":
-                _add_fresh_tabs(response)
-            response.vary.add("HX-Request")
-            return response
+            return _gone(message, view_kind)
         if view_kind == "card":
             return _render_card(visible, message=message, message_kind=kind)
         return _render_lead(visible, message=message, message_kind=kind)
