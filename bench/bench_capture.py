@@ -78,8 +78,8 @@ def seed(app: Any, partners: int, seed_value: int) -> list[str]:
     from bench_routing import load_zips, make_partners
     from flask_migrate import upgrade
 
+    from portal.core.models import Partner, ProductLine, Territory, User
     from portal.extensions import db
-    from portal.models import Partner, ProductLine, Territory, User
 
     rng = random.Random(seed_value)
     zips = load_zips()
@@ -169,8 +169,8 @@ def bench_api(app: Any, zips: list[str], requests: int, seed_value: int) -> dict
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
+    from portal.core.models import Lead
     from portal.extensions import db
-    from portal.models import Lead
 
     with app.app_context():
         by_status = dict(db.session.execute(
@@ -218,8 +218,8 @@ def bench_import(app: Any, zips: list[str], rows: int, seed_value: int, workdir:
     import tracemalloc
 
     from portal.capture import imports
+    from portal.core.models import Lead, LeadImport
     from portal.extensions import db
-    from portal.models import Lead, LeadImport
 
     path = workdir / "leads.csv"
     write_csv(path, rows, zips, seed_value)

@@ -53,7 +53,7 @@ def make_config(tmp: Path, smtp_port: int, render_processes: int) -> dict[str, A
 def run_worker(config_json: str, workers: int) -> None:
     """The worker process: the app's Huey consumer, as ``flask worker`` runs it."""
     from portal import create_app
-    from portal.jobs import jobs
+    from portal.core.jobs import jobs
 
     app = create_app(json.loads(config_json))
     with app.app_context():
@@ -137,10 +137,11 @@ def main() -> None:
     from flask_migrate import upgrade
     from sqlalchemy import func, select
 
-    from portal import create_app, lifecycle
+    from portal import create_app
+    from portal.core import lifecycle
+    from portal.core.models import Fulfilment, Lead, Partner, ProductLine
     from portal.extensions import db
     from portal.fulfilment import library, pdf, services
-    from portal.models import Fulfilment, Lead, Partner, ProductLine
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-fulfilment-"))
     handler = Counting()

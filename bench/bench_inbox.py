@@ -80,8 +80,8 @@ def seed_database(app: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Partners, the background leads, the dealer's inbox; returns what the checks expect."""
     from seed import seed_dealer_inbox, seed_partners, seed_workload
 
+    from portal.core.models import Partner
     from portal.extensions import db
-    from portal.models import Partner
 
     started = time.perf_counter()
     seed_partners(app, partners=args.partners, rules=args.rules)
@@ -119,8 +119,8 @@ def expected_tabs(partner_id: int, due_days: float) -> tuple[dict[str, int], int
     dealer also received included), and how many leads the dealer holds."""
     from datetime import UTC, datetime, timedelta
 
+    from portal.core.models import Lead
     from portal.extensions import db
-    from portal.models import Lead
 
     by_status = dict(db.session.execute(
         sa.select(Lead.status, sa.func.count()).where(Lead.assigned_partner_id == partner_id)

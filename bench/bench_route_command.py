@@ -21,8 +21,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from seed import bench_app, seed_leads, seed_partners
 
+from portal.core.models import Lead
 from portal.extensions import db
-from portal.models import Lead
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -37,9 +37,9 @@ def build_database(app, args: argparse.Namespace) -> None:  # type: ignore[no-un
     """Migrate and fill the database in bulk (Core inserts, one transaction per table)."""
     from flask_migrate import upgrade
 
+    from portal.core.models import Lead, Offer, Partner, ProductLine, Territory, utcnow
+    from portal.core.models.partners import partner_product_lines
     from portal.extensions import db
-    from portal.models import Lead, Offer, Partner, ProductLine, Territory, utcnow
-    from portal.models.partners import partner_product_lines
 
     upgrade(revision="heads")
     rng = random.Random(args.seed)
@@ -132,8 +132,8 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     with app.app_context():
         from portal import routing_service
+        from portal.core.models import Partner
         from portal.extensions import db
-        from portal.models import Partner
         from portal.whatif import services
 
         if not args.reuse:

@@ -43,8 +43,8 @@ def app_for(url: str) -> Any:
 
 def pages(url: str) -> dict[str, list[str]]:
     """The pages to time, per user: the dealer's workspace and the managers' lists."""
+    from portal.core.models import Lead, Partner, User
     from portal.extensions import db
-    from portal.models import Lead, Partner, User
 
     app = app_for(url)
     with app.app_context():

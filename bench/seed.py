@@ -20,8 +20,8 @@ from bench_routing import PRODUCT_LINES, load_zips, make_partners
 from flask import Flask
 
 from portal import create_app
+from portal.core.models import Lead, Partner, ProductLine, Territory, partner_product_lines
 from portal.extensions import db
-from portal.models import Lead, Partner, ProductLine, Territory, partner_product_lines
 
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -276,7 +276,7 @@ def seed_dealer_inbox(app: Flask, *, partner_id: int, leads: int = 5000, offered
     won/lost/no interest over two years. Every lead also has its accepted Offer row.
     Returns the number of leads per inbox tab (as the inbox counts them).
     """
-    from portal.models import Offer, Role, User
+    from portal.core.models import Offer, Role, User
 
     rng = random.Random(seed)
     places = [(code, region) for code, _, region in load_zips()]

@@ -8,9 +8,9 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
-import portal.models  # noqa: F401 - registers every table
+import portal.core.models  # noqa: F401 - registers every table
+from portal.core.models.base import in_autogenerate
 from portal.extensions import db
-from portal.models.base import in_autogenerate
 
 config = context.config
 if config.config_file_name and not logging.getLogger().handlers:
@@ -21,7 +21,7 @@ target_metadata = db.metadata
 
 def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
     # Our UTC type is stored as a plain DateTime: keep migrations free of app imports.
-    from portal.models.base import UtcDateTime
+    from portal.core.models.base import UtcDateTime
 
     if type_ == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime()"

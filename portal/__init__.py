@@ -26,7 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     config.load(app, test_config)
 
-    from portal import web
+    from portal.core import web
     from portal.extensions import csrf, db, htmx, login_manager, migrate
 
     db.init_app(app)
@@ -63,7 +63,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF does not apply
 
-    from portal import cli, jobs
+    from portal import cli
+    from portal.core import jobs
 
     jobs.init_app(app)
     cli.init_app(app)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
+from portal.core.models import Role
 from portal.extensions import db
-from portal.models import Role
 
 
 def init_app(app: Flask) -> None:
@@ -46,7 +46,7 @@ def create_user(email: str, password: str, role: str, partner_code: str | None,
 @click.option("--workers", default=2, show_default=True, help="worker threads")
 def worker(workers: int) -> None:
     """Run the background job consumer (Huey) until interrupted."""
-    from portal.jobs import jobs
+    from portal.core.jobs import jobs
 
     huey = jobs().huey
     backend = "Redis" if current_app.config.get("REDIS_URL") else "SQLite"
@@ -108,7 +108,7 @@ def import_leads(file: str, campaign: str, source: str) -> None:
     from sqlalchemy import select
 
     from portal.capture import imports
-    from portal.models import Campaign, Source
+    from portal.core.models import Campaign, Source
 
     found = {}
     for model, code, name in ((Campaign, campaign, "campaign"), (Source, source, "source")):

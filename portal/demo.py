@@ -1,6 +1,6 @@
 """Demo data: Prairie Implement Co.'s dealer channel with four months of lead history.
 
-Every lead change goes through :mod:`portal.lifecycle` with explicit past times, so the
+Every lead change goes through :mod:`portal.core.lifecycle` with explicit past times, so the
 events, offers and partner counters are what four months of real use would leave behind.
 Partners sit at real US postal codes (city, state and centroid from the ``zipcodes``
 package) and every lead is placed at a real postal code inside the territory of the
@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import lifecycle
-from portal.lifecycle import Actor
-from portal.models import (
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import (
     Campaign,
     Competitor,
     Lead,
@@ -416,8 +416,8 @@ Your dealer fits the cab, plough or sprayer you need.""",
 
 def _literature(session: Session) -> None:
     """A brochure for each demo product line, through the literature library."""
+    from portal.core.models import LiteratureItem
     from portal.fulfilment import library
-    from portal.models import LiteratureItem
 
     if session.scalars(select(LiteratureItem).limit(1)).first() is not None:
         return  # the manufacturer's own library is kept as it is

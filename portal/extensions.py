@@ -7,7 +7,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
-from portal.database import db
+from portal.core.database import db
 
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from portal.models import PostalCentroid
+from portal.core.models import PostalCentroid
 from routing import GeoNamesLineError, parse_geonames
 
 _BATCH = 5000

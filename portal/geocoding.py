@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from portal.models import GeocodeCache, utcnow
+from portal.core.models import GeocodeCache, utcnow
 from routing import Point
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from portal.core.jobs import periodic
 from portal.extensions import db
-from portal.jobs import periodic
 from portal.routing_service import (
     expire_overdue_offers,
     partner_index,

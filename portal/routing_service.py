@@ -2,7 +2,7 @@
 
 The engine decides; this module gathers its facts (a cached snapshot of partners and
 their territories, the live load of the partners that matched) and carries the decision
-out through ``portal.lifecycle`` — offer, auto-forward or the managers' queue — with the
+out through ``portal.core.lifecycle`` — offer, auto-forward or the managers' queue — with the
 explanation stored on the offer and the lead.
 """
 
@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from portal import geocoding, lifecycle
-from portal.leads import overdue
-from portal.lifecycle import Actor, AtCapacity
-from portal.models import (
+from portal import geocoding
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor, AtCapacity
+from portal.core.models import (
     Lead,
     LeadStatus,
     Offer,
@@ -33,6 +33,7 @@ from portal.models import (
     PostalCentroid,
     utcnow,
 )
+from portal.leads import overdue
 from routing import (
     Candidate,
     CentroidTable,

@@ -184,7 +184,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def make_product_line(session: sa.orm.Session) -> Callable[..., Any]:
-    from portal.models import ProductLine
+    from portal.core.models import ProductLine
 
     def make(code: str = "TRC", name: str | None = None, **overrides: Any) -> ProductLine:
         existing = session.scalars(sa.select(ProductLine).where(ProductLine.code == code)).first()
@@ -202,7 +202,7 @@ def make_product_line(session: sa.orm.Session) -> Callable[..., Any]:
 def make_partner(session: sa.orm.Session, make_product_line: Callable[..., Any]
                  ) -> Callable[..., Any]:
     """``make_partner(code="D1", territories=["zip:50401"], product_lines=["TRC"], …)``."""
-    from portal.models import Partner, Territory
+    from portal.core.models import Partner, Territory
 
     counter = iter(range(1, 10_000))
 
@@ -235,7 +235,7 @@ def make_partner(session: sa.orm.Session, make_product_line: Callable[..., Any]
 @pytest.fixture
 def make_user(session: sa.orm.Session) -> Callable[..., Any]:
     """``make_user("manager")`` or ``make_user("partner", partner=p)``; password PASSWORD."""
-    from portal.models import User
+    from portal.core.models import User
 
     counter = iter(range(1, 10_000))
 
@@ -284,8 +284,8 @@ def make_lead(session: sa.orm.Session, make_product_line: Callable[..., Any]
               ) -> Callable[..., Any]:
     """``make_lead(postal_code="50401", status="qualified", …)``: captured through the lifecycle
     and qualified (hot) unless ``status="captured"``."""
-    from portal import lifecycle
-    from portal.models import Lead
+    from portal.core import lifecycle
+    from portal.core.models import Lead
 
     counter = iter(range(1, 100_000))
 

@@ -10,8 +10,8 @@ from flask import current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from portal.api.errors import json_error
+from portal.core.models import User
 from portal.extensions import db
-from portal.models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SALT = "api-token"

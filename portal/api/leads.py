@@ -9,16 +9,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from portal import lifecycle
 from portal.api.auth import token_required
 from portal.api.errors import json_error
 from portal.api.serialize import lead_json
 from portal.api.views import bp, json_body
 from portal.capture.services import CaptureError, capture_inquiry
+from portal.core import lifecycle
+from portal.core.models import Lead, LeadStatus, Partner
 from portal.extensions import db
 from portal.leads.access import visible_lead, visible_to
 from portal.leads.actions import perform_action
-from portal.models import Lead, LeadStatus, Partner
 
 MAX_PER_PAGE = 100
 

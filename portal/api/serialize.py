@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.models import Lead, LeadEvent
+from portal.core.models import Lead, LeadEvent
 
 
 def event_json(event: LeadEvent) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from portal.models import LoginAttempt, User, utcnow
+from portal.core.models import LoginAttempt, User, utcnow
 
 #: one hash computed once, checked against when the account does not exist, so an
 #: unknown email costs the same time as a wrong password

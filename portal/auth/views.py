@@ -11,9 +11,9 @@ from sqlalchemy.orm import joinedload
 
 from portal.auth import services
 from portal.auth.forms import ForgotPasswordForm, LoginForm, SetPasswordForm
+from portal.core.jobs import enqueue
+from portal.core.models import User
 from portal.extensions import db, login_manager
-from portal.jobs import enqueue
-from portal.models import User
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 

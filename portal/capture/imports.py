@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
+from portal.core.jobs import job
+from portal.core.lifecycle import Actor, LifecycleError
+from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 from portal.extensions import db
-from portal.jobs import job
-from portal.lifecycle import Actor, LifecycleError
-from portal.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 
 #: the capture fields a column can fill (the API's body fields, standard answers inline)
 FIELDS = ("first_name", "last_name", "company", "email", "phone", "address", "city",

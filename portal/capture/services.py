@@ -14,9 +14,9 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal import lifecycle
-from portal.lifecycle import Actor
-from portal.models import (
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import (
     Campaign,
     IdempotencyKey,
     Lead,

@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from portal.models import CaptureAttempt, utcnow
+from portal.core.models import CaptureAttempt, utcnow
 
 _AGAIN = "Please check your details and send the form again."
 

@@ -32,12 +32,12 @@ from portal.capture.forms import (
     mapping_form,
 )
 from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
+from portal.core.jobs import enqueue
+from portal.core.lifecycle import Actor
+from portal.core.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
+from portal.core.pagination import paginate
+from portal.core.web import is_htmx, roles_required, staff_required
 from portal.extensions import csrf, db
-from portal.jobs import enqueue
-from portal.lifecycle import Actor
-from portal.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
-from portal.pagination import paginate
-from portal.web import is_htmx, roles_required, staff_required
 
 bp = Blueprint("capture", __name__)
 

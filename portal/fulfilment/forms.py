@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from portal.models import LiteratureKind
+from portal.core.models import LiteratureKind
 
 
 class ItemForm(FlaskForm):

@@ -11,10 +11,10 @@ import logging
 import smtplib
 from datetime import datetime
 
+from portal.core.jobs import job, periodic
+from portal.core.models import PrintBatch, utcnow
 from portal.extensions import db
 from portal.fulfilment import library, pdf, services
-from portal.jobs import job, periodic
-from portal.models import PrintBatch, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def process_fulfilment(fulfilment_id: int, *, now: datetime | None = None) -> st
         session.commit()  # end the read before rendering: no lock held while we work
         pack = services.build_pack(data)
         message, delivery, pack_file = services.compose_email(data, pack)
-        from portal.mail import deliver
+        from portal.core.mail import deliver
 
         try:
             deliver(message)

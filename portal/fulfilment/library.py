@@ -12,8 +12,7 @@ from flask import current_app, render_template
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from portal.fulfilment import pdf
-from portal.models import (
+from portal.core.models import (
     LiteratureItem,
     LiteratureKind,
     LiteratureVersion,
@@ -21,6 +20,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.fulfilment import pdf
 
 MAX_BODY_CHARS = 50_000
 

@@ -24,9 +24,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from portal import lifecycle
-from portal.fulfilment import library, pdf
-from portal.models import (
+from portal.core import lifecycle
+from portal.core.models import (
     Fulfilment,
     FulfilmentChannel,
     FulfilmentStatus,
@@ -37,6 +36,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.fulfilment import library, pdf
 
 log = logging.getLogger(__name__)
 S = FulfilmentStatus
@@ -120,7 +120,7 @@ def _nudge_after_commit(session: Session) -> None:
     ids = session.info.pop(_NUDGE, None)
     if not ids:
         return
-    from portal.jobs import enqueue
+    from portal.core.jobs import enqueue
 
     for fulfilment_id in sorted(ids):
         try:
@@ -455,7 +455,7 @@ def record_download(session: Session, row: Fulfilment, now: datetime | None = No
 
 def compose_email(data: PackData, pack: bytes) -> tuple[Any, str, str | None]:
     """The email: HTML + text, the PDF attached, or a link above PACK_ATTACH_MAX_BYTES."""
-    from portal.mail import build_message
+    from portal.core.mail import build_message
 
     limit = int(_config("PACK_ATTACH_MAX_BYTES", 8 * 1024 * 1024))
     pack_file = None

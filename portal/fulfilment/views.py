@@ -22,11 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from portal.extensions import db
-from portal.fulfilment import library, services
-from portal.fulfilment.forms import ConfirmForm, ItemForm, PrintedForm, UploadForm, WriteForm
-from portal.jobs import enqueue
-from portal.models import (
+from portal.core.jobs import enqueue
+from portal.core.models import (
     Fulfilment,
     FulfilmentChannel,
     FulfilmentStatus,
@@ -37,8 +34,11 @@ from portal.models import (
     ProductLine,
     utcnow,
 )
-from portal.pagination import paginate
-from portal.web import admin_required, staff_required
+from portal.core.pagination import paginate
+from portal.core.web import admin_required, staff_required
+from portal.extensions import db
+from portal.fulfilment import library, services
+from portal.fulfilment.forms import ConfirmForm, ItemForm, PrintedForm, UploadForm, WriteForm
 
 bp = Blueprint("fulfilment", __name__, url_prefix="/fulfilment")
 

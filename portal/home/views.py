@@ -6,8 +6,8 @@ from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from portal.core.models import Lead, LeadStatus, Partner
 from portal.extensions import db
-from portal.models import Lead, LeadStatus, Partner
 
 bp = Blueprint("home", __name__)
 

@@ -9,7 +9,7 @@ from flask import abort
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
-from portal.models import Lead, Partner, PartnerKind, User
+from portal.core.models import Lead, Partner, PartnerKind, User
 
 
 def visible_to(user: User) -> ColumnElement[bool]:

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from portal import lifecycle
-from portal.lifecycle import Actor
-from portal.models import Lead, LeadStatus
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import Lead, LeadStatus
 from portal.routing_service import RoutingResult, route_lead
 
 

@@ -9,12 +9,12 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from portal import lifecycle
 from portal.capture.services import current_rules
 from portal.capture.services import inquiry_facts as lead_facts
-from portal.lifecycle import Actor
-from portal.models import CLOSED_STATUSES, Lead, LeadEvent, LeadStatus, utcnow
-from portal.pagination import Page, paginate
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import CLOSED_STATUSES, Lead, LeadEvent, LeadStatus, utcnow
+from portal.core.pagination import Page, paginate
 from routing.scoring import evaluate
 
 MAX_MATCHES = 20

@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.models import WORKING_STATUSES, Lead, utcnow
+from portal.core.models import WORKING_STATUSES, Lead, utcnow
 
 
 def overdue_cutoff(now: datetime | None = None) -> datetime:

@@ -2,7 +2,7 @@
 
 Reads build their queries on ``portal.leads.access.visible_to`` so every page, fragment
 and export sees the same leads. Nothing here writes a lead itself: state changes go
-through ``portal.lifecycle`` (directly, or through ``perform_action``) and routing
+through ``portal.core.lifecycle`` (directly, or through ``perform_action``) and routing
 through ``portal.routing_service``. Services flush, never commit.
 """
 
@@ -36,21 +36,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
-from portal import lifecycle, routing_service
-from portal.fulfilment.services import fulfilments_for
-from portal.leads.access import visible_to
-from portal.leads.actions import perform_action
-from portal.leads.overdue import (
-    gate_limit,
-    gate_reason,
-    overdue_before,
-    overdue_clause,
-    overdue_counts,
-    overdue_cutoff,
-    overdue_ranges,
-)
-from portal.lifecycle import Actor
-from portal.models import (
+from portal import routing_service
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import (
     CLOSED_STATUSES,
     DEFAULT_DIGEST,
     OPEN_STATUSES,
@@ -71,7 +60,19 @@ from portal.models import (
     display_name,
     utcnow,
 )
-from portal.pagination import Page, paginate
+from portal.core.pagination import Page, paginate
+from portal.fulfilment.services import fulfilments_for
+from portal.leads.access import visible_to
+from portal.leads.actions import perform_action
+from portal.leads.overdue import (
+    gate_limit,
+    gate_reason,
+    overdue_before,
+    overdue_clause,
+    overdue_counts,
+    overdue_cutoff,
+    overdue_ranges,
+)
 
 S = LeadStatus
 

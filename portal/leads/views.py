@@ -38,16 +38,16 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from portal import fragments, lifecycle
 from portal.auth.views import send_password_link
+from portal.core import fragments, lifecycle
+from portal.core.filters import STATUS_LABELS
+from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
+from portal.core.web import is_htmx
 from portal.extensions import db
-from portal.filters import STATUS_LABELS
 from portal.leads import forms, services
 from portal.leads.access import visible_lead, visible_lead_or_404, visible_to
 from portal.manage import partners as partner_service
 from portal.manage.services import ManageError, create_user
-from portal.models import Lead, LeadStatus, Partner, Role, utcnow
-from portal.web import is_htmx
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
 
@@ -129,7 +129,7 @@ def _filter_args() -> tuple[str, ...]:
 
 def _inbox_filters() -> services.InboxFilters:
     """The filters the query string asks for, as the filter form checks them (a bad
-    value is dropped and marked); checked once per distinct query (portal.fragments)."""
+    value is dropped and marked); checked once per distinct query (portal.core.fragments)."""
     checked = fragments.remembered(
         "leads.inbox_filters", _filter_args(),
         lambda: forms.InboxFilterForm(request.args).to_filters())
@@ -177,7 +177,7 @@ def inbox():  # type: ignore[no-untyped-def]
     return _respond("leads/inbox.html", "partials/leads/_list.html", **context)
 
 
-#: stand-ins the card actions are rendered with once (portal.fragments): the lead's id,
+#: stand-ins the card actions are rendered with once (portal.core.fragments): the lead's id,
 #: the list's URL the forms go back to, and the CSRF token
 _STAND_IN = uuid.uuid4()
 _STAND_IN_NEXT = fragments.stand_in("next")

@@ -10,6 +10,9 @@ from typing import Any
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from portal.core.models import Campaign, Competitor, ProductLine, Source
+from portal.core.pagination import Page, paginate
+from portal.core.web import admin_required, staff_required
 from portal.extensions import db
 from portal.manage import services
 from portal.manage.forms import (
@@ -22,9 +25,6 @@ from portal.manage.forms import (
 )
 from portal.manage.services import CHANNELS
 from portal.manage.views import bp
-from portal.models import Campaign, Competitor, ProductLine, Source
-from portal.pagination import Page, paginate
-from portal.web import admin_required, staff_required
 
 
 def _get_or_404(model: type[Any], item_id: int) -> Any:

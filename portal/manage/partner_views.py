@@ -17,6 +17,8 @@ from flask import (
     url_for,
 )
 
+from portal.core.models import Partner
+from portal.core.web import staff_required
 from portal.extensions import db
 from portal.manage import partners as service
 from portal.manage import partners_csv
@@ -30,8 +32,6 @@ from portal.manage.partner_forms import (
 )
 from portal.manage.services import ManageError
 from portal.manage.views import bp
-from portal.models import Partner
-from portal.web import staff_required
 
 
 def _load(code: str) -> Partner:

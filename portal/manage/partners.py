@@ -18,9 +18,17 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from portal.core.models import (
+    Forwarding,
+    Partner,
+    PartnerKind,
+    ProductLine,
+    Territory,
+    User,
+    utcnow,
+)
+from portal.core.pagination import Page, paginate
 from portal.manage.services import ManageError
-from portal.models import Forwarding, Partner, PartnerKind, ProductLine, Territory, User, utcnow
-from portal.pagination import Page, paginate
 from routing.geo import CentroidTable
 from routing.territory import RuleError, TerritoryRule, normalise_postal_code, parse_rule
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from portal.core.models import Partner, PartnerKind, ProductLine, Territory, partner_product_lines
 from portal.manage.partners import (
     COLUMNS,
     Lookups,
@@ -28,7 +29,6 @@ from portal.manage.partners import (
     partner_values,
 )
 from portal.manage.services import ManageError
-from portal.models import Partner, PartnerKind, ProductLine, Territory, partner_product_lines
 from routing.territory import TerritoryRule
 
 #: a spreadsheet treats a cell starting with one of these as a formula (or runs it)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.auth.services import normalise_email, password_problem
-from portal.models import Campaign, Competitor, Partner, ProductLine, Role, Source, User
+from portal.core.models import Campaign, Competitor, Partner, ProductLine, Role, Source, User
 
 T = TypeVar("T")
 

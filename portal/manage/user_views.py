@@ -8,6 +8,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from portal.auth.views import send_password_link
+from portal.core.models import User
+from portal.core.pagination import paginate
+from portal.core.web import admin_required
 from portal.extensions import db
 from portal.manage import services
 from portal.manage.forms import (
@@ -18,9 +21,6 @@ from portal.manage.forms import (
     show_errors,
 )
 from portal.manage.views import bp
-from portal.models import User
-from portal.pagination import paginate
-from portal.web import admin_required
 
 
 def _user_or_404(user_id: int) -> User:

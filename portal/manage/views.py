@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from portal.web import staff_required
+from portal.core.web import staff_required
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from portal.core.jobs import periodic
 from portal.extensions import db
-from portal.jobs import periodic
 from portal.nurture.services import run_sweep
 
 

@@ -14,13 +14,12 @@ from sqlalchemy import case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from portal import lifecycle
 from portal.capture.services import current_rules, qualify_and_route
 from portal.capture.services import inquiry_facts as lead_facts
-from portal.lifecycle import Actor
-from portal.mail import build_message, deliver
-from portal.manage.services import ManageError
-from portal.models import (
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.mail import build_message, deliver
+from portal.core.models import (
     EnrollmentStatus,
     Lead,
     LeadStatus,
@@ -31,7 +30,8 @@ from portal.models import (
     ProductLine,
     utcnow,
 )
-from portal.pagination import Page, paginate
+from portal.core.pagination import Page, paginate
+from portal.manage.services import ManageError
 from routing.scoring import evaluate
 
 E = EnrollmentStatus

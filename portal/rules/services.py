@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
 from portal.capture.services import inquiry_facts as lead_facts
+from portal.core.models import Lead, ScoringRules, User
+from portal.core.pagination import Page, paginate
 from portal.manage.services import ManageError
-from portal.models import Lead, ScoringRules, User
-from portal.pagination import Page, paginate
 from routing.scoring import BUDGETS, ROLES, TIMELINES, InquiryFacts, RuleSet, Verdict, evaluate
 
 #: the standard questions and their answers ("" = not answered)

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from portal import geocoding
-from portal.models import Lead, LeadStatus, Offer, Partner, ProductLine, utcnow
+from portal.core.models import Lead, LeadStatus, Offer, Partner, ProductLine, utcnow
 from portal.routing_service import LazyLiveState, centroid, partner_index
 from routing import (
     Candidate,

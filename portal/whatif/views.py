@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, make_response, render_template, request
 from sqlalchemy import select
 
-from portal.database import read_only
+from portal.core.database import read_only
+from portal.core.models import Partner, ProductLine
+from portal.core.web import is_htmx, staff_required
 from portal.extensions import db
-from portal.models import Partner, ProductLine
-from portal.web import is_htmx, staff_required
 from portal.whatif import services
 from portal.whatif.forms import WhatIfForm
 

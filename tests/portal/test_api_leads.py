@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import Lead, LeadEvent
+from portal.core.models import Lead, LeadEvent
 from tests.conftest import PASSWORD
 
 

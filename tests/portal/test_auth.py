@@ -8,7 +8,7 @@ from email.message import Message
 import pytest
 from sqlalchemy import select
 
-from portal.models import LoginAttempt, User
+from portal.core.models import LoginAttempt, User
 from tests.conftest import PASSWORD
 
 NEW_PASSWORD = "a brand new passphrase"

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.capture.spam import sign_stamp
-from portal.models import Campaign, Lead, LeadEvent, Source
+from portal.core.models import Campaign, Lead, LeadEvent, Source
 
 
 @pytest.fixture

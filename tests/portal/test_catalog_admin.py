@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import Campaign, Competitor, ProductLine, Source
+from portal.core.models import Campaign, Competitor, ProductLine, Source
 
 
 def text(response) -> str:

@@ -11,10 +11,8 @@ import zipcodes
 from geopy.distance import great_circle
 from sqlalchemy import func, select
 
-from portal import lifecycle
-from portal.demo import DEMO_LOGINS, FRESH_OFFERS_PER_DEALER, PASSWORD, load_demo
-from portal.fulfilment.library import active_versions_for
-from portal.models import (
+from portal.core import lifecycle
+from portal.core.models import (
     Campaign,
     Competitor,
     Fulfilment,
@@ -29,6 +27,8 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.demo import DEMO_LOGINS, FRESH_OFFERS_PER_DEALER, PASSWORD, load_demo
+from portal.fulfilment.library import active_versions_for
 
 
 def count(session: Any, model: Any) -> int:

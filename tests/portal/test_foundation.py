@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from portal.core.models.base import in_autogenerate
 from portal.extensions import db
-from portal.models.base import in_autogenerate
 
 
 def test_models_and_migrations_agree(app):

@@ -16,9 +16,7 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy import func, select
 
-from portal.fulfilment import jobs as fjobs
-from portal.fulfilment import library, pdf, services
-from portal.models import (
+from portal.core.models import (
     Fulfilment,
     Lead,
     LeadEvent,
@@ -27,6 +25,8 @@ from portal.models import (
     PrintBatch,
     utcnow,
 )
+from portal.fulfilment import jobs as fjobs
+from portal.fulfilment import library, pdf, services
 from tests.conftest import PASSWORD
 
 HOT = {

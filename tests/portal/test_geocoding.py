@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal import geocoding, routing_service
-from portal.models import GeocodeCache
+from portal.core.models import GeocodeCache
 
 CALGARY = (51.0447, -114.0719)
 

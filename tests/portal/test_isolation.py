@@ -11,10 +11,11 @@ import re
 import pytest
 from sqlalchemy import select
 
-from portal import lifecycle, routing_service
+from portal import routing_service
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import Lead, LeadEvent
 from portal.leads import services
-from portal.lifecycle import Actor
-from portal.models import Lead, LeadEvent
 
 
 def _leads_rules(app):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import Campaign, ImportStatus, Lead, LeadImport, Source
+from portal.core.models import Campaign, ImportStatus, Lead, LeadImport, Source
 
 
 @pytest.fixture

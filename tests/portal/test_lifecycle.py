@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from portal import lifecycle
-from portal.lifecycle import (
+from portal.core import lifecycle
+from portal.core.lifecycle import (
     Actor,
     AtCapacity,
     InvalidInput,
     InvalidTransition,
     NotPermitted,
 )
-from portal.models import Competitor, Lead, LeadEvent, Offer, Partner, utcnow
+from portal.core.models import Competitor, Lead, LeadEvent, Offer, Partner, utcnow
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SYSTEM = Actor.system()

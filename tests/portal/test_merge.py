@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal import lifecycle
-from portal.models import LeadEvent, Offer, OfferResponse
+from portal.core import lifecycle
+from portal.core.models import LeadEvent, Offer, OfferResponse
 from portal.routing_service import route_lead
 
 

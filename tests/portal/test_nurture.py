@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from portal.jobs import enqueue
-from portal.models import (
+from portal.core.jobs import enqueue
+from portal.core.models import (
     Lead,
     LeadEvent,
     NurtureEnrollment,
@@ -230,7 +230,7 @@ def test_forged_or_crossed_tokens_are_404(client, session, nurtured, track):
 
 
 def test_a_lead_that_left_nurture_gets_no_more_emails(session, nurtured, outbox):
-    from portal import lifecycle
+    from portal.core import lifecycle
 
     run_sweep(session)
     lifecycle.disqualify(session, nurtured, lifecycle.Actor.system("test"), reason="spam")

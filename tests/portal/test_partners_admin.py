@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import Partner, Territory
+from portal.core.models import Partner, Territory
 
 
 def text(response) -> str:

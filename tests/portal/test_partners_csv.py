@@ -10,8 +10,8 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import delete, func, select
 
+from portal.core.models import Partner, Territory, partner_product_lines
 from portal.manage import partners_csv
-from portal.models import Partner, Territory, partner_product_lines
 from routing.geo import CentroidTable
 
 HEADER = ("code,name,kind,parent,email,phone,address,city,region,postal_code,country,"

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal import create_app, lifecycle, routing_service
-from portal.extensions import db
-from portal.lifecycle import Actor
-from portal.models import (
+from portal import create_app, routing_service
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import (
     Lead,
     LeadEvent,
     LoginAttempt,
@@ -26,6 +26,7 @@ from portal.models import (
     Territory,
     User,
 )
+from portal.extensions import db
 from tests.conftest import PASSWORD, base_config
 
 WRITTEN = "Written by a GET"

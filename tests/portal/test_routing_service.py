@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select
 
-from portal import lifecycle, routing_service
+from portal import routing_service
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import Lead, LeadEvent, Offer, Partner, ProductLine, Territory, utcnow
 from portal.extensions import db
-from portal.lifecycle import Actor
-from portal.models import Lead, LeadEvent, Offer, Partner, ProductLine, Territory, utcnow
 
 
 def _route(session, lead, **kwargs):

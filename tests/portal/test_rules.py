@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import ScoringRules
+from portal.core.models import ScoringRules
 from portal.rules.forms import form_data
 from routing.scoring import RuleSet
 from tests.conftest import PASSWORD

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from portal.models import User
+from portal.core.models import User
 from tests.conftest import PASSWORD
 
 

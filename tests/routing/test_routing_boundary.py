@@ -54,7 +54,7 @@ def test_the_checker_catches_what_it_should() -> None:
     bad = (
         "import flask\n"
         "from sqlalchemy.orm import Session\n"
-        "from portal.models import Lead\n"
+        "from portal.core.models import Lead\n"
         "import random\n"
         "from urllib.request import urlopen\n"
         "import requests\n"
@@ -67,7 +67,7 @@ def test_the_checker_catches_what_it_should() -> None:
     assert [v.split(": ", 1)[1] for v in violations(bad)] == [
         "imports flask",
         "imports sqlalchemy.orm",
-        "imports portal.models",
+        "imports portal.core.models",
         "imports random",
         "imports urllib.request",
         "imports requests",

@@ -12,7 +12,7 @@ from typing import Any
 from flask import current_app, render_template
 from jinja2 import TemplateNotFound
 
-from portal.jobs import job
+from portal.core.jobs import job
 
 
 def _clean_header(value: str) -> str:

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.accounts import User
-from portal.models.base import Base, utcnow
-from portal.models.catalog import ProductLine
-from portal.models.leads import Lead
-from portal.models.partners import Partner
+from portal.core.models.accounts import User
+from portal.core.models.base import Base, utcnow
+from portal.core.models.catalog import ProductLine
+from portal.core.models.leads import Lead
+from portal.core.models.partners import Partner
 
 
 class LiteratureKind(enum.StrEnum):

@@ -99,17 +99,18 @@ class Jobs:
 def init_app(app: Flask) -> None:
     """Attach the (lazy) job queue to the app."""
     # Importing the modules that define jobs registers them.
-    from portal import mail, routing_jobs  # noqa: F401
+    from portal import routing_jobs  # noqa: F401
     from portal.capture import imports as _capture_imports  # noqa: F401
+    from portal.core import mail  # noqa: F401
     from portal.fulfilment import jobs as _fulfilment_jobs  # noqa: F401
     from portal.nurture import jobs as _nurture_jobs  # noqa: F401
 
-    app.extensions["portal.jobs"] = Jobs(app)
+    app.extensions["portal.core.jobs"] = Jobs(app)
 
 
 def jobs() -> Jobs:
     """The current app's job queue."""
-    return current_app.extensions["portal.jobs"]  # type: ignore[no-any-return]
+    return current_app.extensions["portal.core.jobs"]  # type: ignore[no-any-return]
 
 
 def enqueue(name: str, *args: Any, **kwargs: Any) -> Any:

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.accounts import User
-from portal.models.base import Base, utcnow
-from portal.models.catalog import Campaign, Competitor, ProductLine, Source
-from portal.models.partners import Partner
+from portal.core.models.accounts import User
+from portal.core.models.base import Base, utcnow
+from portal.core.models.catalog import Campaign, Competitor, ProductLine, Source
+from portal.core.models.partners import Partner
 
 
 class LeadStatus(enum.StrEnum):

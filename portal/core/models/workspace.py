@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.models.base import Base, utcnow
-from portal.models.leads import Lead
+from portal.core.models.base import Base, utcnow
+from portal.core.models.leads import Lead
 
 
 class DigestFrequency(enum.StrEnum):

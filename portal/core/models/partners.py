@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, utcnow
-from portal.models.catalog import ProductLine
+from portal.core.models.base import Base, utcnow
+from portal.core.models.catalog import ProductLine
 
 if TYPE_CHECKING:
-    from portal.models.accounts import User
+    from portal.core.models.accounts import User
 
 
 class PartnerKind(enum.StrEnum):

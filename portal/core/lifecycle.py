@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from portal.models import (
+from portal.core.models import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
     WORKING_STATUSES,

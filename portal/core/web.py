@@ -10,7 +10,7 @@ from flask import Flask, Response, abort, has_request_context, render_template, 
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
-from portal.database import reads_only
+from portal.core.database import reads_only
 from portal.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,7 +71,7 @@ def init_app(app: Flask) -> None:
             return json_error(500, "server_error", "Something went wrong on our side.")
         return render_template("errors/500.html"), 500
 
-    from portal import filters
+    from portal.core import filters
 
     filters.init_app(app)
     app.jinja_env.globals["url_for"] = remembering_url_for(app)

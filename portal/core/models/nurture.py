@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.base import Base, utcnow
-from portal.models.catalog import ProductLine
-from portal.models.leads import Lead
+from portal.core.models.base import Base, utcnow
+from portal.core.models.catalog import ProductLine
+from portal.core.models.leads import Lead
 
 
 class EnrollmentStatus(enum.StrEnum):

@@ -11,10 +11,10 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from portal.models.base import Base, utcnow
+from portal.core.models.base import Base, utcnow
 
 if TYPE_CHECKING:
-    from portal.models.partners import Partner
+    from portal.core.models.partners import Partner
 
 
 class Role(enum.StrEnum):

@@ -1,10 +1,10 @@
 """The SQLAlchemy models; importing this module registers every table on ``Base.metadata``."""
 
-from portal.models.accounts import LoginAttempt, Role, User
-from portal.models.base import Base, utcnow
-from portal.models.capture import IdempotencyKey, ScoringRules
-from portal.models.catalog import Campaign, Competitor, ProductLine, Source
-from portal.models.fulfilment import (
+from portal.core.models.accounts import LoginAttempt, Role, User
+from portal.core.models.base import Base, utcnow
+from portal.core.models.capture import IdempotencyKey, ScoringRules
+from portal.core.models.catalog import Campaign, Competitor, ProductLine, Source
+from portal.core.models.fulfilment import (
     Fulfilment,
     FulfilmentChannel,
     FulfilmentStatus,
@@ -13,9 +13,9 @@ from portal.models.fulfilment import (
     LiteratureVersion,
     PrintBatch,
 )
-from portal.models.geo import GeocodeCache, PostalCentroid
-from portal.models.imports import CaptureAttempt, ImportStatus, LeadImport
-from portal.models.leads import (
+from portal.core.models.geo import GeocodeCache, PostalCentroid
+from portal.core.models.imports import CaptureAttempt, ImportStatus, LeadImport
+from portal.core.models.leads import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
     WORKING_STATUSES,
@@ -27,21 +27,21 @@ from portal.models.leads import (
     Rank,
     display_name,
 )
-from portal.models.nurture import (
+from portal.core.models.nurture import (
     EnrollmentStatus,
     NurtureEnrollment,
     NurtureSend,
     NurtureStep,
     NurtureTrack,
 )
-from portal.models.partners import (
+from portal.core.models.partners import (
     Forwarding,
     Partner,
     PartnerKind,
     Territory,
     partner_product_lines,
 )
-from portal.models.workspace import DEFAULT_DIGEST, DigestFrequency, DigestPreference
+from portal.core.models.workspace import DEFAULT_DIGEST, DigestFrequency, DigestPreference
 
 __all__ = [
     "Base",

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.models.base import Base, utcnow
+from portal.core.models.base import Base, utcnow
 
 
 class ProductLine(Base):

@@ -41,7 +41,7 @@ def remembered(pool: str, key: Hashable, make: Callable[[], T]) -> T:
     if current_app.jinja_env.auto_reload:
         return make()
     pools: dict[str, dict[Hashable, Any]] = current_app.extensions.setdefault(
-        "portal.fragments", {})
+        "portal.core.fragments", {})
     kept = pools.setdefault(pool, {})
     try:
         return kept[key]  # type: ignore[no-any-return]

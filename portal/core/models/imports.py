@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.models.accounts import User
-from portal.models.base import Base, utcnow
-from portal.models.catalog import Campaign, Source
+from portal.core.models.accounts import User
+from portal.core.models.base import Base, utcnow
+from portal.core.models.catalog import Campaign, Source
 
 
 class ImportStatus(enum.StrEnum):
