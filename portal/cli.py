@@ -163,6 +163,7 @@ def route(batch: int) -> None:
     """Expire overdue offers, then route every pending lead (commits per batch)."""
     import time
 
+    from portal.core.errors import InvalidTransition
     from portal.routing_service import (
         expire_overdue_offers,
         partner_index,
@@ -185,7 +186,10 @@ def route(batch: int) -> None:
             break
         index = partner_index(db.session)  # checked once per batch, not per lead
         for lead in leads:
-            result = route_lead(db.session, lead, index=index)
+            try:
+                result = route_lead(db.session, lead, index=index)
+            except InvalidTransition:
+                continue  # routed by the worker since the query read it
             if result.partner is not None:
                 offered += 1
             else:

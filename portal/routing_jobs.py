@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from portal.core.errors import InvalidTransition
 from portal.core.jobs import periodic
 from portal.extensions import db
 from portal.routing_service import (
@@ -19,7 +20,10 @@ def route_batch(limit: int = 500) -> tuple[int, int]:
     leads = pending_leads(db.session, limit=limit)
     index = partner_index(db.session) if leads else None
     for lead in leads:
-        route_lead(db.session, lead, index=index)
+        try:
+            route_lead(db.session, lead, index=index)
+        except InvalidTransition:
+            continue  # routed by someone else since the query read it
         routed += 1
     return len(expired), routed
 

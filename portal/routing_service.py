@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import geocoding
 from portal.core import lifecycle
-from portal.core.lifecycle import Actor, AtCapacity
+from portal.core.errors import AtCapacity, InvalidTransition
+from portal.core.lifecycle import Actor
 from portal.core.models import (
     Lead,
     LeadStatus,
@@ -275,9 +276,7 @@ def route_lead(session: Session, lead: Lead, *, actor: Actor | None = None,
     """Offer a qualified (or queued) lead to the best partner, or queue it with the reason."""
     now = now or utcnow()
     actor = actor or Actor.system("routing")
-    if lead.status not in (LeadStatus.QUALIFIED, LeadStatus.UNASSIGNED):
-        raise lifecycle.InvalidTransition(
-            f"{lifecycle.a_status(lead.status)} lead is not waiting for routing", lead.status)
+    lifecycle.check(session, lead, "route", actor)
     result = RoutingResult(lead=lead)
     max_offers = int(current_app.config["MAX_OFFERS"])
     if (lead.offers_count or 0) >= max_offers:
@@ -366,7 +365,10 @@ def expire_overdue_offers(session: Session, *, now: datetime | None = None,
     results = []
     index = partner_index(session) if leads else None
     for lead in leads:
-        lifecycle.expire(session, lead, now=now)
+        try:
+            lifecycle.expire(session, lead, now=now)
+        except InvalidTransition:
+            continue  # answered or moved on since the query read it: nothing to expire
         results.append(route_lead(session, lead, now=now, index=index))
     return results
 

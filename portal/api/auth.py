@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from portal.api.errors import json_error
 from portal.core.models import User
+from portal.core.web import json_error
 from portal.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,12 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from portal.api.auth import token_required
-from portal.api.errors import json_error
 from portal.api.serialize import lead_json
 from portal.api.views import bp, json_body
-from portal.capture.services import CaptureError, capture_inquiry
+from portal.capture.services import capture_inquiry
 from portal.core import lifecycle
 from portal.core.models import Lead, LeadStatus, Partner
+from portal.core.web import json_error
 from portal.extensions import db
 from portal.leads.access import visible_lead, visible_to
 from portal.leads.actions import perform_action
@@ -38,9 +38,6 @@ def create_lead():  # type: ignore[no-untyped-def]
         result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
                                  idempotency_key=key, owner_partner=owner)
         db.session.flush()
-    except CaptureError as error:
-        db.session.rollback()
-        return json_error(422, "invalid_input", error.message, error.fields)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its lead.
         db.session.rollback()
@@ -108,20 +105,9 @@ def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
     if body is None or not isinstance(body.get("action"), str):
         return json_error(400, "bad_request", 'Send {"action": …} as a JSON object.')
     args: dict[str, Any] = {k: v for k, v in body.items() if k != "action"}
-    try:
-        perform_action(db.session, lead, body["action"], args,
-                       lifecycle.Actor.of(user, device="api"))
-        db.session.flush()
-    except lifecycle.InvalidTransition as error:
-        db.session.rollback()
-        return json_error(409, error.code, error.message, error.fields,
-                          status=error.current_status)
-    except lifecycle.NotPermitted:
-        db.session.rollback()
-        return json_error(404, "not_found", "No such lead.")
-    except lifecycle.LifecycleError as error:
-        db.session.rollback()
-        return json_error(error.status, error.code, error.message, error.fields)
+    # A refusal (409 with the lead's state, 404, 422) is answered by the one error handler.
+    perform_action(db.session, lead, body["action"], args, lifecycle.Actor.of(user, device="api"))
+    db.session.flush()
     db.session.refresh(lead)
     if db.session.scalars(select(Lead.id).where(Lead.id == lead.id, visible_to(user))).first():
         return jsonify(lead_json(lead))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.core.transitions import API_ACTIONS
+
 ERROR = {
     "type": "object",
     "required": ["error", "message", "fields"],
@@ -47,9 +49,7 @@ ACTION = {
     "type": "object",
     "required": ["action"],
     "properties": {
-        "action": {"enum": ["accept", "decline", "contact", "appointment", "quote", "won",
-                            "lost", "no_interest", "note", "forward", "reassign", "reopen",
-                            "disqualify"]},
+        "action": {"enum": list(API_ACTIONS)},  # the transition table's
         "reason": _TEXT, "competitor": _TEXT, "amount": {"type": ["number", "string"]},
         "channel": _TEXT, "date": {"type": "string", "format": "date"}, "text": _TEXT,
         "partner": _TEXT,

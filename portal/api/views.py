@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from portal.api.auth import issue_token, token_required
-from portal.api.errors import json_error
 from portal.api.openapi import spec
 from portal.auth import services as auth_services
+from portal.core.web import json_error
 from portal.extensions import db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
+from portal.core.errors import InvalidInput
 from portal.core.jobs import job
 from portal.core.lifecycle import Actor, LifecycleError
 from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
@@ -62,12 +63,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 REPORT_HEADER = ("line", "column", "message")
 
 
-class ImportFileError(Exception):
+class ImportFileError(InvalidInput):
     """The upload cannot be imported as a whole; ``message`` says why and where."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

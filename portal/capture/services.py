@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.core import lifecycle
+from portal.core.errors import InvalidInput
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     Campaign,
@@ -44,13 +45,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
 
-class CaptureError(Exception):
+class CaptureError(InvalidInput):
     """The inquiry cannot be taken as sent; ``fields`` says what to fix."""
-
-    def __init__(self, message: str, fields: dict[str, str]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
 
 
 @dataclass

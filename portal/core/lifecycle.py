@@ -9,17 +9,27 @@ commits (the caller commits at its boundary).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import case, event, func, inspect, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from portal.core import transitions as table
+from portal.core.database import PortalSession
+from portal.core.errors import (
+    AtCapacity,
+    DomainError,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+)
 from portal.core.models import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -38,63 +48,17 @@ from portal.core.models import (
 S = LeadStatus
 #: the order of the working stages: an action never moves a lead back
 _STAGE_ORDER = {s: i for i, s in enumerate(WORKING_STATUSES)}
-LOST_REASONS = ("competitor", "price", "timing", "no_budget", "no_response", "other")
-DECLINE_REASONS = {
-    "out_of_area": "Out of our area",
-    "no_capacity": "No capacity right now",
-    "not_our_product": "Not our product",
-    "duplicate": "Duplicate of a lead we have",
-    "other": "Other",
-}
-CONTACT_CHANNELS = ("phone", "email", "visit", "text", "other")
-PARTNER_ACTIONS = (
-    "accept", "decline", "contact", "appointment", "quote", "won", "lost", "no_interest",
-    "note", "forward",
-)
-STAFF_ACTIONS = ("reassign", "reopen", "disqualify")
+LOST_REASONS = table.LOST_REASONS
+DECLINE_REASONS = table.DECLINE_REASONS
+CONTACT_CHANNELS = table.CONTACT_CHANNELS
+#: the table's action for each working stage
+_STAGE_ACTIONS = {S.CONTACTED: "contact", S.APPOINTMENT: "appointment", S.QUOTED: "quote"}
 MAX_AMOUNT = Decimal("1000000000")
 
 
-class LifecycleError(Exception):
-    """A request the lifecycle refuses; ``code`` is stable for the API."""
-
-    status = 400
-    code = "invalid"
-
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
-
-
-class InvalidInput(LifecycleError):
-    status = 422
-    code = "invalid_input"
-
-
-class InvalidTransition(LifecycleError):
-    """The action does not apply to the lead's current state (the API answers 409)."""
-
-    status = 409
-    code = "invalid_transition"
-
-    def __init__(self, message: str, current_status: str) -> None:
-        super().__init__(message)
-        self.current_status = current_status
-
-
-class NotPermitted(LifecycleError):
-    """The actor may not do this to this lead (views answer 404: no existence leak)."""
-
-    status = 404
-    code = "not_found"
-
-
-class AtCapacity(LifecycleError):
-    """The partner filled up between the routing decision and the offer."""
-
-    status = 409
-    code = "at_capacity"
+#: the lifecycle's refusals are the one domain error (kept here under their old names too)
+LifecycleError = DomainError
+NotPermitted = NotFound
 
 
 @dataclass(frozen=True)
@@ -124,6 +88,87 @@ def a_status(status: str) -> str:
     """"an offered", "a won": readable messages."""
     text = str(status).replace("_", " ")
     return ("an " if text[:1] in "aeiou" else "a ") + text
+
+
+# --- the one guard: lock the lead, then ask the transition table ------------------------
+
+#: Session.info key: the leads whose rows this transaction holds
+_LOCKED = "portal.locked_leads"
+
+
+def lock(session: Session, lead: Lead) -> None:
+    """Hold ``lead``'s row until this transaction ends, and read it as it is now.
+
+    Every transition starts here, so of N simultaneous actions on one lead exactly one
+    applies; the others wait, then see the lead as the first one left it and are refused
+    by the table (409) or proceed if it still allows them. PostgreSQL takes the row lock
+    (``FOR UPDATE``); SQLite's writing transactions already hold its write lock (``BEGIN
+    IMMEDIATE``). A lead this transaction created needs no lock: nobody else sees it yet.
+    """
+    state = inspect(lead)
+    if state.transient or state.pending:
+        return
+    held: set[Any] = session.info.setdefault(_LOCKED, set())
+    if lead.id in held:
+        return
+    # Fetched, not only executed: the ORM refreshes the object as it reads the row.
+    session.scalars(select(Lead).where(Lead.id == lead.id).with_for_update()
+                    .execution_options(populate_existing=True)).one()
+    held.add(lead.id)
+
+
+def _hold(session: Session, lead: Lead) -> None:
+    session.info.setdefault(_LOCKED, set()).add(lead.id)
+
+
+@event.listens_for(PortalSession, "after_transaction_end")
+def _release(session: Session, transaction: SessionTransaction) -> None:
+    # The database lets go of the rows when the transaction ends: so does the bookkeeping.
+    if transaction.parent is None:
+        session.info.pop(_LOCKED, None)
+
+
+def roles_of(actor: Actor, lead: Lead) -> frozenset[str]:
+    """The table's roles ``actor`` holds towards ``lead``."""
+    if actor.user is None:
+        return frozenset({table.SYSTEM, table.STAFF})
+    if actor.user.is_staff:
+        return frozenset({table.STAFF})
+    roles = {table.PARTNER}
+    if actor.partner_id is not None:
+        if actor.partner_id == lead.assigned_partner_id:
+            roles.add(table.HOLDER)
+        elif lead.assigned_partner is not None and (
+                lead.assigned_partner.parent_id == actor.partner_id):
+            roles.add(table.PARENT)
+    return frozenset(roles)
+
+
+def refusal(rule: table.Transition, status: str) -> str:
+    """Why ``rule`` does not apply to a lead in ``status``, in words."""
+    text = rule.refusal or f"cannot be {rule.action}"
+    if not text.startswith("only"):
+        text = f"{a_status(status)} lead {text}"
+    if status == S.OFFERED and S.ACCEPTED in rule.sources:
+        text += " (accept it first)"
+    return text
+
+
+def check(session: Session, lead: Lead, action: str, actor: Actor,
+          values: dict[str, Any] | None = None) -> table.Transition:
+    """Lock ``lead`` and check ``action`` against the table: who, from which state, with
+    which fields. Raises NotFound (not the actor's), InvalidTransition or InvalidInput."""
+    rule = table.transition(action)
+    lock(session, lead)
+    if not rule.who & roles_of(actor, lead):
+        raise NotFound("No such lead.")
+    if not rule.allows(lead.status):
+        raise InvalidTransition(refusal(rule, lead.status), lead.status)
+    if values is not None:
+        missing = rule.first_missing(values)
+        if missing is not None:
+            raise InvalidInput(missing.message, rule.missing(values))
+    return rule
 
 
 # --- events and bookkeeping -------------------------------------------------------------
@@ -262,6 +307,7 @@ def capture(session: Session, lead: Lead, actor: Actor, *, now: datetime | None 
     if lead.id is None:
         lead.id = uuid.uuid4()
     session.add(lead)
+    _hold(session, lead)  # a row this transaction inserts is its own until it commits
     record_event(session, lead, "captured", actor, now=now, to_status=S.CAPTURED,
                  data=data or {})
     return lead
@@ -280,11 +326,9 @@ def qualify(
 ) -> None:
     """Record the rules' verdict: ``qualified``, ``nurture`` or ``disqualified``."""
     now = now or utcnow()
-    if outcome not in (S.QUALIFIED, S.NURTURE, S.DISQUALIFIED):
+    if outcome not in table.transition("qualify").targets:
         raise InvalidInput(f"unknown qualification {outcome!r}")
-    if lead.status not in (S.CAPTURED, S.NURTURE):
-        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be qualified again",
-                                lead.status)
+    check(session, lead, "qualify", actor)
     lead.score, lead.rank, lead.qualification_reason = score, rank, reason[:300]
     _move(session, lead, outcome, outcome, actor, now,
           data={"reason": reason, "score": score, "rank": rank})
@@ -302,6 +346,7 @@ def rescore(
 ) -> None:
     """New score and rank (a repeat inquiry, nurture engagement); the stage stays."""
     now = now or utcnow()
+    check(session, lead, "rescore", actor)
     if score == lead.score and rank == lead.rank:
         return
     old = {"score": lead.score, "rank": lead.rank}
@@ -314,6 +359,7 @@ def record_inquiry(session: Session, lead: Lead, actor: Actor, *, data: dict[str
                    now: datetime | None = None) -> LeadEvent:
     """The same person inquired again: the repeat is an event on the existing lead."""
     now = now or utcnow()
+    check(session, lead, "inquiry", actor)
     lead.inquiries = (lead.inquiries or 1) + 1
     return record_event(session, lead, "inquiry", actor, now=now, data=data)
 
@@ -335,22 +381,25 @@ def offer(
 ) -> Offer:
     """Offer ``lead`` to ``partner`` (routing decision, manual reassign or forward)."""
     now = now or utcnow()
-    routable = (S.QUALIFIED, S.UNASSIGNED)
-    if lead.status not in routable:
-        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be offered", lead.status)
+    check(session, lead, "offer", actor)
     if not partner.active and not force:
         raise InvalidInput(f"{partner.code} is paused and takes no new leads")
     _claim_capacity(session, partner, force=force, now=now)
-    item = Offer(
-        lead_id=lead.id,
-        partner_id=partner.id,
-        offered_at=now,
-        expires_at=now + accept_sla(partner),
-        method=method,
-        by_user_id=actor.user.id if actor.user else None,
-        reason=reason[:300],
-        explanation=explanation,
-    )
+    item = _place(session, lead, partner, actor, method=method, reason=reason,
+                  explanation=explanation, now=now)
+    _move(session, lead, S.OFFERED, "offered", actor, now, partner_id=partner.id,
+          data={"method": method, "reason": reason,
+                "summary": (explanation or {}).get("summary", "")})
+    return item
+
+
+def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, method: str,
+           reason: str, explanation: dict[str, Any] | None, now: datetime) -> Offer:
+    """The offer row and the lead's assignment, for an offer and a forward alike."""
+    item = Offer(lead_id=lead.id, partner_id=partner.id, offered_at=now,
+                 expires_at=now + accept_sla(partner), method=method,
+                 by_user_id=actor.user.id if actor.user else None, reason=reason[:300],
+                 explanation=explanation)
     session.add(item)
     lead.assigned_partner_id = partner.id
     lead.assigned_partner = partner
@@ -359,9 +408,6 @@ def offer(
     lead.offers_count = (lead.offers_count or 0) + 1
     if explanation is not None:
         lead.routing = explanation
-    _move(session, lead, S.OFFERED, "offered", actor, now, partner_id=partner.id,
-          data={"method": method, "reason": reason,
-                "summary": (explanation or {}).get("summary", "")})
     return item
 
 
@@ -370,8 +416,7 @@ def mark_unassigned(session: Session, lead: Lead, actor: Actor, *,
                     now: datetime | None = None) -> None:
     """No partner fits: the lead waits in the managers' queue with the reason."""
     now = now or utcnow()
-    if lead.status not in (S.QUALIFIED, S.UNASSIGNED):
-        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be unassigned", lead.status)
+    check(session, lead, "unassign", actor)
     _unassign(lead)
     lead.routing = explanation
     summary = reason or (explanation or {}).get("summary", "")
@@ -395,12 +440,8 @@ def decline(session: Session, lead: Lead, actor: Actor, *, reason: str,
             now: datetime | None = None, event_id: uuid.UUID | None = None) -> None:
     """The partner declines the offer (reason required); the caller re-routes."""
     now = now or utcnow()
-    _require_partner(lead, actor)
-    if lead.status != S.OFFERED:
-        raise InvalidTransition("only an offered lead can be declined", lead.status)
     reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("Say why you decline this lead.", {"reason": "A reason is required."})
+    check(session, lead, "decline", actor, {"reason": reason})
     reason = DECLINE_REASONS.get(reason, reason)[:300]
     _give_back(session, lead, current_offer(session, lead), OfferResponse.DECLINED,
                "declined", actor, now, reason, event_id=event_id)
@@ -409,9 +450,12 @@ def decline(session: Session, lead: Lead, actor: Actor, *, reason: str,
 def expire(session: Session, lead: Lead, *, now: datetime | None = None) -> None:
     """The offer was not accepted in time; the caller re-routes."""
     now = now or utcnow()
-    if lead.status != S.OFFERED:
-        raise InvalidTransition("only an offered lead can expire", lead.status)
-    _give_back(session, lead, current_offer(session, lead), OfferResponse.EXPIRED,
+    check(session, lead, "expire", Actor.system())
+    pending = current_offer(session, lead)
+    if pending is not None and pending.expires_at is not None and pending.expires_at > now:
+        # Declined and offered again (or accepted and re-opened) since the sweep looked.
+        raise InvalidTransition("the offer is not past its deadline", lead.status)
+    _give_back(session, lead, pending, OfferResponse.EXPIRED,
                "expired", Actor.system(), now, "not accepted in time")
 
 
@@ -420,11 +464,8 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
             now: datetime | None = None) -> Offer:
     """A distributor passes its lead to one of its own dealers (same acceptance flow)."""
     now = now or utcnow()
+    check(session, lead, "forward", actor)
     distributor_id = lead.assigned_partner_id
-    if not actor.is_staff and actor.partner_id != distributor_id:
-        raise NotPermitted("lead not found")
-    if lead.status not in (S.OFFERED, S.ACCEPTED):
-        raise InvalidTransition("only an offered or accepted lead can be forwarded", lead.status)
     if dealer.parent_id is None or dealer.parent_id != distributor_id:
         raise InvalidInput(
             f"{dealer.code} is not one of this distributor's dealers",
@@ -448,23 +489,10 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
     _claim_capacity(session, dealer, force=False, now=now)
     _close_offer(current_offer(session, lead), OfferResponse.FORWARDED, now)
     _adjust_open(session, distributor_id, -1)
-    from_status = lead.status
-    item = Offer(lead_id=lead.id, partner_id=dealer.id, offered_at=now,
-                 expires_at=now + accept_sla(dealer), method="forward",
-                 by_user_id=actor.user.id if actor.user else None, reason=reason[:300],
-                 explanation=explanation)
-    session.add(item)
-    lead.assigned_partner_id = dealer.id
-    lead.assigned_partner = dealer
-    lead.offered_at = now
-    lead.accepted_at = None
-    lead.offers_count = (lead.offers_count or 0) + 1
-    if explanation is not None:
-        lead.routing = explanation
-    lead.status = S.OFFERED
-    record_event(session, lead, "forwarded", actor, now=now, from_status=from_status,
-                 to_status=S.OFFERED, partner_id=dealer.id,
-                 data={"from_partner_id": distributor_id, "to": dealer.code, "reason": reason})
+    item = _place(session, lead, dealer, actor, method="forward", reason=reason,
+                  explanation=explanation, now=now)
+    _move(session, lead, S.OFFERED, "forwarded", actor, now, partner_id=dealer.id,
+          data={"from_partner_id": distributor_id, "to": dealer.code, "reason": reason})
     return item
 
 
@@ -472,8 +500,7 @@ def withdraw(session: Session, lead: Lead, actor: Actor, *, reason: str,
              now: datetime | None = None) -> None:
     """Take a lead back from its partner (manager reassign, distributor pull-back)."""
     now = now or utcnow()
-    if lead.status not in OPEN_STATUSES:
-        raise InvalidTransition("only an open lead can be taken back", lead.status)
+    check(session, lead, "withdraw", actor)
     partner_id = lead.assigned_partner_id
     _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
     _adjust_open(session, partner_id, -1)
@@ -487,15 +514,10 @@ def reassign(session: Session, lead: Lead, partner: Partner, actor: Actor, *, re
              now: datetime | None = None) -> Offer:
     """A manager moves a lead to ``partner`` by hand, with a reason (capacity may be exceeded)."""
     now = now or utcnow()
-    if not actor.is_staff:
-        raise NotPermitted("lead not found")
     reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("Say why you reassign this lead.", {"reason": "A reason is required."})
+    check(session, lead, "reassign", actor, {"reason": reason, "partner": partner.code})
     if lead.status in OPEN_STATUSES:
         withdraw(session, lead, actor, reason=reason, now=now)
-    elif lead.status not in (S.QUALIFIED, S.UNASSIGNED, S.NURTURE, S.CAPTURED):
-        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be reassigned", lead.status)
     if lead.status in (S.NURTURE, S.CAPTURED):
         _move(session, lead, S.QUALIFIED, "qualified", actor, now,
               data={"reason": f"reassigned by hand: {reason}"})
@@ -506,20 +528,11 @@ def reassign(session: Session, lead: Lead, partner: Partner, actor: Actor, *, re
 # --- the partner's work -------------------------------------------------------------------
 
 
-def _require_partner(lead: Lead, actor: Actor) -> None:
-    if actor.is_staff:
-        return
-    if actor.partner_id is None or actor.partner_id != lead.assigned_partner_id:
-        raise NotPermitted("lead not found")
-
-
 def accept(session: Session, lead: Lead, actor: Actor, *, now: datetime | None = None,
            event_id: uuid.UUID | None = None) -> None:
     """The partner takes the offer: the outcome clock starts."""
     now = now or utcnow()
-    _require_partner(lead, actor)
-    if lead.status != S.OFFERED:
-        raise InvalidTransition("only an offered lead can be accepted", lead.status)
+    check(session, lead, "accept", actor)
     _close_offer_accepted(current_offer(session, lead), now)
     lead.accepted_at = now
     _move(session, lead, S.ACCEPTED, "accepted", actor, now, partner_id=lead.assigned_partner_id,
@@ -568,23 +581,18 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
     """Record progress: ``contacted``, ``appointment`` or ``quoted`` (never backwards)."""
     now = now or utcnow()
     data = dict(data or {})
-    _require_partner(lead, actor)
-    if stage not in (S.CONTACTED, S.APPOINTMENT, S.QUOTED):
+    action = _STAGE_ACTIONS.get(stage)
+    if action is None:
         raise InvalidInput(f"unknown stage {stage!r}")
-    if lead.status not in _STAGE_ORDER:
-        raise InvalidTransition(
-            f"{a_status(lead.status)} lead cannot move to {stage}"
-            + (" (accept it first)" if lead.status == S.OFFERED else ""),
-            lead.status,
-        )
+    check(session, lead, action, actor)
     if _STAGE_ORDER[stage] < _STAGE_ORDER[lead.status]:
         raise InvalidTransition(f"the lead is already past {stage}", lead.status)
     event: dict[str, Any] = {}
     if stage == S.CONTACTED:
         channel = str(data.get("channel") or "phone").strip()
-        if channel not in CONTACT_CHANNELS:
+        if channel not in table.CONTACT_CHANNELS:
             raise InvalidInput("Unknown contact channel.",
-                               {"channel": f"Pick one of: {', '.join(CONTACT_CHANNELS)}."})
+                               {"channel": f"Pick one of: {', '.join(table.CONTACT_CHANNELS)}."})
         event["channel"] = channel
     elif stage == S.APPOINTMENT:
         when = _parse_date(data.get("date"), "date")
@@ -609,15 +617,9 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
     """Report the outcome: ``won`` (amount), ``lost`` (reason, competitor) or ``no_interest``."""
     now = now or utcnow()
     data = dict(data or {})
-    _require_partner(lead, actor)
     if outcome not in CLOSED_STATUSES:
         raise InvalidInput(f"unknown outcome {outcome!r}")
-    if lead.status not in _STAGE_ORDER:
-        raise InvalidTransition(
-            f"{a_status(lead.status)} lead cannot be closed as {outcome}"
-            + (" (accept it first)" if lead.status == S.OFFERED else ""),
-            lead.status,
-        )
+    check(session, lead, outcome, actor, data)
     event: dict[str, Any] = {}
     if outcome == S.WON:
         amount = parse_amount(data.get("amount"), required=False)
@@ -631,9 +633,9 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
                      date=won_on.isoformat() if won_on else None)
     elif outcome == S.LOST:
         reason = str(data.get("reason") or "").strip()
-        if reason not in LOST_REASONS:
+        if reason not in table.LOST_REASONS:
             raise InvalidInput("Say why the lead was lost.",
-                               {"reason": f"Pick one of: {', '.join(LOST_REASONS)}."})
+                               {"reason": f"Pick one of: {', '.join(table.LOST_REASONS)}."})
         lead.lost_reason = reason
         event["reason"] = reason
         if reason == "competitor":
@@ -660,10 +662,8 @@ def add_note(session: Session, lead: Lead, actor: Actor, *, text: str,
              now: datetime | None = None, event_id: uuid.UUID | None = None) -> LeadEvent:
     """A note on the lead's timeline; the state does not change."""
     now = now or utcnow()
-    _require_partner(lead, actor)
     text = (text or "").strip()
-    if not text:
-        raise InvalidInput("The note is empty.", {"text": "Write the note."})
+    check(session, lead, "note", actor, {"text": text})
     return record_event(session, lead, "note", actor, now=now, data={"text": text[:5000]},
                         partner_id=lead.assigned_partner_id, event_id=event_id)
 
@@ -675,14 +675,8 @@ def reopen(session: Session, lead: Lead, actor: Actor, *, reason: str,
            now: datetime | None = None) -> None:
     """A manager re-opens a closed or disqualified lead, with a reason (audited)."""
     now = now or utcnow()
-    if not actor.is_staff:
-        raise NotPermitted("lead not found")
     reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("Say why you re-open this lead.", {"reason": "A reason is required."})
-    if lead.status not in CLOSED_STATUSES and lead.status != S.DISQUALIFIED:
-        raise InvalidTransition("only a closed or disqualified lead can be re-opened",
-                                lead.status)
+    check(session, lead, "reopen", actor, {"reason": reason})
     if lead.status in CLOSED_STATUSES and lead.assigned_partner_id is not None:
         target = S.ACCEPTED
         _adjust_open(session, lead.assigned_partner_id, +1)
@@ -702,13 +696,8 @@ def disqualify(session: Session, lead: Lead, actor: Actor, *, reason: str,
                now: datetime | None = None) -> None:
     """A manager rules a lead out (spam, test, invalid, duplicate)."""
     now = now or utcnow()
-    if not actor.is_staff:
-        raise NotPermitted("lead not found")
     reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("Say why.", {"reason": "A reason is required."})
-    if lead.status in CLOSED_STATUSES or lead.status == S.DISQUALIFIED:
-        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be disqualified", lead.status)
+    check(session, lead, "disqualify", actor, {"reason": reason})
     if lead.status in OPEN_STATUSES:
         _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
         _adjust_open(session, lead.assigned_partner_id, -1)
@@ -725,14 +714,13 @@ def merge(session: Session, lead: Lead, into: Lead, actor: Actor, *, reason: str
     """A manager merges duplicate ``lead`` into ``into``: it is disqualified as merged, its
     inquiries count on ``into``, and a partner holding it lets go (events on both leads)."""
     now = now or utcnow()
-    if not actor.is_staff:
-        raise NotPermitted("lead not found")
     if lead.id == into.id:
         raise InvalidInput("A lead cannot be merged into itself.",
                            {"merge": "Pick two different leads."})
-    if lead.status in CLOSED_STATUSES or lead.status == S.DISQUALIFIED:
-        raise InvalidTransition(f"{a_status(lead.status)} lead cannot be merged away",
-                                lead.status)
+    # Both rows, in one order, so two merges of the same pair cannot deadlock.
+    for held in sorted((lead, into), key=lambda one: str(one.id)):
+        lock(session, held)
+    check(session, lead, "merge", actor)
     if into.status == S.DISQUALIFIED:
         raise InvalidInput("A disqualified lead cannot take a merge.",
                            {"keep": "Keep a lead that is not disqualified."})
@@ -780,12 +768,9 @@ def unmerge(session: Session, lead: Lead, actor: Actor, *, reason: str,
     """Undo a merge: ``lead`` returns to the state (and partner) it had, ``into`` gives back
     its inquiries; audited on both leads."""
     now = now or utcnow()
-    if not actor.is_staff:
-        raise NotPermitted("lead not found")
     reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("Say why you unmerge this lead.", {"reason": "A reason is required."})
-    merged = last_merge(session, lead) if lead.status == S.DISQUALIFIED else None
+    check(session, lead, "unmerge", actor, {"reason": reason})
+    merged = last_merge(session, lead)
     if merged is None:
         raise InvalidTransition("only a merged lead can be unmerged", lead.status)
     previous: dict[str, Any] = merged.data.get("previous") or {}
@@ -813,6 +798,8 @@ def unmerge(session: Session, lead: Lead, actor: Actor, *, reason: str,
     lead.score = int(previous.get("score") or 0)
     lead.rank = previous.get("rank")
     into = session.get(Lead, uuid.UUID(merged.data["into"]))
+    if into is not None:
+        lock(session, into)
     event = _move(session, lead, status, "unmerged", actor, now, partner_id=partner_id,
                   data={"reason": reason, "from": merged.data["into"],
                         "merge_event": str(merged.id)})
@@ -840,37 +827,61 @@ def apply_action(session: Session, lead: Lead, action: str, args: dict[str, Any]
     caller's job (``portal.routing_service``), so this stays free of routing.
     """
     now = now or utcnow()
-    if action in ("accept",):
-        accept(session, lead, actor, now=now, event_id=event_id)
-    elif action == "decline":
-        decline(session, lead, actor, reason=str(args.get("reason") or ""), now=now,
-                event_id=event_id)
-    elif action in ("contact", "appointment", "quote"):
-        stage = {"contact": S.CONTACTED, "appointment": S.APPOINTMENT, "quote": S.QUOTED}[action]
+    handler = _ACTIONS.get(action)
+    if handler is None:
+        raise InvalidInput(f"Unknown action {action!r}.",
+                           {"action": f"One of: {', '.join(table.API_ACTIONS)}."})
+    handler(session, lead, args, actor, now, event_id)
+
+
+def _text(args: dict[str, Any], name: str) -> str:
+    return str(args.get(name) or "")
+
+
+def _partner_named(session: Session, args: dict[str, Any]) -> Partner:
+    code = _text(args, "partner").strip()
+    partner = session.scalars(select(Partner).where(Partner.code == code)).first()
+    if partner is None:
+        raise InvalidInput("Unknown partner.", {"partner": f"No partner with code {code!r}."})
+    return partner
+
+
+_Handler = Callable[[Session, Lead, dict[str, Any], Actor, datetime, "uuid.UUID | None"], Any]
+
+
+def _stage(stage: str) -> _Handler:
+    def run(session: Session, lead: Lead, args: dict[str, Any], actor: Actor, now: datetime,
+            event_id: uuid.UUID | None) -> None:
         advance(session, lead, stage, actor, data=args, now=now, event_id=event_id)
-    elif action in ("won", "lost", "no_interest"):
-        close(session, lead, action, actor, data=args, now=now, event_id=event_id)
-    elif action == "note":
-        add_note(session, lead, actor, text=str(args.get("text") or args.get("note") or ""),
-                 now=now, event_id=event_id)
-    elif action in ("forward", "reassign"):
-        code = str(args.get("partner") or "").strip()
-        partner = session.scalars(select(Partner).where(Partner.code == code)).first()
-        if partner is None:
-            raise InvalidInput("Unknown partner.", {"partner": f"No partner with code {code!r}."})
-        if action == "forward":
-            forward(session, lead, partner, actor, reason=str(args.get("reason") or ""), now=now)
-        else:
-            reassign(session, lead, partner, actor, reason=str(args.get("reason") or ""), now=now)
-    elif action == "reopen":
-        reopen(session, lead, actor, reason=str(args.get("reason") or ""), now=now)
-    elif action == "disqualify":
-        disqualify(session, lead, actor, reason=str(args.get("reason") or ""), now=now)
-    else:
-        raise InvalidInput(
-            f"Unknown action {action!r}.",
-            {"action": f"One of: {', '.join(PARTNER_ACTIONS + STAFF_ACTIONS)}."},
-        )
+    return run
+
+
+def _outcome(outcome: str) -> _Handler:
+    def run(session: Session, lead: Lead, args: dict[str, Any], actor: Actor, now: datetime,
+            event_id: uuid.UUID | None) -> None:
+        close(session, lead, outcome, actor, data=args, now=now, event_id=event_id)
+    return run
+
+
+#: each API action of the table, and the lifecycle function that carries it out
+_ACTIONS: dict[str, _Handler] = {
+    "accept": lambda s, lead, a, who, now, eid: accept(s, lead, who, now=now, event_id=eid),
+    "decline": lambda s, lead, a, who, now, eid: decline(
+        s, lead, who, reason=_text(a, "reason"), now=now, event_id=eid),
+    **{action: _stage(stage) for stage, action in _STAGE_ACTIONS.items()},
+    **{outcome: _outcome(outcome) for outcome in (S.WON, S.LOST, S.NO_INTEREST)},
+    "note": lambda s, lead, a, who, now, eid: add_note(
+        s, lead, who, text=_text(a, "text") or _text(a, "note"), now=now, event_id=eid),
+    "forward": lambda s, lead, a, who, now, eid: forward(
+        s, lead, _partner_named(s, a), who, reason=_text(a, "reason"), now=now),
+    "reassign": lambda s, lead, a, who, now, eid: reassign(
+        s, lead, _partner_named(s, a), who, reason=_text(a, "reason"), now=now),
+    "reopen": lambda s, lead, a, who, now, eid: reopen(
+        s, lead, who, reason=_text(a, "reason"), now=now),
+    "disqualify": lambda s, lead, a, who, now, eid: disqualify(
+        s, lead, who, reason=_text(a, "reason"), now=now),
+}
+assert set(_ACTIONS) == set(table.API_ACTIONS), "every API action of the table is carried out"
 
 
 def recount_open_leads(session: Session) -> int:

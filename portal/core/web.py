@@ -6,11 +6,20 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, has_request_context, render_template, request
+from flask import (
+    Flask,
+    Response,
+    abort,
+    has_request_context,
+    jsonify,
+    render_template,
+    request,
+)
 from flask_login import current_user, login_required
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from portal.core.database import reads_only
+from portal.core.errors import DomainError
 from portal.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,12 +55,24 @@ def init_app(app: Flask) -> None:
             response.vary.add("HX-History-Restore-Request")  # see is_htmx
         return response
 
+    @app.errorhandler(DomainError)
+    def _refused(error: DomainError) -> Any:
+        # A service refused: nothing it wrote stays (the boundary rolls back any 4xx), and
+        # the asker reads why in its own form: JSON, a notice for htmx, or a page.
+        db.session.rollback()
+        if is_api():
+            return json_error(error.status, error.code, error.message, error.fields,
+                              **error.extra)
+        if error.status == 404:  # the same page as any 404: nothing tells them apart
+            return _http_error(NotFound())
+        if is_htmx():
+            return render_template("errors/_refused.html", error=error), error.status
+        return render_template("errors/refused.html", error=error), error.status
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
         db.session.rollback()
-        if request.path.startswith("/api/"):
-            from portal.api.errors import json_error
-
+        if is_api():
             return json_error(error.code or 500, error.name.lower().replace(" ", "_"),
                               error.description or error.name)
         code = error.code or 500
@@ -65,9 +86,7 @@ def init_app(app: Flask) -> None:
     def _server_error(error: Exception) -> Any:
         db.session.rollback()
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        if request.path.startswith("/api/"):
-            from portal.api.errors import json_error
-
+        if is_api():
             return json_error(500, "server_error", "Something went wrong on our side.")
         return render_template("errors/500.html"), 500
 
@@ -113,6 +132,20 @@ def remembering_url_for(app: Flask) -> Callable[..., str]:
         return url
 
     return url_for
+
+
+def is_api() -> bool:
+    """The request is the JSON API's: errors answer in its one JSON shape."""
+    return request.path.startswith("/api/")
+
+
+def json_error(http_status: int, code: str, message: str,
+               fields: dict[str, str] | None = None, **extra: object) -> tuple[Response, int]:
+    """A JSON error response in the API's one shape:
+    ``{"error": code, "message": …, "fields": {…}}`` plus anything in ``extra``."""
+    body: dict[str, object] = {"error": code, "message": message, "fields": fields or {}}
+    body.update(extra)
+    return jsonify(body), http_status
 
 
 def roles_required(*roles: str) -> Callable[[F], F]:

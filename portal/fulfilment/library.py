@@ -12,6 +12,7 @@ from flask import current_app, render_template
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from portal.core.errors import InvalidInput
 from portal.core.models import (
     LiteratureItem,
     LiteratureKind,
@@ -25,13 +26,8 @@ from portal.fulfilment import pdf
 MAX_BODY_CHARS = 50_000
 
 
-class LiteratureError(Exception):
+class LiteratureError(InvalidInput):
     """The library refuses a change; ``fields`` says which input to fix."""
-
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
 
 
 def literature_dir() -> Path:

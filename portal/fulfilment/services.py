@@ -25,6 +25,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from portal.core import lifecycle
+from portal.core.errors import Conflict
 from portal.core.models import (
     Fulfilment,
     FulfilmentChannel,
@@ -44,12 +45,8 @@ _NUDGE = "portal.fulfilment.nudge"
 _LINK_SALT = "literature-pack-link"
 
 
-class FulfilmentError(Exception):
+class FulfilmentError(Conflict):
     """A manager's request that cannot be done (e.g. retrying a pack already sent)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class PackProblem(Exception):

@@ -38,9 +38,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal import routing_service
 from portal.core import lifecycle
+from portal.core import transitions as table
 from portal.core.lifecycle import Actor
 from portal.core.models import (
-    CLOSED_STATUSES,
     DEFAULT_DIGEST,
     OPEN_STATUSES,
     WORKING_STATUSES,
@@ -714,36 +714,12 @@ class LeadView:
 
 
 def available_actions(lead: Lead, user: User) -> list[str]:
-    """The actions the lead page offers ``user`` for ``lead`` now (the lifecycle decides)."""
-    status = lead.status
-    actions: list[str] = []
-    if user.is_staff:
-        if status in OPEN_STATUSES or status in (S.QUALIFIED, S.UNASSIGNED, S.NURTURE):
-            actions.append("reassign")
-        if status in (S.QUALIFIED, S.UNASSIGNED):
-            actions.append("route")
-        if status in CLOSED_STATUSES or status == S.DISQUALIFIED:
-            actions.append("reopen")
-        actions.append("note")
-        return actions
-    holder = lead.assigned_partner_id == user.partner_id and user.partner_id is not None
-    if holder:
-        if status == S.OFFERED:
-            actions += ["accept", "decline"]
-        if status in (S.ACCEPTED, S.CONTACTED):
-            actions.append("contact")
-        if status in (S.ACCEPTED, S.CONTACTED, S.APPOINTMENT):
-            actions.append("appointment")
-        if status in WORKING_STATUSES:
-            actions += ["quote", "won", "lost", "no_interest"]
-        partner = user.partner
-        if (partner is not None and partner.kind == PartnerKind.DISTRIBUTOR
-                and status in (S.OFFERED, S.ACCEPTED)):
-            actions.append("forward")
-        actions.append("note")
-    elif status in OPEN_STATUSES and _is_dealers_lead(lead, user):
-        actions.append("pull_back")
-    return actions
+    """The actions the lead page offers ``user`` for ``lead`` now, read from the table."""
+    roles = set(lifecycle.roles_of(Actor.of(user), lead))
+    partner = user.partner
+    if table.HOLDER in roles and partner is not None and partner.kind == PartnerKind.DISTRIBUTOR:
+        roles.add(table.DISTRIBUTOR)
+    return table.actions_for(lead.status, roles)
 
 
 def _is_dealers_lead(lead: Lead, user: User) -> bool:
@@ -804,11 +780,10 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
 # --- actions ------------------------------------------------------------------------------------
 
 
-#: page actions that are lifecycle actions with the same name
-LIFECYCLE_ACTIONS = ("accept", "decline", "contact", "appointment", "quote", "won", "lost",
-                     "no_interest", "note", "forward", "reassign", "reopen")
-#: every action the lead page posts
-PAGE_ACTIONS = (*LIFECYCLE_ACTIONS, "pull_back", "route", "review_conflict")
+#: the page actions this area carries out itself (with routing, or on the conflict log)
+AREA_ACTIONS = ("pull_back", "route", "review_conflict")
+#: every action the lead page posts: the table's API actions and the area's own
+PAGE_ACTIONS = (*table.API_ACTIONS, *AREA_ACTIONS)
 
 
 @dataclass
@@ -845,10 +820,6 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
     if action == "review_conflict":
         return review_conflict(session, lead, user, event_id=str(args.get("event") or ""),
                                note=str(args.get("note") or ""))
-    if action not in LIFECYCLE_ACTIONS:
-        raise lifecycle.InvalidInput(f"Unknown action {action!r}.")
-    if action in ("reassign", "reopen") and not user.is_staff:
-        raise lifecycle.NotPermitted("lead not found")
     routed = perform_action(session, lead, action, args, actor)
     session.flush()
     if action == "accept":
@@ -1041,15 +1012,17 @@ def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
 def _bulk_problem(action: str, lead: Lead, partner: Partner | None) -> str | None:
     status = lead.status
     if action == "reassign":
-        if status in CLOSED_STATUSES or status == S.DISQUALIFIED:
+        if not table.transition("reassign").allows(status):
             return f"{lifecycle.a_status(status)} lead cannot be reassigned (re-open it first)"
         if partner is not None and lead.assigned_partner_id == partner.id:
             return f"already with {partner.code}"
     elif action == "reroute":
-        if status not in OPEN_STATUSES and status not in (S.QUALIFIED, S.UNASSIGNED):
+        # Taken back first if a partner holds it, then routed.
+        if not (table.transition("withdraw").allows(status)
+                or table.transition("route").allows(status)):
             return f"{lifecycle.a_status(status)} lead is not routed"
     elif action == "duplicate":
-        if status in CLOSED_STATUSES or status == S.DISQUALIFIED:
+        if not table.transition("disqualify").allows(status):
             return f"already closed ({status.replace('_', ' ')})"
     return None
 

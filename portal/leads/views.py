@@ -378,7 +378,9 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     stale = False
     if form.validate_on_submit():
         try:
-            result = services.run_action(db.session, found, action, form.args(), current_user)
+            with db.session.begin_nested():  # a refusal undoes whatever the action wrote
+                result = services.run_action(db.session, found, action, form.args(),
+                                             current_user)
         except lifecycle.NotPermitted:
             abort(404)
         except lifecycle.InvalidTransition as error:
@@ -401,9 +403,7 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
         problem = "The form expired. Please try again."
     else:
         problem = "Please correct the fields marked below."
-    # Nothing of a refused action may stay: its partial writes are undone here because
-    # an htmx answer is a 200 (htmx swaps no 4xx), which the request boundary commits.
-    db.session.rollback()
+    # The savepoint undid the action; the 4xx answer makes the boundary roll back the rest.
     found = visible_lead_or_404(db.session, current_user, lead_id)
     if not is_htmx():
         # A plain POST from a card (no JavaScript) cannot show the card alone: the lead
@@ -412,12 +412,14 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
         form.view.data = "page"
         return _render_lead(found, status=status, message=problem,
                             failed=None if stale else (action, form), message_kind="error")
+    # htmx swaps a 409 or 422 in (base.html's responseHandling) like any answer.
     if view_kind == "card" and stale:
         # The card as the lead is now (its forms, if any, and fresh tab counts).
-        return _render_card(found, message=problem, message_kind="error")
+        return _render_card(found, message=problem, message_kind="error", status=status)
     if view_kind == "card":
-        return _render_card(found, message=problem, failed=(action, form))
-    return _render_lead(found, message=problem, failed=None if stale else (action, form),
+        return _render_card(found, message=problem, failed=(action, form), status=status)
+    return _render_lead(found, status=status, message=problem,
+                        failed=None if stale else (action, form),
                         message_kind="error")
 
 
@@ -548,9 +550,9 @@ def bulk():  # type: ignore[no-untyped-def]
                         plan=plan, form=form, back=back,
                         label=services.BULK_ACTIONS[plan.action])
     try:
-        done = services.run_bulk(db.session, current_user, plan)
+        with db.session.begin_nested():  # all of the plan or nothing
+            done = services.run_bulk(db.session, current_user, plan)
     except lifecycle.LifecycleError as error:
-        db.session.rollback()
         return _bulk_results(search_form, form, f"Nothing was changed: {error.message}",
                              query, status=409)
     message = f"{len(done)} leads changed."
@@ -568,13 +570,10 @@ def bulk():  # type: ignore[no-untyped-def]
 
 def _bulk_results(search_form: forms.SearchForm, bulk_form: forms.BulkForm, message: str,
                   query: MultiDict[str, str], *, status: int) -> Any:
-    db.session.rollback()
     context = _results(search_form, bulk=bulk_form, message=message,
                        page=int(query.get("page", 1) or 1))
     context["next_url"] = bulk_form.next.data
-    # htmx swaps no 4xx: it gets the form with its errors as a 200.
-    return _respond("leads/search.html", "partials/leads/_results.html",
-                    200 if is_htmx() else status, **context)
+    return _respond("leads/search.html", "partials/leads/_results.html", status, **context)
 
 
 @bp.get("/partners/<code>")

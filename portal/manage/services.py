@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.auth.services import normalise_email, password_problem
+from portal.core.errors import InvalidInput
 from portal.core.models import Campaign, Competitor, Partner, ProductLine, Role, Source, User
 
 T = TypeVar("T")
@@ -40,13 +41,8 @@ ROLE_LABELS: dict[str, str] = {
 }
 
 
-class ManageError(Exception):
+class ManageError(InvalidInput):
     """Bad input to an admin service; ``fields`` maps form fields to messages."""
-
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
 
 
 # --- lists -------------------------------------------------------------------------------

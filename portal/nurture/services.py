@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 from portal.capture.services import current_rules, qualify_and_route
 from portal.capture.services import inquiry_facts as lead_facts
 from portal.core import lifecycle
+from portal.core.errors import InvalidInput
 from portal.core.lifecycle import Actor
 from portal.core.mail import build_message, deliver
 from portal.core.models import (
@@ -31,7 +32,6 @@ from portal.core.models import (
     utcnow,
 )
 from portal.core.pagination import Page, paginate
-from portal.manage.services import ManageError
 from routing.scoring import evaluate
 
 E = EnrollmentStatus
@@ -41,9 +41,8 @@ _URL = re.compile(r"^https?://[^\s<>\"']+$")
 BATCH = 200
 
 
-class NurtureError(ManageError):
+class NurtureError(InvalidInput):
     """Bad input to a nurture service; ``fields`` maps form fields to messages."""
-
 
 def _actor() -> Actor:
     return Actor.system("nurture")

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
 from portal.capture.services import inquiry_facts as lead_facts
+from portal.core.errors import InvalidInput
 from portal.core.models import Lead, ScoringRules, User
 from portal.core.pagination import Page, paginate
-from portal.manage.services import ManageError
 from routing.scoring import BUDGETS, ROLES, TIMELINES, InquiryFacts, RuleSet, Verdict, evaluate
 
 #: the standard questions and their answers ("" = not answered)
@@ -25,9 +25,8 @@ _SOURCE_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,31})\s*[:=]?\s*(-?\d{1
 MAX_LIST = 500
 
 
-class RulesError(ManageError):
+class RulesError(InvalidInput):
     """A draft the editor cannot save; ``fields`` maps form fields to what to fix."""
-
 
 def split_list(text: str) -> list[str]:
     """Entries typed one per line (or separated by commas), lower case, without repeats."""

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from portal import geocoding
+from portal.core.errors import InvalidInput
 from portal.core.models import Lead, LeadStatus, Offer, Partner, ProductLine, utcnow
 from portal.routing_service import LazyLiveState, centroid, partner_index
 from routing import (
@@ -55,14 +56,9 @@ _STREAM_BATCH = 2000
 _MAX_ZIPS = 20_000
 
 
-class WhatIfError(ValueError):
+class WhatIfError(InvalidInput):
     """The edit cannot be previewed: ``message`` for the whole form (may be empty),
     ``fields`` maps form fields to what to fix."""
-
-    def __init__(self, message: str, fields: dict[str, str]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
 
 
 @dataclass(frozen=True)

@@ -474,7 +474,7 @@ def test_htmx_action_on_the_lead_page_returns_the_panel_and_errors_in_place(
         client, session, dealer, dealer_user, make_lead):
     lead = _accepted(session, make_lead, dealer, dealer_user)
     bad = client.post(f"/leads/{lead.id}/quote", data={"amount": "lots"}, headers=HTMX)
-    assert bad.status_code == 200  # htmx swaps no 4xx: the errors come as a fragment
+    assert bad.status_code == 422  # swapped in all the same (base.html responseHandling)
     body = _text(bad)
     assert "<html" not in body and 'class="lead-detail"' in body
     assert "Enter a number" in body and "<details class=\"fold\" open>" in body
@@ -770,7 +770,7 @@ def test_an_action_on_a_stale_card_says_what_happened_and_shows_the_lead_as_it_i
     assert client.post(f"/leads/{lead.id}/accept", data={"view": "page"}).status_code == 303
     late = client.post(f"/leads/{lead.id}/decline", headers=HTMX,
                        data={"view": "card", "reason": "no_capacity", "next": "/leads/"})
-    assert late.status_code == 200  # htmx swaps only 2xx: the card itself says it
+    assert late.status_code == 409  # swapped in (base.html responseHandling): the card says it
     card = _text(late)
     assert ("Not done: only an offered lead can be declined. The lead changed since this "
             "page was loaded: it is accepted now.") in card
