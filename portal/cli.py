@@ -44,16 +44,55 @@ def create_user(email: str, password: str, role: str, partner_code: str | None,
 
 @click.command("worker")
 @click.option("--workers", default=2, show_default=True, help="worker threads")
-def worker(workers: int) -> None:
-    """Run the background job consumer (Huey) until interrupted."""
-    from portal.core.jobs import jobs
+@click.option("--shutdown-timeout", default=5.0, show_default=True,
+              help="seconds a stop waits for running jobs before leaving them to the sweepers")
+def worker(workers: int, shutdown_timeout: float) -> None:
+    """Run the background job consumer (Huey) until interrupted (INT or TERM)."""
+    import logging
+    import signal
 
+    from huey.consumer import Consumer
+
+    from portal.core.jobs import jobs
+    from portal.fulfilment import pdf
+
+    class StoppingConsumer(Consumer):  # type: ignore[misc]
+        """Huey's consumer, stopping gracefully on TERM as on INT, renders abandoned at once."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            # Huey treats TERM as "stop now", and its thread workers cannot be interrupted:
+            # the process would exit mid-job (a pack left "sending" for a person to sort
+            # out). TERM is what serve.sh, systemd and docker send, so it is graceful too;
+            # a second INT or TERM still means "now".
+            self._signal_actions[signal.SIGTERM] = (False, True)
+
+        def stop(self, graceful: bool = False) -> None:
+            # A render may take a minute; abandon it now (its pack goes back to pending)
+            # so the stop takes seconds, not the render's time limit.
+            pdf.request_stop()
+            super().stop(graceful=graceful)
+
+    if not logging.getLogger().handlers:  # say what the consumer does, stopping included
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     huey = jobs().huey
     backend = "Redis" if current_app.config.get("REDIS_URL") else "SQLite"
     click.echo(f"worker: {workers} threads on {backend}; Ctrl-C stops it")
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
-                                    check_worker_health=True)
-    consumer.run()
+    consumer = StoppingConsumer(huey, workers=workers, worker_type="thread", periodic=True,
+                                check_worker_health=True, shutdown_timeout=shutdown_timeout)
+    pdf.start_pool(int(current_app.config.get("PDF_RENDER_PROCESSES", 1)))
+    try:
+        consumer.run()
+    finally:
+        # End and reap the render children (bounded: pdf.shutdown kills what lingers)
+        # without a late Ctrl-C cutting that short and leaving them behind; then let
+        # INT and TERM act at once, as Huey's handlers outlive run() and would swallow them.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pdf.shutdown()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @click.command("demo")

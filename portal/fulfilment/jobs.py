@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def process_fulfilment(fulfilment_id: int, *, now: datetime | None = None) -> str:
-    """Claim, build and email one pack; returns what happened (sent, retry, failed, skipped)."""
+    """Claim, build and email one pack; returns what happened (sent, retry, failed, skipped,
+    interrupted)."""
     session = db.session
     now = now or utcnow()
     if not services.claim(session, fulfilment_id, now):
@@ -39,6 +40,12 @@ def process_fulfilment(fulfilment_id: int, *, now: datetime | None = None) -> st
         except BaseException:
             library.remove_file(pack_file)
             raise
+    except pdf.RenderCancelled:
+        # Stopping before the mail went out: safe to hand back; the sweeper sends it later.
+        session.rollback()
+        services.release_claim(session, fulfilment_id)
+        session.commit()
+        return "interrupted"
     except services.PackProblem as problem:
         return _failed(fulfilment_id, problem.code, problem.message, True, now)
     except pdf.RenderError as error:
@@ -79,6 +86,8 @@ def sweep(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     outcomes: dict[str, int] = {"interrupted": stale}
     for fulfilment_id in services.due_email_ids(session, now, limit):
         session.commit()
+        if pdf.stopping.is_set():
+            break  # the worker is stopping: the rest wait for the next sweep
         outcome = process_fulfilment(fulfilment_id, now=now)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     session.commit()

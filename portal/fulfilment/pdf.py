@@ -14,7 +14,9 @@ import hashlib
 import io
 import mimetypes
 import multiprocessing
+import signal
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +30,10 @@ _STATIC_PREFIX = BASE_URL + "static/"
 
 class RenderError(Exception):
     """WeasyPrint failed or ran past its time limit."""
+
+
+class RenderCancelled(Exception):
+    """The worker is stopping: the render was abandoned before anything was sent."""
 
 
 class PdfProblem(Exception):
@@ -68,7 +74,6 @@ _child_fetchers: dict[str, Any] = {}
 
 def _child_init() -> None:
     import logging
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     # A refused URL is logged by WeasyPrint as a warning; keep it, but not as noise.
@@ -100,6 +105,10 @@ def _render_in_child(html: str, css: str, static_dir: str) -> bytes:
 _pool: Any = None
 _pool_size = 0
 _pool_lock = threading.Lock()
+#: set when the worker is told to stop: renders in progress are abandoned, none start
+stopping = threading.Event()
+#: how often a waiting caller looks at ``stopping``
+_POLL_SECONDS = 0.1
 
 
 def _get_pool(processes: int) -> Any:
@@ -107,23 +116,56 @@ def _get_pool(processes: int) -> Any:
     with _pool_lock:
         if _pool is None or _pool_size != processes:
             if _pool is not None:
-                _pool.terminate()
+                _terminate(_pool)
             # spawn, not fork: the caller may be a threaded worker or web server.
             context = multiprocessing.get_context("spawn")
-            _pool = context.Pool(processes=processes, initializer=_child_init,
-                                 maxtasksperchild=200)
+            # A terminal's Ctrl-C reaches the whole process group; a child still starting
+            # (before _child_init) would die of it mid-import. An ignored signal stays
+            # ignored across exec, and only the main thread may change that: the worker
+            # starts the pool from there (start_pool) before it takes jobs.
+            in_main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+            try:
+                _pool = context.Pool(processes=processes, initializer=_child_init,
+                                     maxtasksperchild=200)
+            finally:
+                if in_main:
+                    signal.signal(signal.SIGINT, previous)
             _pool_size = processes
         return _pool
+
+
+def _terminate(pool: Any, timeout: float = 5.0) -> None:
+    # Pool.terminate() can block for ever on its task queue's lock when a child died
+    # holding it; do it aside, then kill and reap what is left, so no child outlives
+    # us and none is left defunct.
+    children = list(pool._pool)  # private, but the only handle on the processes
+    stopper = threading.Thread(target=pool.terminate, name="pdf-pool-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    for child in children:
+        if child.exitcode is None:
+            child.kill()
+        child.join(1.0)
+
+
+def start_pool(processes: int) -> None:
+    """Start the render children now; from the main thread they ignore Ctrl-C from birth."""
+    _get_pool(processes)
 
 
 def shutdown() -> None:
     """Stop the render children (at exit, and after a render ran over its time)."""
     global _pool
     with _pool_lock:
-        if _pool is not None:
-            _pool.terminate()
-            _pool.join()
-            _pool = None
+        pool, _pool = _pool, None
+    if pool is not None:
+        _terminate(pool)
+
+
+def request_stop() -> None:
+    """The worker is stopping: abandon renders in progress and refuse new ones."""
+    stopping.set()
 
 
 atexit.register(shutdown)
@@ -131,14 +173,28 @@ atexit.register(shutdown)
 
 def render_pdf(html: str, *, css: str = "", static_dir: str, timeout: float,
                processes: int = 1) -> bytes:
-    """Render ``html`` to PDF bytes in a render child; ``RenderError`` past ``timeout`` s."""
+    """Render ``html`` to PDF bytes in a render child; ``RenderError`` past ``timeout`` s,
+    ``RenderCancelled`` when the worker is told to stop meanwhile."""
+    if stopping.is_set():
+        raise RenderCancelled("The worker is stopping.")
     pending = _get_pool(processes).apply_async(_render_in_child, (html, css, static_dir))
+    deadline = time.monotonic() + timeout
     try:
-        return pending.get(timeout)  # type: ignore[no-any-return]
+        # Wait in short steps: a stop must not wait for a render of up to ``timeout`` s.
+        while not pending.ready():
+            if stopping.is_set():
+                raise RenderCancelled("The worker is stopping; the render was abandoned.")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise multiprocessing.TimeoutError
+            pending.wait(min(_POLL_SECONDS, remaining))  # returns as soon as it is done
+        return pending.get(0)  # type: ignore[no-any-return]
     except multiprocessing.TimeoutError:
         shutdown()  # the only way to stop a runaway render is to end its process
         raise RenderError(f"Rendering took longer than {timeout:g} seconds and was stopped.") \
             from None
+    except RenderCancelled:
+        raise
     except Exception as error:
         raise RenderError(f"Rendering failed: {type(error).__name__}: {error}") from error
 

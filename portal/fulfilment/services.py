@@ -149,6 +149,18 @@ def claim(session: Session, fulfilment_id: int, now: datetime) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def release_claim(session: Session, fulfilment_id: int) -> bool:
+    """Give back a claim the worker could not finish before stopping (nothing was sent):
+    the pack is pending and due again, and the interrupted try does not count."""
+    result = session.execute(
+        update(Fulfilment)
+        .where(Fulfilment.id == fulfilment_id, Fulfilment.status == S.SENDING)
+        .values(status=S.PENDING, claimed_at=None, attempts=Fulfilment.attempts - 1),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
 def backoff(attempts: int) -> timedelta:
     """Wait before try ``attempts + 1``: doubling from PACK_RETRY_SECONDS, capped at 6 h."""
     base = float(_config("PACK_RETRY_SECONDS", 60))
