@@ -34,6 +34,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.models.codes import by_code
 
 S = LeadStatus
 #: the order of the working stages: an action never moves a lead back
@@ -855,7 +856,7 @@ def apply_action(session: Session, lead: Lead, action: str, args: dict[str, Any]
                  now=now, event_id=event_id)
     elif action in ("forward", "reassign"):
         code = str(args.get("partner") or "").strip()
-        partner = session.scalars(select(Partner).where(Partner.code == code)).first()
+        partner = by_code(session, Partner, code)
         if partner is None:
             raise InvalidInput("Unknown partner.", {"partner": f"No partner with code {code!r}."})
         if action == "forward":
