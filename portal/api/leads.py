@@ -19,6 +19,7 @@ from portal.extensions import db
 from portal.leads.access import visible_lead, visible_to
 from portal.leads.actions import perform_action
 from portal.models import Lead, LeadStatus, Partner
+from portal.models.codes import code_is
 
 MAX_PER_PAGE = 100
 
@@ -73,7 +74,7 @@ def list_leads():  # type: ignore[no-untyped-def]
     partner_code = request.args.get("partner")
     if partner_code:
         query = query.where(Lead.assigned_partner_id.in_(
-            select(Partner.id).where(Partner.code == partner_code)))
+            select(Partner.id).where(code_is(Partner.code, partner_code))))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     leads = db.session.scalars(
         query.options(selectinload(Lead.product_line), selectinload(Lead.campaign),

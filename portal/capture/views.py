@@ -36,6 +36,7 @@ from portal.extensions import csrf, db
 from portal.jobs import enqueue
 from portal.lifecycle import Actor
 from portal.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
+from portal.models.codes import by_code
 from portal.pagination import paginate
 from portal.web import is_htmx, roles_required, staff_required
 
@@ -45,9 +46,7 @@ _TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 def _campaign_or_404(code: str) -> Campaign:
-    campaign = db.session.scalars(
-        select(Campaign).where(Campaign.code == code.strip().upper(), Campaign.active)
-    ).first()
+    campaign = by_code(db.session, Campaign, code, active_only=True)
     if campaign is None:
         abort(404)
     return campaign
@@ -62,8 +61,9 @@ def _line_choices(only: list[ProductLine] | None = None) -> list[Any]:
 
 def _form_source() -> str | None:
     """The source code public-form leads carry, when the manufacturer set one up."""
-    code = str(current_app.config.get("CAPTURE_FORM_SOURCE", "WEB")).upper()
-    return db.session.scalar(select(Source.code).where(Source.code == code, Source.active))
+    code = str(current_app.config.get("CAPTURE_FORM_SOURCE", "WEB"))
+    source = by_code(db.session, Source, code, active_only=True)
+    return source.code if source else None
 
 
 def _token(raw: str | None) -> str | None:
