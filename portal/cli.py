@@ -144,17 +144,16 @@ def import_partners(file: str) -> None:
 @click.option("--source", default="", help="source code for rows that name none")
 def import_leads(file: str, campaign: str, source: str) -> None:
     """Import leads from a CSV file (DESIGN §6), columns mapped by their header names."""
-    from sqlalchemy import select
-
     from portal.capture import imports
     from portal.core.models import Campaign, Source
+    from portal.core.models.codes import active_codes, by_code
 
     found = {}
     for model, code, name in ((Campaign, campaign, "campaign"), (Source, source, "source")):
-        found[name] = db.session.scalars(
-            select(model).where(model.code == code.upper())).first() if code else None
+        found[name] = by_code(db.session, model, code)
         if code and found[name] is None:
-            raise click.ClickException(f"Unknown {name} {code!r}.")
+            known = ", ".join(active_codes(db.session, model))
+            raise click.ClickException(f"Unknown {name} {code!r}; one of: {known}.")
     try:
         with open(file, "rb") as handle:
             lead_import = imports.create_import(db.session, handle, file, None)

@@ -15,6 +15,7 @@ from portal.api.views import bp, json_body
 from portal.capture.services import capture_inquiry
 from portal.core import lifecycle
 from portal.core.models import Lead, LeadStatus, Partner
+from portal.core.models.codes import code_is
 from portal.core.web import json_error
 from portal.extensions import db
 from portal.leads.access import visible_lead, visible_to
@@ -70,7 +71,7 @@ def list_leads():  # type: ignore[no-untyped-def]
     partner_code = request.args.get("partner")
     if partner_code:
         query = query.where(Lead.assigned_partner_id.in_(
-            select(Partner.id).where(Partner.code == partner_code)))
+            select(Partner.id).where(code_is(Partner.code, partner_code))))
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     leads = db.session.scalars(
         query.options(selectinload(Lead.product_line), selectinload(Lead.campaign),

@@ -28,6 +28,7 @@ from portal.core.models import (
     Source,
     utcnow,
 )
+from portal.core.models.codes import active_codes, by_code
 from portal.routing_service import RoutingResult, route_lead
 from routing import normalise_postal_code
 from routing.scoring import BUDGETS, ROLES, TIMELINES, InquiryFacts, RuleSet, Verdict, evaluate
@@ -100,14 +101,11 @@ def _text(data: dict[str, Any], name: str, errors: dict[str, str]) -> str:
 def _code(session: Session, model: type, raw: Any, name: str, errors: dict[str, str]) -> Any:
     if raw in (None, ""):
         return None
-    code = str(raw).strip().upper()
-    row = session.scalars(select(model).where(model.code == code)).first()  # type: ignore[attr-defined]
-    if row is None or not row.active:
-        known = session.scalars(
-            select(model.code).where(model.active.is_(True)).order_by(model.code)  # type: ignore[attr-defined]
-        ).all()
-        errors[name] = f"Unknown {name.replace('_', ' ')} {code!r}; one of: {', '.join(known)}."
-        return None
+    code = str(raw).strip()
+    row = by_code(session, model, code, active_only=True)
+    if row is None:
+        known = ", ".join(active_codes(session, model))
+        errors[name] = f"Unknown {name.replace('_', ' ')} {code!r}; one of: {known}."
     return row
 
 

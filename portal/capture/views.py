@@ -35,6 +35,7 @@ from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
 from portal.core.jobs import enqueue
 from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
+from portal.core.models.codes import by_code
 from portal.core.pagination import paginate
 from portal.core.web import is_htmx, roles_required, staff_required
 from portal.extensions import csrf, db
@@ -45,9 +46,7 @@ _TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 def _campaign_or_404(code: str) -> Campaign:
-    campaign = db.session.scalars(
-        select(Campaign).where(Campaign.code == code.strip().upper(), Campaign.active)
-    ).first()
+    campaign = by_code(db.session, Campaign, code, active_only=True)
     if campaign is None:
         abort(404)
     return campaign
@@ -62,8 +61,9 @@ def _line_choices(only: list[ProductLine] | None = None) -> list[Any]:
 
 def _form_source() -> str | None:
     """The source code public-form leads carry, when the manufacturer set one up."""
-    code = str(current_app.config.get("CAPTURE_FORM_SOURCE", "WEB")).upper()
-    return db.session.scalar(select(Source.code).where(Source.code == code, Source.active))
+    code = str(current_app.config.get("CAPTURE_FORM_SOURCE", "WEB"))
+    source = by_code(db.session, Source, code, active_only=True)
+    return source.code if source else None
 
 
 def _token(raw: str | None) -> str | None:

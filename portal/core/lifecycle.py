@@ -44,6 +44,7 @@ from portal.core.models import (
     User,
     utcnow,
 )
+from portal.core.models.codes import by_code
 
 S = LeadStatus
 #: the order of the working stages: an action never moves a lead back
@@ -840,7 +841,7 @@ def _text(args: dict[str, Any], name: str) -> str:
 
 def _partner_named(session: Session, args: dict[str, Any]) -> Partner:
     code = _text(args, "partner").strip()
-    partner = session.scalars(select(Partner).where(Partner.code == code)).first()
+    partner = by_code(session, Partner, code)
     if partner is None:
         raise InvalidInput("Unknown partner.", {"partner": f"No partner with code {code!r}."})
     return partner

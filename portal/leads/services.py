@@ -60,6 +60,7 @@ from portal.core.models import (
     display_name,
     utcnow,
 )
+from portal.core.models.codes import by_code, code_is
 from portal.core.pagination import Page, paginate
 from portal.fulfilment.services import fulfilments_for
 from portal.leads.access import visible_to
@@ -224,7 +225,7 @@ def _narrowing(*, product_line: Any = None, rank: Any = None, age: str = "",
     clauses: list[ColumnElement[bool]] = []
     if product_line is not None:
         clauses.append(Lead.product_line_id == select(ProductLine.id).where(
-            ProductLine.code == product_line).scalar_subquery())
+            code_is(ProductLine.code, product_line)).scalar_subquery())
     if rank is not None:
         clauses.append(Lead.rank == rank)
     if age in AGES:
@@ -492,7 +493,7 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
     else:  # the distributor's dealers' leads (tabs_for offers it to distributors only)
         dealers = _dealer_ids(partner_id)
         if shape.dealer:
-            dealers = dealers.where(Partner.code == bindparam("dealer"))
+            dealers = dealers.where(code_is(Partner.code, bindparam("dealer")))
         where.append(Lead.assigned_partner_id.in_(dealers))
         where.append(Lead.status == stage if stage
                      else Lead.status.in_([str(s) for s in OPEN_STATUSES]))
@@ -907,12 +908,12 @@ def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Sele
         query = query.where(Lead.status == filters.status)
     if filters.partner:
         query = query.where(Lead.assigned_partner_id == select(Partner.id).where(
-            Partner.code == filters.partner.strip().upper()).scalar_subquery())
+            code_is(Partner.code, filters.partner)).scalar_subquery())
     if filters.region:
         query = query.where(Lead.region == filters.region.strip().upper())
     if filters.campaign:
         query = query.where(Lead.campaign_id == select(Campaign.id).where(
-            Campaign.code == filters.campaign.strip()).scalar_subquery())
+            code_is(Campaign.code, filters.campaign)).scalar_subquery())
     if filters.overdue:
         cutoff = overdue_cutoff(now)
         # Implied (a lead is offered and accepted after it is created), and said outright:
@@ -989,7 +990,7 @@ def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
     partner = None
     if action == "reassign":
         code = (partner_code or "").strip().upper()
-        partner = session.scalars(select(Partner).where(Partner.code == code)).first()
+        partner = by_code(session, Partner, code)
         if partner is None:
             raise lifecycle.InvalidInput("Name the partner to reassign to.",
                                          {"partner": "Enter an existing partner's code."})

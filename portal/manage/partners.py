@@ -27,6 +27,7 @@ from portal.core.models import (
     User,
     utcnow,
 )
+from portal.core.models.codes import by_code, code_is
 from portal.core.pagination import Page, paginate
 from portal.manage.services import ManageError
 from routing.geo import CentroidTable
@@ -115,11 +116,11 @@ class Lookups:
 
     def partner(self, code: str) -> Partner | None:
         """The partner with ``code``, or None."""
-        return self.session.scalars(select(Partner).where(Partner.code == code)).first()
+        return by_code(self.session, Partner, code)
 
     def product_line(self, code: str) -> ProductLine | None:
         """The product line with ``code``, or None."""
-        return self.session.scalars(select(ProductLine).where(ProductLine.code == code)).first()
+        return by_code(self.session, ProductLine, code)
 
 
 def split_rules(text: str) -> list[str]:
@@ -177,7 +178,7 @@ def clean_partner(session: Session, data: PartnerInput, *, partner: Partner | No
         errors["code"] = ("A code is 1–32 letters, digits, - or _, starting with a letter or "
                           "digit.")
     elif partner is None or code != partner.code:
-        if lookups.partner(code) is not None:
+        if lookups.partner(code) not in (None, partner):  # itself, when only the case changed
             errors["code"] = f"Code {code} is already used by another partner."
 
     name = " ".join(data.name.split())
@@ -415,7 +416,7 @@ def partner_by_code(session: Session, code: str) -> Partner | None:
     """The partner with ``code`` (any case), with its lines, territories and parent."""
     return session.scalars(
         select(Partner)
-        .where(Partner.code == code.strip().upper())
+        .where(code_is(Partner.code, code))
         .options(selectinload(Partner.product_lines), selectinload(Partner.territories),
                  selectinload(Partner.parent))
     ).first()
@@ -458,7 +459,7 @@ def list_partners(session: Session, filters: PartnerFilters, *, page: int = 1,
     distributor_id = None
     if filters.distributor:
         distributor_id = session.scalar(
-            select(Partner.id).where(Partner.code == filters.distributor.strip().upper())
+            select(Partner.id).where(code_is(Partner.code, filters.distributor))
         )
     query = (_filtered(filters, distributor_id).order_by(Partner.code)
              .options(selectinload(Partner.product_lines), selectinload(Partner.parent)))

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from portal.core.models import Partner, PartnerKind, ProductLine, Territory, partner_product_lines
+from portal.core.models.codes import code_in
 from portal.manage.partners import (
     COLUMNS,
     Lookups,
@@ -165,7 +166,7 @@ class _CachedLookups(Lookups):
     def __init__(self, session: Session, partners: dict[str, Partner | None]) -> None:
         super().__init__(session)
         self.partners = partners
-        self.lines = {line.code: line for line in session.scalars(select(ProductLine))}
+        self.lines = {line.code.lower(): line for line in session.scalars(select(ProductLine))}
 
     def partner(self, code: str) -> Partner | None:
         if code not in self.partners:
@@ -173,7 +174,7 @@ class _CachedLookups(Lookups):
         return self.partners[code]
 
     def product_line(self, code: str) -> ProductLine | None:
-        return self.lines.get(code)
+        return self.lines.get(code.lower())
 
 
 def import_partners(session: Session, handle: BinaryIO, *,
@@ -322,8 +323,8 @@ def _prefetch(session: Session, codes: list[str]) -> dict[str, Partner]:
         chunk = codes[start:start + _PREFETCH]
         for partner in session.scalars(
             select(Partner)
-            .where(Partner.code.in_(chunk))
+            .where(code_in(Partner.code, chunk))
             .options(selectinload(Partner.product_lines), selectinload(Partner.territories))
         ):
-            found[partner.code] = partner
+            found[partner.code.upper()] = partner  # keyed as the rows' codes are
     return found

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from portal.auth.services import normalise_email, password_problem
 from portal.core.errors import InvalidInput
 from portal.core.models import Campaign, Competitor, Partner, ProductLine, Role, Source, User
+from portal.core.models.codes import by_code
 
 T = TypeVar("T")
 
@@ -101,7 +102,7 @@ def _partner_for(session: Session, role: str, partner_code: str | None) -> Partn
     if role == Role.PARTNER:
         if not partner_code:
             raise ManageError("A partner user needs a partner.", {"partner": "Pick the partner."})
-        partner = session.scalars(select(Partner).where(Partner.code == partner_code)).first()
+        partner = by_code(session, Partner, partner_code)
         if partner is None:
             raise ManageError(f"No partner with code {partner_code!r}.",
                               {"partner": "Unknown partner code."})

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from portal.core.database import read_only
 from portal.core.models import Partner, ProductLine
+from portal.core.models.codes import by_code
 from portal.core.web import is_htmx, staff_required
 from portal.extensions import db
 from portal.whatif import services
@@ -28,7 +29,7 @@ def _product_line_choices(partner: Partner) -> list[tuple[str, str]]:
 @staff_required
 def preview(code: str):  # type: ignore[no-untyped-def]
     """Show the form prefilled with the partner's facts; on submit, preview without saving."""
-    partner = db.session.scalars(select(Partner).where(Partner.code == code)).first()
+    partner = by_code(db.session, Partner, code)
     if partner is None:
         abort(404)
     form = WhatIfForm() if request.method == "POST" else WhatIfForm(data={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -13,7 +15,12 @@ def test_models_and_migrations_agree(app):
     """Autogenerate finds nothing to add: every model change shipped its revision."""
     context = MigrationContext.configure(db.session.connection(), opts={
         "compare_type": True, "include_object": in_autogenerate})
-    diff = compare_metadata(context, db.metadata)
+    with warnings.catch_warnings():
+        # SQLite's reflection cannot read an index on an expression (lower(code), 0011);
+        # SQLAlchemy and Alembic say so and leave those out there. PostgreSQL compares them.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
+        diff = compare_metadata(context, db.metadata)
     assert diff == []
 
 

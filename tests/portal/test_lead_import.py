@@ -287,4 +287,4 @@ def test_import_leads_command(runner: Any, app: Any, session: Any, catalog: Any,
     again = runner.invoke(args=["import", "leads", str(path)])
     assert "2 rows: 0 created, 1 duplicates, 1 rejected" in again.output
     refused = runner.invoke(args=["import", "leads", str(path), "--source", "nope"])
-    assert refused.exit_code == 1 and "Unknown source 'nope'." in refused.output
+    assert refused.exit_code == 1 and "Unknown source 'nope'; one of: SHOW." in refused.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Numeric, String, Text
+from sqlalchemy import Index, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.models.base import Base, utcnow
@@ -55,3 +55,9 @@ class Campaign(Base):
     ends_on: Mapped[date | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Codes are unique ignoring case, and looked up by lower(code) (portal.models.codes).
+Index("uq_product_lines_code_lower", func.lower(ProductLine.code), unique=True)
+Index("uq_sources_code_lower", func.lower(Source.code), unique=True)
+Index("uq_campaigns_code_lower", func.lower(Campaign.code), unique=True)

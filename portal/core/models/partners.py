@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import Column, ForeignKey, Index, String, Table, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.models.base import Base, utcnow
@@ -86,6 +86,10 @@ class Partner(Base):
 
     def __repr__(self) -> str:
         return f"<Partner {self.code}>"
+
+
+# Codes are unique ignoring case, and looked up by lower(code) (portal.models.codes).
+Index("uq_partners_code_lower", func.lower(Partner.code), unique=True)
 
 
 class Territory(Base):
