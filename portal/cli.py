@@ -108,7 +108,7 @@ def import_leads(file: str, campaign: str, source: str) -> None:
     from sqlalchemy import select
 
     from portal.capture import imports
-    from portal.models import Campaign, Source
+    from portal.models import Campaign, ImportStatus, LeadImport, Source
 
     found = {}
     for model, code, name in ((Campaign, campaign, "campaign"), (Source, source, "source")):
@@ -127,10 +127,16 @@ def import_leads(file: str, campaign: str, source: str) -> None:
         db.session.rollback()
         raise click.ClickException("; ".join(problems.values()))
     imports.start_import(db.session, lead_import, lead_import.mapping, found["campaign"],
-                         found["source"])
+                         found["source"], nudge=False)
     db.session.commit()
-    lead_import = imports.run_import(
-        db.session, lead_import, batch_rows=int(current_app.config.get("IMPORT_BATCH_ROWS", 500)))
+    import_id = lead_import.id
+    if not imports.process_import(import_id):
+        raise click.ClickException(f"import {import_id} was taken by the worker meanwhile")
+    done = db.session.get(LeadImport, import_id, populate_existing=True)
+    assert done is not None
+    lead_import = done
+    if lead_import.status == ImportStatus.FAILED:
+        raise click.ClickException(lead_import.message)
     click.echo(f"{lead_import.processed} rows: {lead_import.created} created, "
                f"{lead_import.duplicates} duplicates, {lead_import.rejected} rejected")
     if lead_import.rejected:

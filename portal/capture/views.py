@@ -33,7 +33,6 @@ from portal.capture.forms import (
 )
 from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
 from portal.extensions import csrf, db
-from portal.jobs import enqueue
 from portal.lifecycle import Actor
 from portal.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
 from portal.pagination import paginate
@@ -278,7 +277,6 @@ def import_map(import_id: int):  # type: ignore[no-untyped-def]
             form[f"col_{index}"].errors = [message]  # type: ignore[assignment]
         if not problems:
             imports.start_import(db.session, lead_import, mapping, campaign, source)
-            enqueue("import_leads", lead_import.id)
             return redirect(url_for("capture.import_progress", import_id=import_id),
                             code=303)
     rows = imports.head(imports.file_path(lead_import))
