@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from flask import current_app, render_template
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
@@ -99,13 +100,25 @@ def authenticate(session: Session, email: str, password: str, address: str,
     return user
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+class _IssuedAt(TimestampSigner):
+    # Signs with the time the link was asked for, not the time the job sends it: the
+    # link an admin is shown and the one emailed are the same, and so is their life.
+    def __init__(self, *args: Any, issued_at: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.issued_at = issued_at
+
+    def get_timestamp(self) -> int:
+        return int(self.issued_at.timestamp()) if self.issued_at else super().get_timestamp()
 
 
-def password_token(user: User, purpose: str) -> str:
+def _serializer(salt: str, issued_at: datetime | None = None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt,
+                                  signer=_IssuedAt, signer_kwargs={"issued_at": issued_at})
+
+
+def password_token(user: User, purpose: str, issued_at: datetime | None = None) -> str:
     """A signed link token for ``purpose`` (invite or reset); it dies when the password changes."""
-    return _serializer(purpose).dumps({"u": user.id, "v": user.session_version})
+    return _serializer(purpose, issued_at).dumps({"u": user.id, "v": user.session_version})
 
 
 def user_for_token(session: Session, token: str, purpose: str) -> User | None:
@@ -147,11 +160,11 @@ SUBJECTS = {"invite": "You are invited to the Channel Lead Portal",
             "reset": "Reset your Channel Lead Portal password"}
 
 
-def password_link(user: User, purpose: str) -> str:
+def password_link(user: User, purpose: str, issued_at: datetime | None = None) -> str:
     """The absolute invite or reset link, built without a request (jobs have none)."""
     endpoint = "auth.accept_invite" if purpose == "invite" else "auth.reset_password"
     adapter = current_app.url_map.bind("portal", script_name="/")
-    path = adapter.build(endpoint, {"token": password_token(user, purpose)})
+    path = adapter.build(endpoint, {"token": password_token(user, purpose, issued_at)})
     return str(current_app.config["PORTAL_BASE_URL"]).rstrip("/") + path
 
 
@@ -159,8 +172,8 @@ def request_password_link(session: Session, user: User, purpose: str, *,
                           now: datetime | None = None) -> str:
     """Write the email to send (sent once the caller commits); returns the link to show.
 
-    Admins see the link at once (to pass on when mail is not set up); the email carries
-    one signed when it is sent, valid for the same password version.
+    Admins see the link at once (to pass on when mail is not set up); the job signs the
+    same link when it sends (same user, password version and issue time).
     """
     if purpose not in SUBJECTS:
         raise ValueError(f"unknown password link purpose {purpose!r}")
@@ -171,7 +184,7 @@ def request_password_link(session: Session, user: User, purpose: str, *,
     session.add(row)
     session.flush()
     enqueue_after_commit(session, "send_password_link", row.id)
-    return password_link(user, purpose)
+    return password_link(user, purpose, now)
 
 
 def claim_password_link(session: Session, link_id: int, now: datetime) -> bool:
@@ -195,7 +208,8 @@ def password_link_message(session: Session, link_id: int, now: datetime
         row.status, row.claimed_at, row.last_error = "skipped", None, f"Not sent: {why}."
         session.flush()
         return None
-    context = {"name": user.name or user.email, "link": password_link(user, row.purpose)}
+    context = {"name": user.name or user.email,
+               "link": password_link(user, row.purpose, row.requested_at)}
     text = render_template(f"emails/password_{row.purpose}.txt", **context)
     return build_message(user.email, SUBJECTS[row.purpose], text)
 
