@@ -145,7 +145,7 @@ def import_partners(file: str) -> None:
 def import_leads(file: str, campaign: str, source: str) -> None:
     """Import leads from a CSV file (DESIGN §6), columns mapped by their header names."""
     from portal.capture import imports
-    from portal.core.models import Campaign, Source
+    from portal.core.models import Campaign, ImportStatus, LeadImport, Source
     from portal.core.models.codes import active_codes, by_code
 
     found = {}
@@ -165,10 +165,16 @@ def import_leads(file: str, campaign: str, source: str) -> None:
         db.session.rollback()
         raise click.ClickException("; ".join(problems.values()))
     imports.start_import(db.session, lead_import, lead_import.mapping, found["campaign"],
-                         found["source"])
+                         found["source"], nudge=False)
     db.session.commit()
-    lead_import = imports.run_import(
-        db.session, lead_import, batch_rows=int(current_app.config.get("IMPORT_BATCH_ROWS", 500)))
+    import_id = lead_import.id
+    if not imports.process_import(import_id):
+        raise click.ClickException(f"import {import_id} was taken by the worker meanwhile")
+    done = db.session.get(LeadImport, import_id, populate_existing=True)
+    assert done is not None
+    lead_import = done
+    if lead_import.status == ImportStatus.FAILED:
+        raise click.ClickException(lead_import.message)
     click.echo(f"{lead_import.processed} rows: {lead_import.created} created, "
                f"{lead_import.duplicates} duplicates, {lead_import.rejected} rejected")
     if lead_import.rejected:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
-from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import current_app, render_template
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from portal.core.models import LoginAttempt, User, utcnow
+from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
+from portal.core.mail import build_message
+from portal.core.models import LoginAttempt, PasswordLink, User, utcnow
 
 #: one hash computed once, checked against when the account does not exist, so an
 #: unknown email costs the same time as a wrong password
@@ -96,13 +100,25 @@ def authenticate(session: Session, email: str, password: str, address: str,
     return user
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+class _IssuedAt(TimestampSigner):
+    # Signs with the time the link was asked for, not the time the job sends it: the
+    # link an admin is shown and the one emailed are the same, and so is their life.
+    def __init__(self, *args: Any, issued_at: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.issued_at = issued_at
+
+    def get_timestamp(self) -> int:
+        return int(self.issued_at.timestamp()) if self.issued_at else super().get_timestamp()
 
 
-def password_token(user: User, purpose: str) -> str:
+def _serializer(salt: str, issued_at: datetime | None = None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt,
+                                  signer=_IssuedAt, signer_kwargs={"issued_at": issued_at})
+
+
+def password_token(user: User, purpose: str, issued_at: datetime | None = None) -> str:
     """A signed link token for ``purpose`` (invite or reset); it dies when the password changes."""
-    return _serializer(purpose).dumps({"u": user.id, "v": user.session_version})
+    return _serializer(purpose, issued_at).dumps({"u": user.id, "v": user.session_version})
 
 
 def user_for_token(session: Session, token: str, purpose: str) -> User | None:
@@ -136,3 +152,107 @@ def set_password(user: User, password: str) -> None:
         raise ValueError(problem)
     user.set_password(password)
     user.session_version += 1
+
+
+# --- invitation and reset emails (DESIGN §3: the row is the truth, the job a nudge) ------
+
+SUBJECTS = {"invite": "You are invited to the Channel Lead Portal",
+            "reset": "Reset your Channel Lead Portal password"}
+
+
+def password_link(user: User, purpose: str, issued_at: datetime | None = None) -> str:
+    """The absolute invite or reset link, built without a request (jobs have none)."""
+    endpoint = "auth.accept_invite" if purpose == "invite" else "auth.reset_password"
+    adapter = current_app.url_map.bind("portal", script_name="/")
+    path = adapter.build(endpoint, {"token": password_token(user, purpose, issued_at)})
+    return str(current_app.config["PORTAL_BASE_URL"]).rstrip("/") + path
+
+
+def request_password_link(session: Session, user: User, purpose: str, *,
+                          now: datetime | None = None) -> str:
+    """Write the email to send (sent once the caller commits); returns the link to show.
+
+    Admins see the link at once (to pass on when mail is not set up); the job signs the
+    same link when it sends (same user, password version and issue time).
+    """
+    if purpose not in SUBJECTS:
+        raise ValueError(f"unknown password link purpose {purpose!r}")
+    now = now or utcnow()
+    session.flush()  # the user needs its id and current version
+    row = PasswordLink(user_id=user.id, purpose=purpose, user_version=user.session_version,
+                       requested_at=now, next_attempt_at=now)
+    session.add(row)
+    session.flush()
+    enqueue_after_commit(session, "send_password_link", row.id)
+    return password_link(user, purpose, now)
+
+
+def claim_password_link(session: Session, link_id: int, now: datetime) -> bool:
+    """Take a due, pending link email for sending; False if someone else has it or it's done."""
+    return claim_row(session, PasswordLink, link_id, now)
+
+
+def password_link_message(session: Session, link_id: int, now: datetime
+                          ) -> EmailMessage | None:
+    """The claimed email to send, or None when it went void (marked skipped, with why)."""
+    row = session.get(PasswordLink, link_id, populate_existing=True)
+    assert row is not None
+    user = session.get(User, row.user_id)
+    max_age = INVITE_MAX_AGE if row.purpose == "invite" else RESET_MAX_AGE
+    why = ("the account is gone or deactivated" if user is None or not user.active
+           else "the password changed since it was asked for"
+           if user.session_version != row.user_version
+           else "it waited longer than the link would live" if now - row.requested_at > max_age
+           else "")
+    if why or user is None:
+        row.status, row.claimed_at, row.last_error = "skipped", None, f"Not sent: {why}."
+        session.flush()
+        return None
+    context = {"name": user.name or user.email,
+               "link": password_link(user, row.purpose, row.requested_at)}
+    text = render_template(f"emails/password_{row.purpose}.txt", **context)
+    return build_message(user.email, SUBJECTS[row.purpose], text)
+
+
+def record_password_link_sent(session: Session, link_id: int, now: datetime) -> None:
+    """The mail server took it."""
+    row = session.get(PasswordLink, link_id, populate_existing=True)
+    if row is not None:
+        row.status, row.sent_at, row.claimed_at, row.last_error = "sent", now, None, ""
+        session.flush()
+
+
+def record_password_link_failure(session: Session, link_id: int, message: str,
+                                 now: datetime) -> str:
+    """After a failed try: pending again with a doubling wait, or failed after the last."""
+    row = session.get(PasswordLink, link_id, populate_existing=True)
+    if row is None or row.status != "sending":
+        return "skipped"
+    row.claimed_at, row.last_error = None, message[:2000]
+    if row.attempts >= int(current_app.config.get("PASSWORD_LINK_MAX_ATTEMPTS", 5)):
+        row.status = "failed"
+    else:
+        base = float(current_app.config.get("PASSWORD_LINK_RETRY_SECONDS", 60))
+        row.status = "pending"
+        row.next_attempt_at = now + timedelta(seconds=base * 2 ** (row.attempts - 1))
+    session.flush()
+    return "failed" if row.status == "failed" else "retry"
+
+
+def release_stale_password_links(session: Session, now: datetime) -> int:
+    """Links claimed by a worker that died go back to pending (sent again, not lost).
+
+    Unlike a literature pack, a second copy of the same link harms nobody, while an
+    invitation that never arrives leaves a person locked out with nobody told.
+    """
+    timeout = timedelta(seconds=float(
+        current_app.config.get("PASSWORD_LINK_SENDING_TIMEOUT_SECONDS", 300)))
+    result = session.execute(stale_claims(PasswordLink, now, timeout)
+                             .values(status="pending", claimed_at=None, next_attempt_at=now),
+                             execution_options={"synchronize_session": False})
+    return result.rowcount or 0  # type: ignore[attr-defined, no-any-return]
+
+
+def due_password_links(session: Session, now: datetime, limit: int = 200) -> list[int]:
+    """Pending link emails whose time has come (a lost nudge, a retry)."""
+    return due_ids(session, PasswordLink, now, limit)

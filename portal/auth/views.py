@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal.auth import services
 from portal.auth.forms import ForgotPasswordForm, LoginForm, SetPasswordForm
-from portal.core.jobs import enqueue
 from portal.core.models import User
 from portal.extensions import db, login_manager
 
@@ -122,22 +121,8 @@ def forgot_password():  # type: ignore[no-untyped-def]
         email = services.normalise_email(form.email.data or "")
         user = db.session.scalars(select(User).where(User.email == email)).first()
         if user is not None and user.active:
-            send_password_link(user, "reset")
+            services.request_password_link(db.session, user, "reset")
         flash("If that address has an account, a link to reset the password is on its way.",
               "info")
         return redirect(url_for("auth.login"), code=303)
     return render_template("auth/forgot.html", form=form)
-
-
-def send_password_link(user: User, purpose: str) -> str:
-    """Email an invite or reset link to ``user``; returns the link (admins may copy it)."""
-    path = url_for(
-        "auth.accept_invite" if purpose == "invite" else "auth.reset_password",
-        token=services.password_token(user, purpose),
-    )
-    link = current_app.config["PORTAL_BASE_URL"].rstrip("/") + path
-    subject = ("You are invited to the Channel Lead Portal" if purpose == "invite"
-               else "Reset your Channel Lead Portal password")
-    enqueue("send_templated_mail", user.email, subject, f"password_{purpose}",
-            {"name": user.name or user.email, "link": link})
-    return link

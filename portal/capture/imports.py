@@ -19,17 +19,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
 from portal.core.errors import InvalidInput
-from portal.core.jobs import job
+from portal.core.jobs import enqueue_after_commit, job, periodic
 from portal.core.lifecycle import Actor, LifecycleError
 from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 from portal.extensions import db
@@ -254,8 +255,10 @@ def report_path(lead_import: LeadImport) -> Path:
 
 
 def start_import(session: Session, lead_import: LeadImport, mapping: list[str],
-                 campaign: Campaign | None, source: Source | None) -> None:
-    """Fix the mapping and queue the background job (which the caller enqueues)."""
+                 campaign: Campaign | None, source: Source | None, *,
+                 nudge: bool = True) -> None:
+    """Fix the mapping and queue the import: its job is nudged once the caller commits
+    (``nudge=False``: the caller runs it itself; the sweeper still would, were it lost)."""
     if lead_import.status != ImportStatus.UPLOADED:
         raise ImportFileError("This import has already been started.")
     lead_import.mapping = list(mapping)
@@ -263,6 +266,8 @@ def start_import(session: Session, lead_import: LeadImport, mapping: list[str],
     lead_import.default_source = source
     lead_import.status = ImportStatus.QUEUED
     session.flush()
+    if nudge:
+        enqueue_after_commit(session, "import_leads", lead_import.id)
 
 
 # --- the background job ------------------------------------------------------------------
@@ -393,16 +398,27 @@ def run_import(session: Session, lead_import: LeadImport, *, batch_rows: int = 5
     return lead_import
 
 
-@job(retries=5, retry_delay=2)
-def import_leads(import_id: int) -> None:
-    """Background job: run a queued lead import to the end."""
+def claim_import(session: Session, import_id: int, now: datetime) -> bool:
+    """Take a queued import for running (one conditional UPDATE): the nudge, a retried
+    task and the sweeper may all try, and only one runs it."""
+    result = session.execute(
+        update(LeadImport)
+        .where(LeadImport.id == import_id, LeadImport.status == ImportStatus.QUEUED)
+        .values(status=ImportStatus.RUNNING, started_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def process_import(import_id: int) -> bool:
+    """Claim a queued import and run it to the end; False when it was not ours to run."""
     session = db.session
-    lead_import = session.get(LeadImport, import_id)
-    if lead_import is None:
-        # Queued in a request that has not committed yet: Huey retries shortly.
-        raise LookupError(f"lead import {import_id} not found (yet)")
-    if lead_import.status != ImportStatus.QUEUED:
-        return  # already run (a retried or duplicated task)
+    if not claim_import(session, import_id, utcnow()):
+        session.rollback()
+        return False  # already run or running (a retried or duplicated nudge)
+    session.commit()  # the claim is seen before the long run starts
+    lead_import = session.get(LeadImport, import_id, populate_existing=True)
+    assert lead_import is not None
     config = current_app.config
     try:
         run_import(session, lead_import,
@@ -419,6 +435,29 @@ def import_leads(import_id: int) -> None:
                               f"error ({type(error).__name__}). Rows before it were "
                               "imported; importing the file again skips them.")[:500]
             session.commit()
+    return True
+
+
+def queued_import_ids(session: Session, limit: int = 20) -> list[int]:
+    """Imports queued but not started: what a lost nudge (or a crash before it) left."""
+    return list(session.scalars(
+        select(LeadImport.id).where(LeadImport.status == ImportStatus.QUEUED)
+        .order_by(LeadImport.created_at, LeadImport.id).limit(limit)))
+
+
+@job()
+def import_leads(import_id: int) -> None:
+    """The nudge after the mapping request commits: run that import now."""
+    process_import(import_id)
+
+
+@periodic(minute="*")
+def import_sweep() -> int:
+    """Every minute: run imports whose nudge was lost; returns how many it ran."""
+    session = db.session
+    ids = queued_import_ids(session)
+    session.commit()
+    return sum(1 for import_id in ids if process_import(import_id))
 
 
 def recent_imports_query() -> Any:

@@ -32,7 +32,6 @@ from portal.capture.forms import (
     mapping_form,
 )
 from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
-from portal.core.jobs import enqueue
 from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
 from portal.core.models.codes import by_code
@@ -278,7 +277,6 @@ def import_map(import_id: int):  # type: ignore[no-untyped-def]
             form[f"col_{index}"].errors = [message]  # type: ignore[assignment]
         if not problems:
             imports.start_import(db.session, lead_import, mapping, campaign, source)
-            enqueue("import_leads", lead_import.id)
             return redirect(url_for("capture.import_progress", import_id=import_id),
                             code=303)
     rows = imports.head(imports.file_path(lead_import))

@@ -3,19 +3,37 @@
 Tasks are plain functions registered here; the Huey instance is built on first use
 (enqueue or worker), never in the factory, so creating an app touches no queue.
 Each task runs inside an app context and commits once at its boundary.
+
+Anything sent after a write (DESIGN §3) follows one pattern, and the pieces are here:
+
+- the database row is the truth (a pack, a nurture email, a password link, an import);
+- the job is only a nudge, queued by ``enqueue_after_commit`` once the writing
+  transaction has committed, and dropped if it rolls back;
+- the job re-reads the row by id and claims it with one conditional UPDATE
+  (``claim_row``) in a short transaction committed *before* any network I/O, sends,
+  then records the result in another short transaction;
+- a periodic sweeper per kind sends what is due but was never nudged (``due_ids``) and
+  settles rows a crash left claimed (``stale_claims``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
 from flask import Flask, current_app
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from portal.extensions import db
+
+log = logging.getLogger(__name__)
 
 _registry: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
 _periodic: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
@@ -100,6 +118,7 @@ def init_app(app: Flask) -> None:
     """Attach the (lazy) job queue to the app."""
     # Importing the modules that define jobs registers them.
     from portal import routing_jobs  # noqa: F401
+    from portal.auth import jobs as _auth_jobs  # noqa: F401
     from portal.capture import imports as _capture_imports  # noqa: F401
     from portal.core import mail  # noqa: F401
     from portal.fulfilment import jobs as _fulfilment_jobs  # noqa: F401
@@ -116,3 +135,124 @@ def jobs() -> Jobs:
 def enqueue(name: str, *args: Any, **kwargs: Any) -> Any:
     """Queue a registered job on the current app's queue."""
     return jobs().enqueue(name, *args, **kwargs)
+
+
+# --- nudges queued after commit ----------------------------------------------------------
+
+#: Session.info key: the nudges recorded in the session's open transaction
+_NUDGES = "portal.core.jobs.after_commit"
+
+
+@dataclass(frozen=True)
+class _Nudge:
+    transaction: SessionTransaction  #: the (possibly nested) transaction it was recorded in
+    name: str
+    args: tuple[Any, ...]
+
+
+def enqueue_after_commit(session: Session, name: str, *args: Any) -> None:
+    """Queue job ``name`` once ``session``'s outermost transaction commits; drop it on rollback.
+
+    Recorded against the innermost transaction (a savepoint too): rolling back that
+    savepoint drops the nudge, while the enclosing transaction goes on. Arguments should be
+    row ids: the job re-reads the row, which is the truth. A session with no transaction
+    has nothing uncommitted to wait for, so the job is queued at once.
+    """
+    if isinstance(session, scoped_session):  # services are handed db.session itself
+        session = session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:
+        _queue(name, args)
+        return
+    session.info.setdefault(_NUDGES, []).append(_Nudge(transaction, name, args))
+
+
+def pending_nudges(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
+    """The nudges waiting for this session's commit, as (job name, args)."""
+    if isinstance(session, scoped_session):
+        session = session()
+    return [(n.name, n.args) for n in session.info.get(_NUDGES, ())]
+
+
+def _queue(name: str, args: tuple[Any, ...]) -> None:
+    try:
+        enqueue(name, *args)
+    except Exception:  # noqa: BLE001 - the row stays due: the kind's sweeper sends it
+        log.exception("could not queue %s%r; its sweeper will pick it up", name, args)
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_commit")
+def _queue_after_commit(session: Session) -> None:
+    # after_commit also fires when a savepoint is released; only the outermost commit
+    # makes the rows visible to a worker. (In the tests the outermost transaction is a
+    # savepoint on the test's connection: the code sees the same thing as in production.)
+    if session.in_nested_transaction():
+        return
+    for nudge in session.info.pop(_NUDGES, ()):
+        _queue(nudge.name, nudge.args)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    # The rows written in a rolled-back savepoint (or anything nested in it) are gone:
+    # so are the nudges about them.
+    nudges = session.info.get(_NUDGES)
+    if nudges:
+        nudges[:] = [n for n in nudges if not _within(n.transaction, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without committing (rollback, close): nothing that
+    # was recorded in it is in the database.
+    if transaction.parent is None:
+        session.info.pop(_NUDGES, None)
+
+
+# --- claiming and sweeping rows ----------------------------------------------------------
+# The rows are any model with ``id``, ``status``, ``attempts``, ``next_attempt_at`` and
+# ``claimed_at`` columns, and statuses "pending" (due from next_attempt_at) and "sending"
+# (claimed by one worker since claimed_at).
+
+PENDING, SENDING = "pending", "sending"
+
+
+def claim_row(session: Session, model: type[Any], row_id: Any, now: datetime,
+              *conditions: Any) -> bool:
+    """Take one due, pending row for sending (one conditional UPDATE): True if we have it.
+
+    The caller commits before any network I/O, so no lock is held while a mail server
+    takes its time and a second worker or the sweeper sees the claim and keeps off.
+    """
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, model.status == PENDING, model.next_attempt_at <= now,
+               *conditions)
+        .values(status=SENDING, claimed_at=now, attempts=model.attempts + 1),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def due_ids(session: Session, model: type[Any], now: datetime, limit: int,
+            *conditions: Any) -> list[Any]:
+    """Pending rows whose time has come, oldest first: what a lost nudge or a retry left."""
+    return list(session.scalars(
+        select(model.id)
+        .where(model.status == PENDING, model.next_attempt_at <= now, *conditions)
+        .order_by(model.next_attempt_at, model.id).limit(limit)))
+
+
+def stale_claims(model: type[Any], now: datetime, timeout: timedelta, *conditions: Any
+                 ) -> Any:
+    """The UPDATE's WHERE for rows claimed longer than ``timeout`` ago (a worker died)."""
+    return update(model).where(model.status == SENDING, model.claimed_at < now - timeout,
+                               *conditions)

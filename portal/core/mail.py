@@ -7,12 +7,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
 
-from flask import current_app, render_template
-from jinja2 import TemplateNotFound
-
-from portal.core.jobs import job
+from flask import current_app
 
 
 def _clean_header(value: str) -> str:
@@ -59,14 +55,3 @@ def deliver(message: EmailMessage) -> None:
         if config.get("MAIL_USERNAME"):
             smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
         smtp.send_message(message)
-
-
-@job(retries=5, retry_delay=60)
-def send_templated_mail(to: str, subject: str, template: str, context: dict[str, Any]) -> None:
-    """Render ``emails/<template>.txt`` (and ``.html`` if present) and send it."""
-    text = render_template(f"emails/{template}.txt", **context)
-    try:
-        html = render_template(f"emails/{template}.html", **context)
-    except TemplateNotFound:  # the HTML part is optional
-        html = None
-    deliver(build_message(to, subject, text, html))

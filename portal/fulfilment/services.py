@@ -21,11 +21,12 @@ from typing import Any
 
 from flask import current_app, render_template, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from portal.core import lifecycle
 from portal.core.errors import Conflict
+from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
 from portal.core.models import (
     Fulfilment,
     FulfilmentChannel,
@@ -41,7 +42,6 @@ from portal.fulfilment import library, pdf
 
 log = logging.getLogger(__name__)
 S = FulfilmentStatus
-_NUDGE = "portal.fulfilment.nudge"
 _LINK_SALT = "literature-pack-link"
 
 
@@ -106,31 +106,8 @@ def request_pack(session: Session, lead: Lead, *, reason: str = "captured",
     session.add(row)
     session.flush()
     if row.status == S.PENDING and row.channel == FulfilmentChannel.EMAIL:
-        session.info.setdefault(_NUDGE, set()).add(row.id)
+        enqueue_after_commit(session, "send_pack", row.id)
     return row
-
-
-@event.listens_for(Session, "after_commit")
-def _nudge_after_commit(session: Session) -> None:
-    # Only after commit does the worker find the row; a nudge that fails to queue loses
-    # nothing, because the sweeper sends whatever stays pending.
-    ids = session.info.pop(_NUDGE, None)
-    if not ids:
-        return
-    from portal.core.jobs import enqueue
-
-    for fulfilment_id in sorted(ids):
-        try:
-            enqueue("send_pack", fulfilment_id)
-        except Exception:  # noqa: BLE001 - a lost nudge is the sweeper's job
-            log.exception("could not queue literature pack %s; the sweeper will send it",
-                          fulfilment_id)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_nudges(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:  # the whole transaction is gone, rows too
-        session.info.pop(_NUDGE, None)
 
 
 # --- the state machine -------------------------------------------------------------------
@@ -138,15 +115,8 @@ def _forget_nudges(session: Session, previous_transaction: Any) -> None:
 
 def claim(session: Session, fulfilment_id: int, now: datetime) -> bool:
     """Take a due, pending email pack for sending; False if someone else has it or it's done."""
-    result = session.execute(
-        update(Fulfilment)
-        .where(Fulfilment.id == fulfilment_id, Fulfilment.status == S.PENDING,
-               Fulfilment.channel == FulfilmentChannel.EMAIL,
-               Fulfilment.next_attempt_at <= now)
-        .values(status=S.SENDING, claimed_at=now, attempts=Fulfilment.attempts + 1),
-        execution_options={"synchronize_session": False},
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return claim_row(session, Fulfilment, fulfilment_id, now,
+                     Fulfilment.channel == FulfilmentChannel.EMAIL)
 
 
 def release_claim(session: Session, fulfilment_id: int) -> bool:
@@ -217,10 +187,9 @@ def fail_stale_sending(session: Session, now: datetime) -> int:
     Not back to pending: the mail server may have taken the pack before the worker
     died, and a pack is never sent twice without someone deciding to.
     """
-    limit = now - timedelta(seconds=float(_config("PACK_SENDING_TIMEOUT_SECONDS", 900)))
+    timeout = timedelta(seconds=float(_config("PACK_SENDING_TIMEOUT_SECONDS", 900)))
     result = session.execute(
-        update(Fulfilment)
-        .where(Fulfilment.status == S.SENDING, Fulfilment.claimed_at < limit)
+        stale_claims(Fulfilment, now, timeout)
         .values(status=S.FAILED, error_code="interrupted", claimed_at=None,
                 last_error="The worker stopped while sending this pack; it may or may not "
                            "have reached the prospect. Check, then retry if it did not."),
@@ -231,12 +200,8 @@ def fail_stale_sending(session: Session, now: datetime) -> int:
 
 def due_email_ids(session: Session, now: datetime, limit: int) -> list[int]:
     """Pending email packs whose time has come, oldest first."""
-    return list(session.scalars(
-        select(Fulfilment.id)
-        .where(Fulfilment.status == S.PENDING, Fulfilment.channel == FulfilmentChannel.EMAIL,
-               Fulfilment.next_attempt_at <= now)
-        .order_by(Fulfilment.next_attempt_at, Fulfilment.id).limit(limit)
-    ))
+    return due_ids(session, Fulfilment, now, limit,
+                   Fulfilment.channel == FulfilmentChannel.EMAIL)
 
 
 def retry(session: Session, row: Fulfilment, user: User | None,
@@ -257,7 +222,7 @@ def retry(session: Session, row: Fulfilment, user: User | None,
     row.last_error = f"Retried by {who} at {now:%Y-%m-%d %H:%M} UTC. {row.last_error}"[:2000]
     session.flush()
     if row.channel == FulfilmentChannel.EMAIL:
-        session.info.setdefault(_NUDGE, set()).add(row.id)
+        enqueue_after_commit(session, "send_pack", row.id)
     return row
 
 
@@ -273,7 +238,8 @@ def release_waiting_for_literature(session: Session, product_line_id: int | None
                         .values(status=S.PENDING, attempts=0, next_attempt_at=utcnow(),
                                 error_code="", last_error="Literature was added; sending again."),
                         execution_options={"synchronize_session": False})
-        session.info.setdefault(_NUDGE, set()).update(ids)
+        for fulfilment_id in ids:
+            enqueue_after_commit(session, "send_pack", fulfilment_id)
     return ids
 
 

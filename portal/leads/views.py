@@ -38,7 +38,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from portal.auth.views import send_password_link
+from portal.auth.services import request_password_link
 from portal.core import fragments, lifecycle
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
@@ -652,7 +652,7 @@ def settings_invite():  # type: ignore[no-untyped-def]
                 if name in form._fields:
                     form[name].errors = [*form[name].errors, text]
         else:
-            send_password_link(user, "invite")
+            request_password_link(db.session, user, "invite")
             return _settings_done(f"Invitation sent to {user.email}.")
     return _settings_error(partner, invite_form=form)
 

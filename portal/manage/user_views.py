@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
-from portal.auth.views import send_password_link
+from portal.auth.services import request_password_link
 from portal.core.models import User
 from portal.core.pagination import paginate
 from portal.core.web import admin_required
@@ -65,7 +65,7 @@ def user_new():  # type: ignore[no-untyped-def]
             show_errors(form, error)
         else:
             if user.password_hash is None:
-                link = send_password_link(user, "invite")
+                link = request_password_link(db.session, user, "invite")
                 # Shown once so the admin can pass it on even when mail is not set up.
                 flash(f"Invitation sent to {user.email}. Their link (shown once): {link}",
                       "success")
@@ -115,7 +115,7 @@ def user_reset_password(user_id: int):  # type: ignore[no-untyped-def]
         except services.ManageError as error:
             flash(error.message, "error")
             return redirect(url_for("manage.user_edit", user_id=user.id), code=303)
-        link = send_password_link(user, purpose)
+        link = request_password_link(db.session, user, purpose)
         what = "A new invitation" if purpose == "invite" else "A password reset link"
         flash(f"{what} was sent to {user.email}; their sessions have ended. "
               f"The link (shown once): {link}", "success")

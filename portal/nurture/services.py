@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 from flask import current_app, render_template
@@ -18,8 +19,16 @@ from portal.capture.services import current_rules, qualify_and_route
 from portal.capture.services import inquiry_facts as lead_facts
 from portal.core import lifecycle
 from portal.core.errors import InvalidInput
+from portal.core.jobs import (
+    PENDING,
+    SENDING,
+    claim_row,
+    due_ids,
+    enqueue_after_commit,
+    stale_claims,
+)
 from portal.core.lifecycle import Actor
-from portal.core.mail import build_message, deliver
+from portal.core.mail import build_message
 from portal.core.models import (
     EnrollmentStatus,
     Lead,
@@ -286,8 +295,10 @@ def _set_status(enrollment: NurtureEnrollment, status: str, now: datetime) -> No
     enrollment.next_due_at = None
 
 
-def send_due(session: Session, *, now: datetime | None = None, limit: int = BATCH) -> int:
-    """Send every step that is due, each at most once per enrolment; returns emails sent."""
+def plan_due(session: Session, *, now: datetime | None = None, limit: int = BATCH
+             ) -> list[int]:
+    """Write a pending send for every step that is due (each once per enrolment) and move
+    each enrolment on; the emails go after the caller commits. Returns the send ids."""
     now = now or utcnow()
     due = session.scalars(
         select(NurtureEnrollment)
@@ -298,7 +309,7 @@ def send_due(session: Session, *, now: datetime | None = None, limit: int = BATC
                NurtureTrack.active.is_(True))
         .order_by(NurtureEnrollment.next_due_at).limit(limit)
     ).all()
-    sent = 0
+    planned = []
     for enrollment in due:
         lead = enrollment.lead
         if lead.status != LeadStatus.NURTURE:
@@ -310,24 +321,85 @@ def send_due(session: Session, *, now: datetime | None = None, limit: int = BATC
         if step is None:
             _set_status(enrollment, E.FINISHED, now)
             continue
+        send = NurtureSend(enrollment_id=enrollment.id, step_id=step.id, status=PENDING,
+                           next_attempt_at=now)
         try:
             with session.begin_nested():
-                # The unique (enrolment, step) row is the claim: a second sweep running at
-                # the same time fails here and sends nothing.
-                session.add(NurtureSend(enrollment_id=enrollment.id, step_id=step.id,
-                                        sent_at=now))
+                # The unique (enrolment, step) row: a second sweep planning at the same
+                # time fails here and plans nothing.
+                session.add(send)
                 session.flush()
                 _advance(session, enrollment, step, now)
-                deliver(_message(enrollment, step))
+                enqueue_after_commit(session, "send_nurture_email", send.id)
         except IntegrityError:
             continue
-        except OSError:
-            # The mail server refused or is down: the savepoint dropped the claim, so the
-            # step is tried again on the next sweep.
-            current_app.logger.exception("nurture email to %s failed", lead.email)
-            continue
-        sent += 1
-    return sent
+        planned.append(send.id)
+    return planned
+
+
+def claim_send(session: Session, send_id: int, now: datetime) -> bool:
+    """Take a due, pending nurture email for sending; False if taken, done or not due."""
+    return claim_row(session, NurtureSend, send_id, now)
+
+
+def send_message(session: Session, send_id: int, now: datetime) -> EmailMessage | None:
+    """The claimed email, or None when it went void meanwhile (marked skipped, with why)."""
+    send = session.get(NurtureSend, send_id, populate_existing=True)
+    assert send is not None
+    enrollment = session.get(NurtureEnrollment, send.enrollment_id, populate_existing=True)
+    step = session.get(NurtureStep, send.step_id)
+    assert enrollment is not None and step is not None
+    lead = enrollment.lead
+    # Re-read now, not at planning: an unsubscribe or a hand-raise may have come between.
+    if enrollment.status == E.UNSUBSCRIBED or lead.status != LeadStatus.NURTURE \
+            or not lead.email:
+        send.status, send.claimed_at = "skipped", None
+        send.last_error = "Not sent: unsubscribed or no longer in nurture."
+        session.flush()
+        return None
+    return _message(enrollment, step)
+
+
+def record_sent(session: Session, send_id: int, now: datetime) -> None:
+    """The mail server took it."""
+    send = session.get(NurtureSend, send_id, populate_existing=True)
+    if send is not None:
+        send.status, send.sent_at, send.claimed_at, send.last_error = "sent", now, None, ""
+        session.flush()
+
+
+def record_failure(session: Session, send_id: int, message: str, now: datetime) -> str:
+    """After a failed try: pending again with a doubling wait, or failed after the last."""
+    send = session.get(NurtureSend, send_id, populate_existing=True)
+    if send is None or send.status != SENDING:
+        return "skipped"
+    send.claimed_at, send.last_error = None, message[:2000]
+    if send.attempts >= int(current_app.config.get("NURTURE_MAX_ATTEMPTS", 5)):
+        send.status = "failed"
+    else:
+        base = float(current_app.config.get("NURTURE_RETRY_SECONDS", 300))
+        send.status = PENDING
+        send.next_attempt_at = now + timedelta(seconds=base * 2 ** (send.attempts - 1))
+    session.flush()
+    return "failed" if send.status == "failed" else "retry"
+
+
+def fail_stale_sends(session: Session, now: datetime) -> int:
+    """Sends a dead worker left claimed become failed: the prospect may have had it, and a
+    marketing email twice is worse than one step missed."""
+    timeout = timedelta(seconds=float(
+        current_app.config.get("NURTURE_SENDING_TIMEOUT_SECONDS", 900)))
+    result = session.execute(
+        stale_claims(NurtureSend, now, timeout)
+        .values(status="failed", claimed_at=None,
+                last_error="The worker stopped while sending; it may or may not have gone."),
+        execution_options={"synchronize_session": False})
+    return result.rowcount or 0  # type: ignore[attr-defined, no-any-return]
+
+
+def due_sends(session: Session, now: datetime, limit: int = BATCH) -> list[int]:
+    """Pending nurture emails whose time has come (a lost nudge, a retry)."""
+    return due_ids(session, NurtureSend, now, limit)
 
 
 def _advance(session: Session, enrollment: NurtureEnrollment, step: NurtureStep,
@@ -341,7 +413,7 @@ def _advance(session: Session, enrollment: NurtureEnrollment, step: NurtureStep,
         enrollment.next_due_at = now + timedelta(days=following.delay_days)
 
 
-def _message(enrollment: NurtureEnrollment, step: NurtureStep) -> Any:
+def _message(enrollment: NurtureEnrollment, step: NurtureStep) -> EmailMessage:
     lead = enrollment.lead
     context = {
         "lead": lead, "step": step,
@@ -358,12 +430,6 @@ def _message(enrollment: NurtureEnrollment, step: NurtureStep) -> Any:
     message = build_message(lead.email, step.subject, text, html)
     message["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
     return message
-
-
-def run_sweep(session: Session, *, now: datetime | None = None) -> tuple[int, int]:
-    """Enrol waiting nurture leads, then send what is due; returns (enrolled, sent)."""
-    now = now or utcnow()
-    return enrol_waiting(session, now=now), send_due(session, now=now)
 
 
 # --- what the prospect does with an email ------------------------------------------------------

@@ -290,7 +290,7 @@ def test_sweeper_sends_what_a_lost_nudge_left_pending(session, make_lead, dealer
     add_literature("TRC", "Tractor Overview")
     lead = make_lead(wants_literature=True)
     row = services.request_pack(session, lead)
-    session.info.pop("portal.fulfilment.nudge")  # the queue never heard of it
+    session.info.pop("portal.core.jobs.after_commit")  # the queue never heard of it
     session.commit()
     assert outbox == [] and fulfilment_of(session, lead.id).status == "pending"
 
@@ -304,7 +304,7 @@ def test_a_pack_is_never_sent_twice(session, make_lead, dealer, add_literature, 
     add_literature("TRC", "Tractor Overview")
     lead = make_lead(wants_literature=True)
     row = services.request_pack(session, lead)
-    session.info.pop("portal.fulfilment.nudge")
+    session.info.pop("portal.core.jobs.after_commit")
     session.commit()
     now = utcnow()
     assert services.claim(session, row.id, now) is True
@@ -321,7 +321,7 @@ def test_a_pack_stuck_mid_send_is_failed_for_a_person_not_resent(
     add_literature("TRC", "Tractor Overview")
     lead = make_lead(wants_literature=True)
     row = services.request_pack(session, lead)
-    session.info.pop("portal.fulfilment.nudge")
+    session.info.pop("portal.core.jobs.after_commit")
     session.commit()
     assert services.claim(session, row.id, utcnow())
     session.commit()  # the worker died here
@@ -580,7 +580,7 @@ def test_time_to_fulfil_per_channel(session, make_lead):
         lead = make_lead(email=f"t{n}@example.com")
         row = services.request_pack(session, lead, now=now - timedelta(hours=12))
         row.status, row.sent_at = "sent", row.requested_at + timedelta(minutes=minutes)
-    session.info.pop("portal.fulfilment.nudge", None)
+    session.info.pop("portal.core.jobs.after_commit", None)
     session.flush()
     email, printed = services.time_to_fulfil(session, now - timedelta(days=1), now)
     assert (email.channel, email.count) == ("email", 4)

@@ -1,6 +1,6 @@
 """The SQLAlchemy models; importing this module registers every table on ``Base.metadata``."""
 
-from portal.core.models.accounts import LoginAttempt, Role, User
+from portal.core.models.accounts import LoginAttempt, PasswordLink, Role, User
 from portal.core.models.base import Base, utcnow
 from portal.core.models.capture import IdempotencyKey, ScoringRules
 from portal.core.models.catalog import Campaign, Competitor, ProductLine, Source
@@ -76,6 +76,7 @@ __all__ = [
     "Offer",
     "OfferResponse",
     "Partner",
+    "PasswordLink",
     "PostalCentroid",
     "PrintBatch",
     "PartnerKind",

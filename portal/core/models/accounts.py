@@ -88,3 +88,30 @@ class LoginAttempt(Base):
     address: Mapped[str] = mapped_column(String(64))
     success: Mapped[bool]
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PasswordLink(Base):
+    """One invitation or reset email to send: the truth the job and its sweeper work from.
+
+    The token is not stored: the job signs it when it sends, for the user's password
+    version noted here, so a copy of this table opens no account.
+    """
+
+    __tablename__ = "password_links"
+    __table_args__ = (Index("ix_password_links_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(8))  #: invite or reset
+    #: the user's session_version when it was asked for: a changed password voids it
+    user_version: Mapped[int]
+    #: pending → sending → sent; or failed (gave up), skipped (void before it was sent)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(String(2000), default="")
+
+    user: Mapped[User] = relationship()

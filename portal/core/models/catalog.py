@@ -57,7 +57,7 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Codes are unique ignoring case, and looked up by lower(code) (portal.models.codes).
+# Codes are unique ignoring case, and looked up by lower(code) (portal.core.models.codes).
 Index("uq_product_lines_code_lower", func.lower(ProductLine.code), unique=True)
 Index("uq_sources_code_lower", func.lower(Source.code), unique=True)
 Index("uq_campaigns_code_lower", func.lower(Campaign.code), unique=True)

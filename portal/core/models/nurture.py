@@ -88,19 +88,31 @@ class NurtureEnrollment(Base):
 
 
 class NurtureSend(Base):
-    """One step sent to one enrolment; the unique pair is what makes sending idempotent."""
+    """One step to send to one enrolment: the truth its job and the sweep work from.
+
+    The unique (enrolment, step) pair makes planning idempotent; the status makes
+    sending so: pending → sending (claimed, committed before SMTP) → sent, or back to
+    pending with a later ``next_attempt_at``, or failed (gave up, or a worker died mid-send:
+    never sent twice), or skipped (the lead left nurture or unsubscribed meanwhile).
+    """
 
     __tablename__ = "nurture_sends"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_nurture_sends_enrollment_step"),
         Index("ix_nurture_sends_step", "step_id"),
+        Index("ix_nurture_sends_status_next", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrollment_id: Mapped[int] = mapped_column(
         ForeignKey("nurture_enrollments.id", ondelete="CASCADE"))
     step_id: Mapped[int] = mapped_column(ForeignKey("nurture_steps.id", ondelete="CASCADE"))
-    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(String(2000), default="")
+    sent_at: Mapped[datetime | None]  #: when the mail server took it
     #: the first click on the step's content link (later clicks add nothing to the score)
     clicked_at: Mapped[datetime | None]
 

@@ -88,7 +88,7 @@ class Partner(Base):
         return f"<Partner {self.code}>"
 
 
-# Codes are unique ignoring case, and looked up by lower(code) (portal.models.codes).
+# Codes are unique ignoring case, and looked up by lower(code) (portal.core.models.codes).
 Index("uq_partners_code_lower", func.lower(Partner.code), unique=True)
 
 

@@ -1,0 +1,69 @@
+"""Invitation and reset emails: the nudge after commit, and the sweeper behind it.
+
+Each stage is its own short transaction on purpose: the claim commits before SMTP, so no
+lock is held while the mail server answers and a second worker sees the claim.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import datetime
+
+from flask import current_app
+
+from portal.auth import services
+from portal.core.jobs import job, periodic
+from portal.core.mail import deliver
+from portal.core.models import utcnow
+from portal.extensions import db
+
+
+def process_password_link(link_id: int, *, now: datetime | None = None) -> str:
+    """Claim, send and record one link email: sent, skipped, retry or failed."""
+    session = db.session
+    now = now or utcnow()
+    if not services.claim_password_link(session, link_id, now):
+        session.rollback()
+        return "skipped"  # sent already, someone else is on it, or not due yet
+    session.commit()
+    message = services.password_link_message(session, link_id, now)
+    session.commit()  # end the transaction before talking to the mail server
+    if message is None:
+        return "skipped"
+    try:
+        deliver(message)
+    except (smtplib.SMTPException, OSError) as error:
+        current_app.logger.warning("password link %s not sent: %s", link_id, error)
+        outcome = services.record_password_link_failure(
+            session, link_id, f"Mail server: {type(error).__name__}: {error}", utcnow())
+        session.commit()
+        return outcome
+    services.record_password_link_sent(session, link_id, utcnow())
+    session.commit()
+    return "sent"
+
+
+def sweep(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Release links a dead worker left claimed, then send every pending one that is due."""
+    session = db.session
+    now = now or utcnow()
+    outcomes = {"released": services.release_stale_password_links(session, now)}
+    session.commit()
+    for link_id in services.due_password_links(session, now, limit):
+        session.commit()
+        outcome = process_password_link(link_id, now=now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    session.commit()
+    return outcomes
+
+
+@job()
+def send_password_link(link_id: int) -> str:
+    """The nudge after the request commits: send that one link email now."""
+    return process_password_link(link_id)
+
+
+@periodic(minute="*")
+def password_link_sweep() -> None:
+    """Every minute: send link emails whose nudge was lost or whose retry is due."""
+    sweep()
