@@ -6,7 +6,7 @@
 Builds a real, migrated SQLite database: partners and rules as in bench_routing.py (real
 US ZIP centroids), 250,000 routed leads spread over the last 90 days (1 M a year) plus
 older ones outside the window, one offer each (3 % by hand, 2 % forwarded). Then times
-``portal.whatif.services.preview`` for typical and extreme edits, and the ways to get the
+``portal.dispatch.whatif.preview`` for typical and extreme edits, and the ways to get the
 edited index (rebuilt from the database, or from the cached snapshot's candidates).
 """
 
@@ -131,10 +131,10 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     with app.app_context():
-        from portal import routing_service
         from portal.core.models import Partner
+        from portal.dispatch import services as routing_service
+        from portal.dispatch import whatif as services
         from portal.extensions import db
-        from portal.whatif import services
 
         if not args.reuse:
             timed("build the database", lambda: build_database(app, args))

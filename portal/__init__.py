@@ -39,10 +39,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.api.views import bp as api_bp
     from portal.auth.views import bp as auth_bp
     from portal.capture.views import bp as capture_bp
+    from portal.dispatch.views import bp as whatif_bp
     from portal.home.views import bp as home_bp
     from portal.leads.views import bp as leads_bp
     from portal.manage.views import bp as manage_bp
-    from portal.whatif.views import bp as whatif_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
@@ -50,8 +50,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(manage_bp)
     app.register_blueprint(leads_bp)
     app.register_blueprint(whatif_bp)
+    from portal.dedup.views import bp as merge_bp
     from portal.nurture.views import bp as nurture_bp
-    from portal.rules.merge_views import bp as merge_bp
     from portal.rules.views import bp as rules_bp
 
     app.register_blueprint(rules_bp)

@@ -208,7 +208,7 @@ def route(batch: int) -> None:
     import time
 
     from portal.core.errors import InvalidTransition
-    from portal.routing_service import (
+    from portal.dispatch.services import (
         expire_overdue_offers,
         partner_index,
         pending_leads,
@@ -255,7 +255,7 @@ def geo_group() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def geo_import(file: str) -> None:
     """Import a GeoNames postal-code file (tab-separated, UTF-8); bad lines are reported."""
-    from portal.geo_service import import_geonames
+    from portal.dispatch.geo import import_geonames
 
     with open(file, encoding="utf-8", errors="strict") as handle:
         try:

@@ -29,7 +29,7 @@ from portal.core.models import (
     utcnow,
 )
 from portal.core.models.codes import active_codes, by_code
-from portal.routing_service import RoutingResult, route_lead
+from portal.dispatch.services import RoutingResult, route_lead
 from routing import normalise_postal_code
 from routing.scoring import BUDGETS, ROLES, TIMELINES, InquiryFacts, RuleSet, Verdict, evaluate
 
@@ -158,7 +158,7 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
     if region and not _REGION.match(region):
         errors["region"] = "Use the ISO 3166-2 code, e.g. US-IA."
     if not region and country == "US" and values["postal_code"] and "postal_code" not in errors:
-        from portal.geo_service import us_state_for
+        from portal.dispatch.geo import us_state_for
 
         state = us_state_for(values["postal_code"])
         region = f"US-{state}" if state else ""

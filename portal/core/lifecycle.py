@@ -475,7 +475,7 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
     if not actor.is_staff:
         # The compliance gate holds for a hand-made forward too (routing checks it itself;
         # a channel manager may still override).
-        from portal.leads.overdue import gate_limit, gate_reason, overdue_counts
+        from portal.core.compliance import gate_limit, gate_reason, overdue_counts
 
         limit = gate_limit()
         if limit is not None:
@@ -825,7 +825,7 @@ def apply_action(session: Session, lead: Lead, action: str, args: dict[str, Any]
     """Apply ``POST /leads/{id}/actions`` semantics (DESIGN §6) through the functions above.
 
     ``forward`` and ``reassign`` name a partner by code; re-routing after a decline is the
-    caller's job (``portal.routing_service``), so this stays free of routing.
+    caller's job (``portal.dispatch.services``), so this stays free of routing.
     """
     now = now or utcnow()
     handler = _ACTIONS.get(action)

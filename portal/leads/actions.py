@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Lead, LeadStatus
-from portal.routing_service import RoutingResult, route_lead
+from portal.dispatch.services import RoutingResult, route_lead
 
 
 def perform_action(session: Session, lead: Lead, action: str, args: dict[str, Any],

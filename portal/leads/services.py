@@ -3,7 +3,7 @@
 Reads build their queries on ``portal.leads.access.visible_to`` so every page, fragment
 and export sees the same leads. Nothing here writes a lead itself: state changes go
 through ``portal.core.lifecycle`` (directly, or through ``perform_action``) and routing
-through ``portal.routing_service``. Services flush, never commit.
+through ``portal.dispatch.services``. Services flush, never commit.
 """
 
 from __future__ import annotations
@@ -36,9 +36,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, selectinload
 
-from portal import routing_service
 from portal.core import lifecycle
 from portal.core import transitions as table
+from portal.core.compliance import (
+    gate_limit,
+    gate_reason,
+    overdue_before,
+    overdue_clause,
+    overdue_counts,
+    overdue_cutoff,
+    overdue_ranges,
+)
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     DEFAULT_DIGEST,
@@ -62,18 +70,10 @@ from portal.core.models import (
 )
 from portal.core.models.codes import by_code, code_is
 from portal.core.pagination import Page, paginate
+from portal.dispatch import services as routing_service
 from portal.fulfilment.services import fulfilments_for
 from portal.leads.access import visible_to
 from portal.leads.actions import perform_action
-from portal.leads.overdue import (
-    gate_limit,
-    gate_reason,
-    overdue_before,
-    overdue_clause,
-    overdue_counts,
-    overdue_cutoff,
-    overdue_ranges,
-)
 
 S = LeadStatus
 

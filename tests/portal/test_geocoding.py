@@ -13,8 +13,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import func, select
 
-from portal import geocoding, routing_service
 from portal.core.models import GeocodeCache
+from portal.dispatch import geocoding
+from portal.dispatch import services as routing_service
 
 CALGARY = (51.0447, -114.0719)
 

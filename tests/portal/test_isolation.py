@@ -11,10 +11,10 @@ import re
 import pytest
 from sqlalchemy import select
 
-from portal import routing_service
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Lead, LeadEvent
+from portal.dispatch import services as routing_service
 from portal.leads import services
 
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from portal import routing_service
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, Lead, LeadEvent, utcnow
+from portal.dispatch import services as routing_service
 
 HTMX = {"HX-Request": "true"}
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.core import lifecycle
 from portal.core.models import LeadEvent, Offer, OfferResponse
-from portal.routing_service import route_lead
+from portal.dispatch.services import route_lead
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from portal import create_app, routing_service
+from portal import create_app
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
@@ -26,6 +26,7 @@ from portal.core.models import (
     Territory,
     User,
 )
+from portal.dispatch import services as routing_service
 from portal.extensions import db
 from tests.conftest import PASSWORD, base_config
 

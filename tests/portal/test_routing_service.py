@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select
 
-from portal import routing_service
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Lead, LeadEvent, Offer, Partner, ProductLine, Territory, utcnow
+from portal.dispatch import services as routing_service
 from portal.extensions import db
 
 

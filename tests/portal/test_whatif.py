@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from portal import routing_service
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Lead, LeadEvent, Offer, Partner, Territory, utcnow
+from portal.dispatch import services as routing_service
 
 
 def _routed(session, make_lead, **fields):

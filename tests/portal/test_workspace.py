@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from portal import routing_service
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
@@ -20,6 +19,7 @@ from portal.core.models import (
     User,
     utcnow,
 )
+from portal.dispatch import services as routing_service
 
 HTMX = {"HX-Request": "true"}
 
@@ -703,7 +703,7 @@ def test_dashboard_links_the_tabs(client, session, dealer, dealer_user, make_lea
 def test_htmx_accept_updates_the_tab_counts_out_of_band(auth, client, session, make_partner,
                                                         make_lead):
     """After a one-tap accept the card moves on, and the tab counts follow without a reload."""
-    from portal.routing_service import route_lead
+    from portal.dispatch.services import route_lead
 
     dealer = make_partner("OOB", territories=["zip:50401"])
     first, second = make_lead(postal_code="50401"), make_lead(postal_code="50401")
@@ -726,7 +726,7 @@ def test_htmx_accept_updates_the_tab_counts_out_of_band(auth, client, session, m
 def test_htmx_accept_updates_a_filtered_lists_total(auth, client, session, make_partner,
                                                      make_lead):
     """The total under a filtered list counts what the filters still find."""
-    from portal.routing_service import route_lead
+    from portal.dispatch.services import route_lead
 
     dealer = make_partner("OOBF", territories=["zip:50401"])
     first = make_lead(postal_code="50401", last_name="Quillfeather")

@@ -8,12 +8,12 @@ from flask_login import current_user
 from portal.core.lifecycle import Actor, LifecycleError
 from portal.core.models import Lead
 from portal.core.web import staff_required
+from portal.dedup import services as merge_service
+from portal.dedup.forms import MergeForm, UnmergeForm
 from portal.extensions import db
-from portal.leads import merge as merge_service
 from portal.leads.access import parse_lead_id
-from portal.rules.merge_forms import MergeForm, UnmergeForm
 
-bp = Blueprint("merge", __name__, url_prefix="/manage/merge")
+bp = Blueprint("dedup", __name__, url_prefix="/manage/merge")
 
 
 def _lead(raw: str | None) -> Lead | None:
@@ -26,7 +26,7 @@ def _page(form: MergeForm, status: int = 200):  # type: ignore[no-untyped-def]
     keep = _lead(form.keep.data)
     duplicate = _lead(form.duplicate.data)
     return render_template(
-        "rules/merge.html", form=form, query=query,
+        "dedup/index.html", form=form, query=query,
         found=merge_service.find_leads(db.session, query),
         keep=keep, duplicate=duplicate,
         suggestions=merge_service.likely_duplicates(db.session, keep) if keep else [],
@@ -65,7 +65,7 @@ def merge():  # type: ignore[no-untyped-def]
             else:
                 flash(f"Merged {duplicate.name} into {keep.name}: it now has "
                       f"{keep.inquiries} inquiries.", "success")
-                return redirect(url_for("merge.index"), code=303)
+                return redirect(url_for("dedup.index"), code=303)
     return _page(form, 422)
 
 
@@ -83,8 +83,8 @@ def unmerge(lead_id: str):  # type: ignore[no-untyped-def]
                                        reason=form.reason.data or "")
         except LifecycleError as error:
             flash(f"Could not unmerge {lead.name}: {error.message}", "error")
-            return redirect(url_for("merge.index"), code=303)
+            return redirect(url_for("dedup.index"), code=303)
         flash(f"Unmerged {lead.name}: it is {lead.status} again.", "success")
     else:
         flash("Say why you unmerge it.", "error")
-    return redirect(url_for("merge.index"), code=303)
+    return redirect(url_for("dedup.index"), code=303)

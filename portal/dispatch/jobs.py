@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from portal.core.errors import InvalidTransition
 from portal.core.jobs import periodic
-from portal.extensions import db
-from portal.routing_service import (
+from portal.dispatch.services import (
     expire_overdue_offers,
     partner_index,
     pending_leads,
     route_lead,
 )
+from portal.extensions import db
 
 
 def route_batch(limit: int = 500) -> tuple[int, int]:

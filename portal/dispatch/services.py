@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from portal import geocoding
+from portal.core import compliance as overdue
 from portal.core import lifecycle
 from portal.core.errors import AtCapacity, InvalidTransition
 from portal.core.lifecycle import Actor
@@ -34,7 +34,7 @@ from portal.core.models import (
     PostalCentroid,
     utcnow,
 )
-from portal.leads import overdue
+from portal.dispatch import geocoding
 from routing import (
     Candidate,
     CentroidTable,

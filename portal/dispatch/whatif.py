@@ -30,10 +30,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from portal import geocoding
 from portal.core.errors import InvalidInput
 from portal.core.models import Lead, LeadStatus, Offer, Partner, ProductLine, utcnow
-from portal.routing_service import LazyLiveState, centroid, partner_index
+from portal.dispatch import geocoding
+from portal.dispatch.services import LazyLiveState, centroid, partner_index
 from routing import (
     Candidate,
     CentroidTable,

@@ -9,11 +9,11 @@ from portal.core.database import read_only
 from portal.core.models import Partner, ProductLine
 from portal.core.models.codes import by_code
 from portal.core.web import is_htmx, staff_required
+from portal.dispatch import whatif as services
+from portal.dispatch.forms import WhatIfForm
 from portal.extensions import db
-from portal.whatif import services
-from portal.whatif.forms import WhatIfForm
 
-bp = Blueprint("whatif", __name__, url_prefix="/manage/what-if")
+bp = Blueprint("dispatch", __name__, url_prefix="/manage/what-if")
 
 
 def _product_line_choices(partner: Partner) -> list[tuple[str, str]]:
@@ -57,7 +57,7 @@ def preview(code: str):  # type: ignore[no-untyped-def]
             db.session.rollback()
     # htmx swaps only 2xx answers, so its fragment carries the errors with a 200.
     status = 422 if form.errors and not is_htmx() else 200
-    template = "whatif/_preview.html" if is_htmx() else "whatif/preview.html"
+    template = "dispatch/_preview.html" if is_htmx() else "dispatch/preview.html"
     response = make_response(render_template(template, partner=partner, form=form,
                                              result=result, window=services.WINDOW_DAYS,
                                              cap=services.LIST_CAP), status)
