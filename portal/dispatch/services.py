@@ -100,10 +100,7 @@ def build_index(session: Session) -> PartnerIndex:
                                 selectinload(Partner.product_lines))
         .execution_options(yield_per=2000)
     )
-    index = PartnerIndex.build(candidates_from(partners))
-    # The index is long-lived: keep the collector from rescanning its objects.
-    gc.freeze()
-    return index
+    return PartnerIndex.build(candidates_from(partners))
 
 
 def partner_index(session: Session) -> PartnerIndex:
@@ -182,6 +179,15 @@ def warm_up(session: Session) -> None:
         partner_index(session)
     except SQLAlchemyError as error:
         current_app.logger.warning("routing snapshot not built at start: %s", error)
+
+
+def freeze_start_up_objects() -> None:
+    """Once, when a process has loaded what it keeps for its life (centroids, the first
+    snapshot) and before it serves: collect the garbage of starting, then keep the
+    collector from rescanning what is left. Never on a rebuild: whatever is frozen is
+    never collected, so a replaced snapshot (and the garbage around it) would stay."""
+    gc.collect()
+    gc.freeze()
 
 
 def centroid(session: Session, country: str, postal_code: str | None) -> Point | None:

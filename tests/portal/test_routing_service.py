@@ -311,3 +311,18 @@ def test_warm_up_on_a_database_not_migrated_yet_leaves_it_to_first_use(tmp_path,
         db.engine.dispose()
     assert url not in routing_service._snapshots
     assert "routing snapshot not built at start" in caplog.text
+
+
+def test_rebuilt_snapshots_leave_nothing_behind(session, make_partner):
+    """A process rebuilds its snapshot on every partner edit. Whatever is frozen is never
+    collected (gc.freeze), so a rebuild must freeze nothing: the replaced snapshot and the
+    rebuild's garbage stay collectable (bench/bench_index_memory.py: flat over 100)."""
+    import gc
+
+    for n in range(5):
+        make_partner(f"MEM{n}", territories=["zip:50401", "radius:80"])
+    session.flush()
+    frozen = gc.get_freeze_count()
+    for _ in range(3):
+        routing_service.build_index(session)
+    assert gc.get_freeze_count() == frozen
