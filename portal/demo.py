@@ -9,7 +9,6 @@ partner it is offered to. A seeded ``random.Random`` keeps the data the same on 
 
 from __future__ import annotations
 
-import math
 import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +36,7 @@ from portal.core.models import (
     User,
     utcnow,
 )
+from routing import Point, TerritoryRule, distance_km, parse_rule
 
 PASSWORD = "demo-password"
 SEED = 2026
@@ -199,6 +199,8 @@ PAUSED_DEALER = "51301"
 #: tractors and mowers there; utility vehicles there find nobody
 OUTSIDE_ZIPS = ("59101", "67401", "68801", "80521", "64468", "57701", "82001", "87501", "72701",
                 "37040", "35801", "62401", "53901", "49001", "84321")
+#: the national fallback rule: the country rule that catches the postal codes above
+_NATIONAL = TerritoryRule("country", "US")
 
 #: email, what it is (the ``demo`` command prints these)
 DEMO_LOGINS: list[tuple[str, str]] = [
@@ -296,6 +298,11 @@ class Place:
     lon: float
     area_code: str
 
+    @property
+    def point(self) -> Point:
+        """The centroid as the routing engine's point."""
+        return Point(self.lat, self.lon)
+
 
 class Geography:
     """The standard US postal codes, looked up once per load."""
@@ -328,35 +335,24 @@ class Geography:
         except KeyError:
             raise ValueError(f"demo data names an unknown US postal code {code}") from None
 
-    def covered(self, rule: str, home: Place) -> list[Place]:
-        """The postal codes a territory rule (partners-CSV spelling) covers."""
-        kind, value = rule.split(":", 1)
-        if kind == "zip" and value.endswith("*"):
-            return self._between(value[:-1], value[:-1] + "~")
-        if kind == "zip" and "-" in value:
-            low, high = value.split("-")
-            return self._between(low, high)
-        if kind == "zip":
-            return [self.place(value)]
-        if kind == "region":
-            return list(self.by_state.get(value[3:], ()))
-        if kind == "country":
+    def covered(self, rule: TerritoryRule, home: Place) -> list[Place]:
+        """The postal codes a territory rule (parsed by ``routing``) covers."""
+        if rule.kind == "zip":
+            return [self.place(rule.value)]
+        if rule.kind == "zip_prefix":
+            return self._between(rule.value, rule.value + "~")
+        if rule.kind == "zip_range":
+            return self._between(*rule.bounds)
+        if rule.kind == "region":
+            return list(self.by_state.get(rule.value.partition("-")[2], ()))
+        if rule.kind == "country":
             return list(self.sorted)
-        if kind == "radius":
-            km = float(value)
-            span = km / 111.0  # degrees of latitude; a cheap box before the exact distance
-            return [p for p in self.sorted if abs(p.lat - home.lat) <= span
-                    and abs(p.lon - home.lon) <= span * 2
-                    and distance_km(home, p) <= km]
-        raise ValueError(f"unknown territory rule {rule}")
-
-
-def distance_km(a: Place, b: Place) -> float:
-    """Great-circle distance between two centroids."""
-    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
-    dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 2 * 6371.009 * math.asin(math.sqrt(h))
+        km = rule.radius_km
+        span = km / 111.0  # degrees of latitude; a cheap box before the exact distance
+        centre = home.point
+        return [p for p in self.sorted if abs(p.lat - home.lat) <= span
+                and abs(p.lon - home.lon) <= span * 2
+                and distance_km(centre, p.point) <= km]
 
 
 # --- the loader ---------------------------------------------------------------------------
@@ -478,9 +474,9 @@ class _PartnerInfo:
     lines: frozenset[str]
     capacity: int | None
     coverage: list[Place] = field(default_factory=list)
-    rules: tuple[str, ...] = ()
+    rules: tuple[TerritoryRule, ...] = ()
     #: rule → the postal codes it covers (the national rule is left out: it covers all)
-    rule_zips: dict[str, set[str]] = field(default_factory=dict)
+    rule_zips: dict[TerritoryRule, set[str]] = field(default_factory=dict)
     zips: set[str] = field(default_factory=set)
     actor: Actor | None = None
     dealers: list[_PartnerInfo] = field(default_factory=list)
@@ -568,25 +564,22 @@ class _DemoBuilder:
             created_at=self.now - timedelta(days=HISTORY_DAYS + 30), **extra,
         )
         partner.product_lines = [self.lines[c] for c in sorted(lines)]
-        for position, rule in enumerate(rules):
-            kind_name, value = rule.split(":", 1)
-            if kind_name == "zip" and value.endswith("*"):
-                kind_name, value = "zip_prefix", value[:-1]
-            elif kind_name == "zip" and "-" in value:
-                kind_name = "zip_range"
-            partner.territories.append(Territory(kind=kind_name, value=value,
+        # The one parser, as for the partners CSV: the demo stores what an import would.
+        parsed = tuple(parse_rule(text) for text in rules)
+        for position, rule in enumerate(parsed):
+            partner.territories.append(Territory(kind=rule.kind, value=rule.value,
                                                  position=position))
         self.session.add(partner)
         coverage: dict[str, Place] = {}
-        rule_zips: dict[str, set[str]] = {}
-        for rule in rules:
-            if not rule.startswith("country:"):  # the national fallback is handled apart
+        rule_zips: dict[TerritoryRule, set[str]] = {}
+        for rule in parsed:
+            if rule.kind != "country":  # the national fallback is handled apart
                 places = self.geo.covered(rule, place)
                 coverage.update((p.zip, p) for p in places)
                 rule_zips[rule] = {p.zip for p in places}
         return _PartnerInfo(partner=partner, place=place, lines=frozenset(lines),
                             capacity=capacity, coverage=list(coverage.values()),
-                            rules=tuple(rules), rule_zips=rule_zips, zips=set(coverage))
+                            rules=parsed, rule_zips=rule_zips, zips=set(coverage))
 
     def _channel(self) -> None:
         """Four distributors with ten dealers each, at real postal codes."""
@@ -700,7 +693,7 @@ class _DemoBuilder:
             return rng.choice(dist.coverage), rng.choice(sorted(dist.lines)), dist
         place = self.geo.place(rng.choice(OUTSIDE_ZIPS))
         line = rng.choices(("TRC", "MWR", "UTV"), (4, 3, 3))[0]
-        fallback = next(d for d in self.distributors if "country:US" in d.rules)
+        fallback = next(d for d in self.distributors if _NATIONAL in d.rules)
         return place, line, fallback if line in fallback.lines else None
 
     def _campaign_and_source(self, created: datetime, line: str) -> tuple[Campaign | None,
@@ -807,19 +800,20 @@ class _DemoBuilder:
                  and d.place.zip != PAUSED_DEALER and place.zip in d.zips]
         for dist in self.distributors:
             if (dist.partner.id not in exclude and line in dist.lines
-                    and (f"region:US-{place.state}" in dist.rules or "country:US" in dist.rules)):
+                    and (TerritoryRule("region", f"US-{place.state}") in dist.rules
+                         or _NATIONAL in dist.rules)):
                 found.append(dist)
         return found
 
     def _offer(self, lead: Lead, info: _PartnerInfo, when: datetime, place: Place,
                method: str = "rule") -> None:
         rule = next((r for r, zips in info.rule_zips.items() if place.zip in zips),
-                    "country:US")
+                    _NATIONAL)
         summary = (f"{info.partner.name}: territory {rule} covers {place.zip} "
                    f"({place.city}, {place.state}); sells {lead.product_line.name.lower()}")
         lifecycle.offer(self.session, lead, info.partner, self.system, method=method,
                         explanation={"summary": summary, "partner": info.partner.code,
-                                     "rule": rule},
+                                     "rule": str(rule)},
                         now=when)
         self.open[info.partner.id] += 1
 
@@ -844,9 +838,9 @@ class _DemoBuilder:
                 nearest = min(
                     (d for d in self.dealers if line in d.lines and self._has_room(d)
                      and d.place.zip != PAUSED_DEALER),
-                    key=lambda d: distance_km(d.place, place),
+                    key=lambda d: distance_km(d.place.point, place.point),
                 )
-                km = distance_km(nearest.place, place)
+                km = distance_km(nearest.place.point, place.point)
                 lifecycle.reassign(self.session, lead, nearest.partner, self.manager_actor,
                                    reason=f"Placed by hand: nearest {line} dealer, {km:.0f} km; "
                                           "the customer will travel",
@@ -887,7 +881,7 @@ class _DemoBuilder:
                 dealers = [d for d in info.dealers if line in d.lines and self._has_room(d)
                            and d.place.zip != PAUSED_DEALER]
                 if dealers:
-                    dealer = min(dealers, key=lambda d: distance_km(d.place, place))
+                    dealer = min(dealers, key=lambda d: distance_km(d.place.point, place.point))
                     self._forward(lead, info, dealer, forward_at, actor, why, place)
                     yield from self._respond(lead, dealer, forward_at, place, tries=3)
                     return
@@ -938,10 +932,10 @@ class _DemoBuilder:
 
     def _forward(self, lead: Lead, dist: _PartnerInfo, dealer: _PartnerInfo, when: datetime,
                  actor: Actor, reason: str, place: Place) -> None:
+        km = distance_km(dealer.place.point, place.point)
         lifecycle.forward(self.session, lead, dealer.partner, actor, reason=reason, now=when,
                           explanation={"summary": f"{dist.partner.name} passed it to "
-                                                  f"{dealer.partner.name}, "
-                                                  f"{distance_km(dealer.place, place):.0f} km "
+                                                  f"{dealer.partner.name}, {km:.0f} km "
                                                   f"from {place.city}"})
         self.open[dist.partner.id] -= 1
         self.open[dealer.partner.id] += 1

@@ -46,7 +46,7 @@ PARTNER_KINDS = ("dealer", "distributor")
 
 #: Radius rules are indexed in cells of this many degrees of latitude and longitude.
 GRID_DEGREES = 0.5
-_KM_PER_DEGREE = math.radians(1.0) * 6371.009
+_KM_PER_DEGREE = math.radians(1.0) * EARTH_RADIUS_KM
 _RANGE_BUCKET_DIGITS = 3
 
 _EXCLUDED = "declined or let this lead expire before"
@@ -268,7 +268,7 @@ _LON_CELLS = round(360 / GRID_DEGREES)
 
 def _radius_cells(centre: Point, km: float) -> Iterable[tuple[int, int]]:
     """Every grid cell the circle's bounding box touches (wrapping at the antimeridian)."""
-    angle = km / 6371.009
+    angle = km / EARTH_RADIUS_KM
     delta_lat = math.degrees(angle)
     low_lat, high_lat = centre.lat - delta_lat, centre.lat + delta_lat
     cos_lat = math.cos(math.radians(centre.lat))

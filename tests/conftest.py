@@ -203,6 +203,7 @@ def make_partner(session: sa.orm.Session, make_product_line: Callable[..., Any]
                  ) -> Callable[..., Any]:
     """``make_partner(code="D1", territories=["zip:50401"], product_lines=["TRC"], …)``."""
     from portal.core.models import Partner, Territory
+    from routing import parse_rule
 
     counter = iter(range(1, 10_000))
 
@@ -217,14 +218,10 @@ def make_partner(session: sa.orm.Session, make_product_line: Callable[..., Any]
         values.update(overrides)
         partner = Partner(**values)
         partner.product_lines = [make_product_line(c) for c in product_lines]
-        for position, rule in enumerate(territories):
-            kind_value = rule.split(":", 1)
-            kind, value = kind_value[0], kind_value[1]
-            if kind == "zip" and value.endswith("*"):
-                kind, value = "zip_prefix", value[:-1]
-            elif kind == "zip" and "-" in value:
-                kind = "zip_range"
-            partner.territories.append(Territory(kind=kind, value=value, position=position))
+        # The portal's one parser, so tests store exactly what an import or the form would.
+        for position, rule in enumerate(parse_rule(text) for text in territories):
+            partner.territories.append(
+                Territory(kind=rule.kind, value=rule.value, position=position))
         session.add(partner)
         session.flush()
         return partner

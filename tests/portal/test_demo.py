@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import zipcodes
-from geopy.distance import great_circle
 from sqlalchemy import func, select
 
 from portal.core import lifecycle
@@ -27,8 +26,10 @@ from portal.core.models import (
     User,
     utcnow,
 )
-from portal.demo import DEMO_LOGINS, FRESH_OFFERS_PER_DEALER, PASSWORD, load_demo
+from portal.demo import DEMO_LOGINS, DISTRIBUTORS, FRESH_OFFERS_PER_DEALER, PASSWORD, load_demo
+from portal.dispatch.services import candidates_from
 from portal.fulfilment.library import active_versions_for
+from routing import LeadFacts, PartnerIndex, Point, TerritoryRule, parse_rule
 
 
 def count(session: Any, model: Any) -> int:
@@ -47,6 +48,17 @@ def test_demo_logins_are_distinct_demo_addresses():
     assert all(email.endswith("@demo.test") for email in emails)
     assert {"admin@demo.test", "manager@demo.test"} <= set(emails)
     assert all(what.strip() for _, what in DEMO_LOGINS)
+
+
+def test_demo_rules_are_written_as_the_one_parser_spells_them():
+    # The demo's rule texts go through routing's parser like an import's; spelled
+    # canonically, the explanations that quote them read the same as the engine's.
+    texts = [f"region:{r}" for d in DISTRIBUTORS for r in d.regions]
+    texts += [t for d in DISTRIBUTORS for t in d.extra_rules]
+    texts += [t for d in DISTRIBUTORS for dealer in d.dealers for t in dealer.rules]
+    kinds = {parse_rule(text).kind for text in texts}
+    assert kinds == {"zip", "zip_prefix", "zip_range", "radius", "region", "country"}
+    assert [str(parse_rule(text)) for text in texts] == texts
 
 
 def test_demo_is_not_loaded_over_an_existing_demo_partner(session, make_partner):
@@ -144,6 +156,9 @@ def _check_partners(session: Any) -> None:
         assert abs(partner.latitude - float(place["lat"])) < 0.01
 
     kinds = set(session.scalars(select(Territory.kind)))
+    # Stored rows read back through the one parser unchanged (no second spelling).
+    for territory in session.scalars(select(Territory)):
+        assert parse_rule(territory.rule) == TerritoryRule(territory.kind, territory.value)
     assert kinds == {"zip", "zip_prefix", "zip_range", "radius", "region", "country"}
     regions = set(session.scalars(select(Territory.value).where(Territory.kind == "region")))
     assert {"US-IA", "US-MN", "US-TX", "US-OK", "US-GA", "US-OH", "US-IN"} <= regions
@@ -237,11 +252,17 @@ def _check_consistency(session: Any) -> None:
         .where(Offer.method == "rule").order_by(Offer.id).limit(300)
     ).all()
     partners = {p.id: p for p in session.scalars(select(Partner))}
+    # The engine itself judges the demo's choices, so the demo cannot drift from it.
+    index = PartnerIndex.build(candidates_from(partners.values()))
     assert len(by_rule) == 300
     for lead, partner_id in by_rule:
         partner = partners[partner_id]
         assert lead.product_line in partner.product_lines, lead.id
-        assert _covers(partner, lead), (partner.code, lead.postal_code)
+        facts = LeadFacts(country=lead.country, postal_code=lead.postal_code,
+                          region=lead.region, location=Point(lead.latitude, lead.longitude),
+                          product_line=None, rank=None)
+        matched = {m.candidate.id for m in index.match(facts, parent_id=partner.parent_id)}
+        assert partner_id in matched, (partner.code, lead.postal_code)
 
     # Every lead's events form one unbroken chain ending in its status.
     chains: dict[Any, list[Any]] = {}
@@ -260,24 +281,3 @@ def _check_consistency(session: Any) -> None:
         assert leads[lead_id].version == len(events)
 
 
-def _covers(partner: Partner, lead: Lead) -> bool:
-    for territory in partner.territories:
-        code = lead.postal_code
-        if territory.kind == "zip" and code == territory.value:
-            return True
-        if territory.kind == "zip_prefix" and code.startswith(territory.value):
-            return True
-        if territory.kind == "zip_range":
-            low, high = territory.value.split("-")
-            if low <= code <= high:
-                return True
-        if territory.kind == "region" and lead.region == territory.value:
-            return True
-        if territory.kind == "country" and lead.country == territory.value:
-            return True
-        if territory.kind == "radius":
-            km = great_circle((partner.latitude, partner.longitude),
-                              (lead.latitude, lead.longitude)).km
-            if km <= float(territory.value) + 0.5:  # demo and geopy round differently
-                return True
-    return False

@@ -20,6 +20,7 @@ from routing import (
     parse_rules,
     route,
 )
+from routing.geo import EARTH_RADIUS_KM
 
 LADDER = (
     "zip:50401",
@@ -385,7 +386,7 @@ def test_candidate_and_live_state_validate_their_fields() -> None:
 def test_radius_boundary_is_inclusive(offset_km: float, inside: bool) -> None:
     ring = candidate(1, "radius:80", location=AMES)
     # Along a meridian the great-circle distance is exactly the latitude difference.
-    north = Point(AMES.lat + math.degrees((80 + offset_km) / 6371.009), AMES.lon)
+    north = Point(AMES.lat + math.degrees((80 + offset_km) / EARTH_RADIUS_KM), AMES.lon)
     assert distance_km(AMES, north) == pytest.approx(80 + offset_km, abs=1e-6)
     matches = PartnerIndex.build([ring]).match(lead(location=north, region=None))
     assert bool(matches) is inside

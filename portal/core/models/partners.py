@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.models.base import Base, utcnow
 from portal.core.models.catalog import ProductLine
+from routing.territory import TerritoryRule
 
 if TYPE_CHECKING:
     from portal.core.models.accounts import User
@@ -112,9 +113,8 @@ class Territory(Base):
     @property
     def rule(self) -> str:
         """The rule as written in the partners CSV."""
-        prefix = {"zip_prefix": "zip", "zip_range": "zip"}.get(self.kind, self.kind)
-        suffix = "*" if self.kind == "zip_prefix" else ""
-        return f"{prefix}:{self.value}{suffix}"
+        # routing.territory owns the spelling both ways (parse_rule and back).
+        return str(TerritoryRule(self.kind, self.value))
 
 
 Index("ix_territories_partner_id", Territory.partner_id)
