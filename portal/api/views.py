@@ -57,6 +57,3 @@ def me():  # type: ignore[no-untyped-def]
 def openapi():  # type: ignore[no-untyped-def]
     """The OpenAPI 3.1 description of what this API offers."""
     return jsonify(spec())
-
-
-from portal.api import leads  # noqa: E402,F401 - registers the lead endpoints on bp

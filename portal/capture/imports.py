@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
 from portal.core.errors import InvalidInput
-from portal.core.jobs import enqueue_after_commit, job, periodic
+from portal.core.jobs import enqueue_after_commit
 from portal.core.lifecycle import Actor, LifecycleError
 from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 from portal.extensions import db
@@ -443,21 +443,6 @@ def queued_import_ids(session: Session, limit: int = 20) -> list[int]:
     return list(session.scalars(
         select(LeadImport.id).where(LeadImport.status == ImportStatus.QUEUED)
         .order_by(LeadImport.created_at, LeadImport.id).limit(limit)))
-
-
-@job()
-def import_leads(import_id: int) -> None:
-    """The nudge after the mapping request commits: run that import now."""
-    process_import(import_id)
-
-
-@periodic(minute="*")
-def import_sweep() -> int:
-    """Every minute: run imports whose nudge was lost; returns how many it ran."""
-    session = db.session
-    ids = queued_import_ids(session)
-    session.commit()
-    return sum(1 for import_id in ids if process_import(import_id))
 
 
 def recent_imports_query() -> Any:

@@ -115,15 +115,8 @@ class Jobs:
 
 
 def init_app(app: Flask) -> None:
-    """Attach the (lazy) job queue to the app."""
-    # Importing the modules that define jobs registers them.
-    from portal.auth import jobs as _auth_jobs  # noqa: F401
-    from portal.capture import imports as _capture_imports  # noqa: F401
-    from portal.core import mail  # noqa: F401
-    from portal.dispatch import jobs as routing_jobs  # noqa: F401
-    from portal.fulfilment import jobs as _fulfilment_jobs  # noqa: F401
-    from portal.nurture import jobs as _nurture_jobs  # noqa: F401
-
+    """Attach the (lazy) job queue to the app. The areas register their jobs by importing
+    their jobs modules in their own init_app, before anything is queued."""
     app.extensions["portal.core.jobs"] = Jobs(app)
 
 

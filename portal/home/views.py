@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from portal.core.models import Lead, LeadStatus, Partner
+from portal.core.web import staff_required
 from portal.extensions import db
 
 bp = Blueprint("home", __name__)
@@ -37,3 +38,10 @@ def ready():  # type: ignore[no-untyped-def]
 def health():  # type: ignore[no-untyped-def]
     """Liveness for load balancers: answers without touching the database."""
     return {"status": "ok"}
+
+
+@bp.get("/manage/")
+@staff_required
+def manage():  # type: ignore[no-untyped-def]
+    """The staff's front page of the admin pages: partners, users, catalog, rules."""
+    return render_template("home/manage.html")

@@ -1,0 +1,13 @@
+"""The partner's inbox, the lead page and its actions, the managers' search, queue and
+bulk actions."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the area's blueprint."""
+    from portal.leads import views
+
+    app.register_blueprint(views.bp)

@@ -25,11 +25,11 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
+from portal.core.checks import EMAIL
 from portal.core.filters import STATUS_LABELS
 from portal.core.lifecycle import CONTACT_CHANNELS, DECLINE_REASONS, LOST_REASONS
 from portal.core.models import DigestFrequency, LeadStatus, Rank
 from portal.leads import services
-from portal.manage.services import EMAIL
 
 LOST_LABELS = {
     "competitor": "Lost to a competitor",

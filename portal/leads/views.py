@@ -40,14 +40,15 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.auth.services import request_password_link
 from portal.core import fragments, lifecycle
+from portal.core.errors import InvalidInput
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
 from portal.core.web import is_htmx
 from portal.extensions import db
 from portal.leads import forms, services
 from portal.leads.access import visible_lead, visible_lead_or_404, visible_to
-from portal.manage import partners as partner_service
-from portal.manage.services import ManageError, create_user
+from portal.partners import services as partner_service
+from portal.users.services import create_user
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
 
@@ -647,7 +648,7 @@ def settings_invite():  # type: ignore[no-untyped-def]
                                name=form.name.data or "", role=Role.PARTNER,
                                partner_code=partner.code,
                                partner_admin=bool(form.partner_admin.data))
-        except ManageError as error:
+        except InvalidInput as error:
             for name, text in error.fields.items():
                 if name in form._fields:
                     form[name].errors = [*form[name].errors, text]

@@ -1,1 +1,13 @@
-"""Nurture tracks: timed emails for leads that are not ready, hand-raise and unsubscribe."""
+"""Leads not ready yet: email steps, engagement, hand-raises back to sales."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the area's blueprint, jobs."""
+    # Importing the jobs module registers its jobs with the queue.
+    from portal.nurture import jobs, views  # noqa: F401
+
+    app.register_blueprint(views.bp)

@@ -8,10 +8,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from portal.core.forms import show_errors
 from portal.core.models import EnrollmentStatus, NurtureStep, NurtureTrack, ProductLine
 from portal.core.web import staff_required
 from portal.extensions import db
-from portal.manage.forms import show_errors
 from portal.nurture import services
 from portal.nurture.forms import ConfirmForm, StepForm, TrackForm
 

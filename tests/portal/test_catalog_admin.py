@@ -377,7 +377,8 @@ def test_campaign_form_shows_every_problem_at_once(admin, client, session):
 
 
 def test_services_validate_before_writing(session, make_product_line):
-    from portal.manage import services
+    from portal.catalog import services
+    from portal.core.errors import InvalidInput
 
     make_product_line("TRC")
     cases = [
@@ -394,13 +395,13 @@ def test_services_validate_before_writing(session, make_product_line):
         (lambda: services.save_product_line(session, None, code="NEW", name="  "), "name"),
     ]
     for call, field in cases:
-        with pytest.raises(services.ManageError) as caught:
+        with pytest.raises(InvalidInput) as caught:
             call()
         assert field in caught.value.fields
     assert count(session, Campaign) == count(session, Source) == 0
     assert count(session, ProductLine) == 1
 
     services.save_competitor(session, None, name="Deere & Co")
-    with pytest.raises(services.ManageError, match="already on the list"):
+    with pytest.raises(InvalidInput, match="already on the list"):
         services.save_competitor(session, None, name="deere & co")
     assert count(session, Competitor) == 1

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.core.models import Campaign, Lead, Partner, ProductLine, Source
-from portal.manage import services as manage
+from portal.users import services as users
 from tests.conftest import PASSWORD
 from tests.portal.test_capture_forms import inquiry, shown_form
 from tests.portal.test_lead_import import run
@@ -214,6 +214,6 @@ def test_import_command_finds_codes_in_any_case(
 def test_a_partner_user_is_created_with_a_code_in_any_case(
         session: Any, make_partner: Any) -> None:
     dealer = make_partner("D-IA")
-    user = manage.create_user(session, email="pat@d.example", name="Pat", role="partner",
+    user = users.create_user(session, email="pat@d.example", name="Pat", role="partner",
                               partner_code="d-ia")
     assert user.partner is dealer

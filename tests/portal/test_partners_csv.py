@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from portal.core.models import Partner, Territory, partner_product_lines
-from portal.manage import partners_csv
+from portal.partners import csv as partners_csv
 from routing.geo import CentroidTable
 
 HEADER = ("code,name,kind,parent,email,phone,address,city,region,postal_code,country,"

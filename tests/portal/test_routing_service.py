@@ -274,7 +274,7 @@ def test_leads_without_usable_postal_code_are_queued(session, make_partner, make
 def test_a_territory_edit_through_the_partner_service_reaches_routing(
         session, make_partner, make_lead):
     """The cached routing snapshot notices an edit saved by the admin pages' service."""
-    from portal.manage.partners import PartnerInput, save_partner
+    from portal.partners.services import PartnerInput, save_partner
 
     partner = make_partner("ADMINEDIT", territories=["zip:50401"])
     assert _route(session, make_lead(postal_code="50499")).partner is None
