@@ -14,11 +14,11 @@ from portal.api.serialize import lead_json
 from portal.api.views import bp, json_body
 from portal.capture.services import capture_inquiry
 from portal.core import lifecycle
+from portal.core.access import visible_lead, visible_to
 from portal.core.models import Lead, LeadStatus, Partner
 from portal.core.models.codes import code_is
 from portal.core.web import json_error
 from portal.extensions import db
-from portal.leads.access import visible_lead, visible_to
 from portal.leads.actions import perform_action
 
 MAX_PER_PAGE = 100

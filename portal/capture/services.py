@@ -29,7 +29,9 @@ from portal.core.models import (
     utcnow,
 )
 from portal.core.models.codes import active_codes, by_code
+from portal.dispatch.geo import us_state_for
 from portal.dispatch.services import RoutingResult, route_lead
+from portal.fulfilment.services import request_pack
 from routing import normalise_postal_code
 from routing.scoring import BUDGETS, ROLES, TIMELINES, InquiryFacts, RuleSet, Verdict, evaluate
 
@@ -158,8 +160,6 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
     if region and not _REGION.match(region):
         errors["region"] = "Use the ISO 3166-2 code, e.g. US-IA."
     if not region and country == "US" and values["postal_code"] and "postal_code" not in errors:
-        from portal.dispatch.geo import us_state_for
-
         state = us_state_for(values["postal_code"])
         region = f"US-{state}" if state else ""
     values["region"] = region
@@ -322,8 +322,6 @@ def _create(session: Session, inquiry: Inquiry, actor: Actor, now: datetime,
         result = CaptureResult(lead=lead, created=True, verdict=verdict, routing=routed)
     if lead.wants_literature and lead.status != LeadStatus.DISQUALIFIED:
         # The pack request is written in this transaction; the worker is nudged after commit.
-        from portal.fulfilment.services import request_pack
-
         request_pack(session, lead, now=now)
     return result
 

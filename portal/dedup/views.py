@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal.core.access import parse_lead_id
 from portal.core.lifecycle import Actor, LifecycleError
 from portal.core.models import Lead
 from portal.core.web import staff_required
 from portal.dedup import services as merge_service
 from portal.dedup.forms import MergeForm, UnmergeForm
 from portal.extensions import db
-from portal.leads.access import parse_lead_id
 
 bp = Blueprint("dedup", __name__, url_prefix="/manage/merge")
 

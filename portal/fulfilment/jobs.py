@@ -12,6 +12,7 @@ import smtplib
 from datetime import datetime
 
 from portal.core.jobs import job, periodic
+from portal.core.mail import deliver
 from portal.core.models import PrintBatch, utcnow
 from portal.extensions import db
 from portal.fulfilment import library, pdf, services
@@ -33,8 +34,6 @@ def process_fulfilment(fulfilment_id: int, *, now: datetime | None = None) -> st
         session.commit()  # end the read before rendering: no lock held while we work
         pack = services.build_pack(data)
         message, delivery, pack_file = services.compose_email(data, pack)
-        from portal.core.mail import deliver
-
         try:
             deliver(message)
         except BaseException:

@@ -13,7 +13,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.core.errors import InvalidInput
+from portal.core.jobs import enqueue_after_commit
 from portal.core.models import (
+    Fulfilment,
+    FulfilmentStatus,
     LiteratureItem,
     LiteratureKind,
     LiteratureVersion,
@@ -189,9 +192,25 @@ def activate_version(session: Session, version: LiteratureVersion) -> None:
     item = session.get(LiteratureItem, version.item_id)
     assert item is not None
     if item.active:
-        from portal.fulfilment.services import release_waiting_for_literature
-
         release_waiting_for_literature(session, item.product_line_id)
+
+
+def release_waiting_for_literature(session: Session, product_line_id: int | None) -> list[int]:
+    """Packs that failed only for want of literature go again now that some is in use."""
+    waiting = select(Fulfilment.id).where(Fulfilment.status == FulfilmentStatus.FAILED,
+                                          Fulfilment.error_code == "no_literature")
+    if product_line_id is not None:  # general literature releases every line's packs
+        waiting = waiting.where(Fulfilment.product_line_id == product_line_id)
+    ids = list(session.scalars(waiting))
+    if ids:
+        session.execute(update(Fulfilment).where(Fulfilment.id.in_(ids))
+                        .values(status=FulfilmentStatus.PENDING, attempts=0,
+                                next_attempt_at=utcnow(), error_code="",
+                                last_error="Literature was added; sending again."),
+                        execution_options={"synchronize_session": False})
+        for fulfilment_id in ids:
+            enqueue_after_commit(session, "send_pack", fulfilment_id)
+    return ids
 
 
 def active_versions_for(session: Session, product_line_id: int | None

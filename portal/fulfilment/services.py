@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.core import lifecycle
 from portal.core.errors import Conflict
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
+from portal.core.mail import build_message
 from portal.core.models import (
     Fulfilment,
     FulfilmentChannel,
@@ -226,23 +227,6 @@ def retry(session: Session, row: Fulfilment, user: User | None,
     return row
 
 
-def release_waiting_for_literature(session: Session, product_line_id: int | None) -> list[int]:
-    """Packs that failed only for want of literature go again now that some is in use."""
-    waiting = select(Fulfilment.id).where(Fulfilment.status == S.FAILED,
-                                          Fulfilment.error_code == "no_literature")
-    if product_line_id is not None:  # general literature releases every line's packs
-        waiting = waiting.where(Fulfilment.product_line_id == product_line_id)
-    ids = list(session.scalars(waiting))
-    if ids:
-        session.execute(update(Fulfilment).where(Fulfilment.id.in_(ids))
-                        .values(status=S.PENDING, attempts=0, next_attempt_at=utcnow(),
-                                error_code="", last_error="Literature was added; sending again."),
-                        execution_options={"synchronize_session": False})
-        for fulfilment_id in ids:
-            enqueue_after_commit(session, "send_pack", fulfilment_id)
-    return ids
-
-
 # --- what goes into a pack ---------------------------------------------------------------
 
 
@@ -430,8 +414,6 @@ def record_download(session: Session, row: Fulfilment, now: datetime | None = No
 
 def compose_email(data: PackData, pack: bytes) -> tuple[Any, str, str | None]:
     """The email: HTML + text, the PDF attached, or a link above PACK_ATTACH_MAX_BYTES."""
-    from portal.core.mail import build_message
-
     limit = int(_config("PACK_ATTACH_MAX_BYTES", 8 * 1024 * 1024))
     pack_file = None
     link = None

@@ -1,6 +1,6 @@
 """The workspace's reads and orchestration: inbox tabs, lead search, bulk actions, settings.
 
-Reads build their queries on ``portal.leads.access.visible_to`` so every page, fragment
+Reads build their queries on ``portal.core.access.visible_to`` so every page, fragment
 and export sees the same leads. Nothing here writes a lead itself: state changes go
 through ``portal.core.lifecycle`` (directly, or through ``perform_action``) and routing
 through ``portal.dispatch.services``. Services flush, never commit.
@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.core import lifecycle
 from portal.core import transitions as table
+from portal.core.access import visible_to
 from portal.core.compliance import (
     gate_limit,
     gate_reason,
@@ -72,7 +73,6 @@ from portal.core.models.codes import by_code, code_is
 from portal.core.pagination import Page, paginate
 from portal.dispatch import services as routing_service
 from portal.fulfilment.services import fulfilments_for
-from portal.leads.access import visible_to
 from portal.leads.actions import perform_action
 
 S = LeadStatus

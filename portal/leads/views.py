@@ -40,13 +40,13 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.auth.services import request_password_link
 from portal.core import fragments, lifecycle
+from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.errors import InvalidInput
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
 from portal.core.web import is_htmx
 from portal.extensions import db
 from portal.leads import forms, services
-from portal.leads.access import visible_lead, visible_lead_or_404, visible_to
 from portal.partners import services as partner_service
 from portal.users.services import create_user
 

@@ -18,11 +18,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from portal.core.access import parse_lead_id
 from portal.core.forms import show_errors
 from portal.core.models import Lead, ScoringRules, User
 from portal.core.web import admin_required, is_htmx, staff_required
 from portal.extensions import db
-from portal.leads.access import parse_lead_id
 from portal.rules import services
 from portal.rules.forms import GROUPS, TRY_FIELDS, RulesForm, form_data
 
