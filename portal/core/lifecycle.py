@@ -9,7 +9,7 @@ commits (the caller commits at its boundary).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -120,6 +120,12 @@ def lock(session: Session, lead: Lead) -> None:
 
 def _hold(session: Session, lead: Lead) -> None:
     session.info.setdefault(_LOCKED, set()).add(lead.id)
+
+
+def held(session: Session, leads: Iterable[Lead]) -> None:
+    """Record that this transaction read ``leads`` with their rows locked (``SELECT … FOR
+    UPDATE``, refreshed): a batch locks once, not once a lead."""
+    session.info.setdefault(_LOCKED, set()).update(lead.id for lead in leads)
 
 
 @event.listens_for(PortalSession, "after_transaction_end")

@@ -367,7 +367,10 @@ def expire_overdue_offers(session: Session, *, now: datetime | None = None,
                Offer.expires_at < now)
         .order_by(Offer.expires_at)
         .limit(limit)
+        .with_for_update(of=Lead, skip_locked=True)
+        .execution_options(populate_existing=True)
     ).unique().all()
+    lifecycle.held(session, leads)
     results = []
     index = partner_index(session) if leads else None
     for lead in leads:
@@ -381,8 +384,14 @@ def expire_overdue_offers(session: Session, *, now: datetime | None = None,
 
 def pending_leads(session: Session, *, limit: int) -> list[Lead]:
     """Qualified leads waiting for a partner, oldest first."""
-    return list(session.scalars(
+    # Locked as they are read (rows another router holds are left to it), read as they
+    # are now, and marked held: routing each one needs no lock statement of its own.
+    leads = list(session.scalars(
         select(Lead).where(Lead.status == LeadStatus.QUALIFIED)
         .options(selectinload(Lead.product_line))
         .order_by(Lead.created_at, Lead.id).limit(limit)
+        .with_for_update(of=Lead, skip_locked=True)
+        .execution_options(populate_existing=True)
     ))
+    lifecycle.held(session, leads)
+    return leads

@@ -55,8 +55,8 @@ def preview(code: str):  # type: ignore[no-untyped-def]
         finally:
             # A preview is a question, not a change: even on POST nothing is kept.
             db.session.rollback()
-    # htmx swaps only 2xx answers, so its fragment carries the errors with a 200.
-    status = 422 if form.errors and not is_htmx() else 200
+    # htmx swaps a 422 in like any answer (base.html's responseHandling).
+    status = 422 if form.errors else 200
     template = "dispatch/_preview.html" if is_htmx() else "dispatch/preview.html"
     response = make_response(render_template(template, partner=partner, form=form,
                                              result=result, window=services.WINDOW_DAYS,

@@ -84,11 +84,11 @@ def edit():  # type: ignore[no-untyped-def]
             problem = error.message
     elif request.method == "POST":
         problem = "Please correct the rules marked below."
-    if is_htmx() and request.method == "POST":
-        # htmx swaps only 2xx answers: a draft with errors says so inside the fragment.
-        return render_template("rules/_preview.html", preview=result, problem=problem,
-                               form=form)
     status = 422 if form.errors or problem else 200
+    if is_htmx() and request.method == "POST":
+        # The fragment says what is wrong; htmx swaps a 422 in (base.html's responseHandling).
+        return render_template("rules/_preview.html", preview=result, problem=problem,
+                               form=form), status
     return render_template("rules/edit.html", form=form, groups=GROUPS,
                            try_fields=TRY_FIELDS, preview=result, problem=problem,
                            current=current_row), status

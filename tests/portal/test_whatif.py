@@ -162,7 +162,7 @@ def test_bad_rule_text_shows_the_rule_error(session, client, auth, make_partner)
     assert "Result" not in page
 
 
-def test_htmx_gets_the_component_alone_with_errors_in_a_200(
+def test_htmx_gets_the_component_alone_with_errors_in_a_422(
         session, client, auth, make_partner, make_lead):
     partner = make_partner("B1", territories=["zip:50401"])
     auth.login("manager")
@@ -170,7 +170,7 @@ def test_htmx_gets_the_component_alone_with_errors_in_a_200(
 
     response = client.post("/manage/what-if/B1", data=data, headers={"HX-Request": "true"})
 
-    assert response.status_code == 200
+    assert response.status_code == 422  # htmx swaps it in (base.html)
     body = response.get_data(as_text=True)
     assert "<html" not in body
     assert 'hx-target="this"' in body
