@@ -1,19 +1,15 @@
 """What busy pages repeat, made once and reused: HTML fragments, checked query strings.
 
-A partner's inbox repeats the same accept and decline forms on every card and the same
-filter bar on every visit; rendering WTForms fields is slow (about 40 µs a field), so
-these are rendered once per app and kept here. What differs per request or per row is
-put in afterwards: a fragment is rendered with *stand-ins* (unique strings that cannot
-occur in real content) and each stand-in is replaced by its real value, escaped as the
-template would have escaped it. The result is byte for byte what rendering each time
-gives (tests/portal/test_workspace.py compares the inbox's card actions with each
-card's own forms). Each kind of thing is kept in a pool of its own, so that many distinct
-searches cannot push out the few fragments every page uses.
+A partner's inbox shows the same filter bar on every visit with the same query string;
+rendering WTForms fields is slow (about 40 µs a field), so the rendered bar, and what the
+filter form makes of a query string, are kept here per distinct input. Nothing that
+changes from request to request (a CSRF token, the URL a form returns to) goes in: such
+forms are rendered each time. Each kind of thing is kept in a pool of its own, so that
+many distinct searches cannot push out the few fragments every page uses.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -23,11 +19,6 @@ T = TypeVar("T")
 
 #: a bound on what one pool keeps (each entry is a few KB at most)
 MAX_ENTRIES = 512
-
-
-def stand_in(label: str) -> str:
-    """A unique placeholder to render a fragment with, replaced by the real value later."""
-    return f"{label}-{uuid.uuid4().hex}"
 
 
 def remembered(pool: str, key: Hashable, make: Callable[[], T]) -> T:

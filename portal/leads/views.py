@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from functools import wraps
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
@@ -22,7 +21,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    get_template_attribute,
     make_response,
     redirect,
     render_template,
@@ -30,8 +28,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
@@ -172,56 +169,21 @@ def inbox():  # type: ignore[no-untyped-def]
     partner = _my_partner()
     data = services.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
                           per_page=_per_page())
-    context: dict[str, Any] = {"inbox": data, "card_actions": _stamped_card_actions()}
+    context: dict[str, Any] = {
+        "inbox": data, "actions": _offer_actions(data.page.items, request.full_path)}
     if not is_htmx():  # an htmx filter request swaps the list only
         context["filter_bar"] = _filter_bar(data)
     return _respond("leads/inbox.html", "partials/leads/_list.html", **context)
 
 
-#: stand-ins the card actions are rendered with once (portal.core.fragments): the lead's id,
-#: the list's URL the forms go back to, and the CSRF token
-_STAND_IN = uuid.uuid4()
-_STAND_IN_NEXT = fragments.stand_in("next")
-_STAND_IN_CSRF = fragments.stand_in("csrf")
+class CardActions(NamedTuple):
+    """What a list's cards need for their quick actions (the ``cards`` macro writes the
+    forms): which ones, whose offers, where a plain POST goes back to, the decline form."""
 
-
-def _stand_in_card_actions() -> str:
-    stand_in = SimpleNamespace(id=_STAND_IN)
-    made = _card_forms(stand_in, _STAND_IN_NEXT)
-    for form in made.values():
-        if "csrf_token" in form:
-            form.csrf_token.current_token = _STAND_IN_CSRF  # type: ignore[attr-defined]
-    macro = get_template_attribute("partials/leads/_macros.html", "card_actions")
-    return str(macro(made, stand_in))
-
-
-def _stamped_card_actions() -> Callable[[services.Card], Markup]:
-    """A list's quick actions per card: rendered once for stand-ins, stamped per lead.
-
-    Every new offer's card carries the same accept and decline forms; only the lead's id
-    differs (in the form URLs and the field ids), and per request the list's URL and the
-    CSRF token. Rendering 50 forms field by field was most of the inbox's time (26 of
-    39 ms for a page of 25 offers), so they are rendered once per app and the values put
-    in; the HTML is the same as rendering each card's forms (test_workspace checks).
-    """
-    html = fragments.remembered(
-        "leads.card_actions", current_app.config.get("WTF_CSRF_ENABLED", True),
-        _stand_in_card_actions)
-    html = html.replace(_STAND_IN_NEXT, str(escape(request.full_path)))
-    if _STAND_IN_CSRF in html:
-        html = html.replace(_STAND_IN_CSRF, str(escape(generate_csrf())))
-    # The lead's id is all that differs per card (in the form URLs and the field ids):
-    # joining the pieces around it is one C-level copy.
-    pieces = html.split(str(_STAND_IN))
-    mine = current_user.partner_id  # once: the proxy costs a lookup per card
-
-    def actions(card: services.Card) -> Markup | str:
-        if not _has_card_actions(card, mine):
-            return ""
-        # A UUID's text is hex digits and dashes: nothing to escape.
-        return Markup(card.key.join(pieces))  # noqa: S704 (our template's HTML)
-
-    return actions
+    kind: str  #: "offer" (accept, decline) or "route" (the managers' queue)
+    back: str  #: the list's URL, where a plain POST returns after the action
+    partner_id: int | None = None  #: offers held by this partner carry accept and decline
+    decline: forms.DeclineForm | None = None  #: labels, choices; values, errors if refused
 
 
 def _has_card_actions(card: services.Card, partner_id: int | None) -> bool:
@@ -229,19 +191,18 @@ def _has_card_actions(card: services.Card, partner_id: int | None) -> bool:
     return card.status == LeadStatus.OFFERED and card.assigned_partner_id == partner_id
 
 
-def _card_forms(card: services.Card | SimpleNamespace, back: str
-                ) -> dict[str, forms.ActionForm]:
-    """The quick actions an inbox row offers (accept and decline for a new offer); after
-    the action a plain POST goes ``back`` to the list."""
-    if (isinstance(card, services.Card)
-            and not _has_card_actions(card, current_user.partner_id)):
-        return {}
-    suffix = str(card.id)
-    made = {}
-    for action in ("accept", "decline"):
-        form = forms.ACTION_FORMS[action](formdata=None, view="card", next=back)
-        made[action] = forms.unique_ids(form, f"{action}-{suffix}")
-    return made  # type: ignore[return-value]
+def _offer_actions(cards: Iterable[services.Card], back: str,
+                   decline: forms.DeclineForm | None = None) -> CardActions | None:
+    """Accept and decline for those ``cards`` that are the viewer's new offers (None when
+    there are none: a list of other stages builds no form)."""
+    mine = current_user.partner_id
+    if not any(_has_card_actions(card, mine) for card in cards):
+        return None
+    if decline is None:  # nothing entered: its labels and choices, shared (~50 µs to build)
+        decline = fragments.remembered(
+            "leads.blank_forms", "decline",
+            lambda: forms.DeclineForm(formdata=None, meta={"csrf": False}))
+    return CardActions("offer", back, mine, decline)
 
 
 # --- one lead ------------------------------------------------------------------------------------
@@ -311,12 +272,15 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
     card = services.Card.of(lead, expires_at=current.expires_at if current else None,
                             late=services.is_overdue(lead), routing=queued)
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
-    card_forms = (_queue_forms(lead, request.form.get("next", "")) if queued
-                  else _card_forms(card, request.form.get("next", "")))
-    if failed is not None:
-        card_forms[failed[0]] = forms.unique_ids(failed[1], f"{failed[0]}-{lead.id}")
+    back = request.form.get("next", "")
+    actions: CardActions | None
+    if queued:
+        actions = CardActions("route", back) if current_user.is_staff else None
+    else:  # a refused decline shows its reason and details again, with what to correct
+        refused = failed[1] if failed is not None and failed[0] == "decline" else None
+        actions = _offer_actions([card], back, refused)  # type: ignore[arg-type]
     response = make_response(render_template(
-        "partials/leads/_card.html", lead=card, now=utcnow(), forms=card_forms,
+        "partials/leads/_card.html", lead=card, now=utcnow(), actions=actions,
         message=message, open_action=failed[0] if failed else "", show_partner=False,
         message_kind=message_kind), status)
     if is_htmx() and failed is None:
@@ -511,18 +475,10 @@ def search():  # type: ignore[no-untyped-def]
 def queue():  # type: ignore[no-untyped-def]
     """Leads no partner fits, oldest first, each with why; route again or reassign."""
     results = services.unassigned_queue(db.session, page=_page_arg(), per_page=_per_page())
-    route_forms = {lead.id: _queue_forms(lead, request.full_path) for lead in results.items}
     cards = [services.Card.of(lead, routing=True) for lead in results.items]
     return _respond("leads/queue.html", "partials/leads/_queue.html",
-                    page=dataclasses.replace(results, items=cards), route_forms=route_forms)
-
-
-def _queue_forms(lead: Lead, back: str) -> dict[str, forms.ActionForm]:
-    """A queued lead's card action (managers): route it again."""
-    if not current_user.is_staff:
-        return {}
-    return {"route": forms.unique_ids(forms.RouteForm(formdata=None, view="card", next=back),
-                                      f"route-{lead.id}")}
+                    page=dataclasses.replace(results, items=cards),
+                    actions=CardActions("route", request.full_path))
 
 
 @bp.post("/bulk")
@@ -729,12 +685,28 @@ def workspace_counts() -> dict[str, Any]:
             "gate": services.gate_reason(counts["overdue"], services.gate_limit())}
 
 
+#: a lead id no real lead has, to cut ``url_for``'s URL into a pattern around
+_ANY_ID = uuid.UUID(int=0)
+
+
+def _id_pattern(endpoint: str, **values: Any) -> str:
+    """``endpoint``'s URL with ``%s`` where the lead's id goes; built by the templates'
+    ``url_for`` (portal.web), which remembers it."""
+    url = current_app.jinja_env.globals["url_for"](endpoint, lead_id=_ANY_ID, **values)
+    return str(url).replace("%", "%%").replace(str(_ANY_ID), "%s")
+
+
 @bp.app_template_global()
 def lead_link() -> str:
     """The lead page's URL with ``%s`` for the lead's id, for a list that links every
     card (``{{ link % lead.key }}``): building a URL per card cost ~20 µs."""
-    pattern = url_for("leads.lead", lead_id=_STAND_IN).replace("%", "%%")
-    return pattern.replace(str(_STAND_IN), "%s")
+    return _id_pattern("leads.lead")
+
+
+@bp.app_template_global()
+def lead_action_link(action: str) -> str:
+    """An action's URL with ``%s`` for the lead's id, as ``lead_link`` (the cards' forms)."""
+    return _id_pattern("leads.act", action=action)
 
 
 @bp.app_template_filter("tab_count")

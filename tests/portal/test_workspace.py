@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
@@ -234,34 +235,96 @@ def test_working_tabs_count_and_page_past_the_cap(
     assert "Pat Working2" in last and "Only the first" not in last
 
 
-def test_stamped_card_actions_are_each_cards_own_forms(
-        client, session, dealer, dealer_user, make_lead, app):
-    """The inbox renders its cards' accept and decline forms once and puts each lead's id
-    in: the result must be what rendering every card's own forms gives."""
-    from flask import get_template_attribute, request
-    from flask_login import login_user
+class _Forms(HTMLParser):
+    """The forms of a piece of HTML as a browser would submit them: action, fields."""
 
-    from portal.leads import services, views
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.ids: dict[str, str] = {}  # element id -> tag
+        self.labels: list[str] = []  # what each <label for> points at
+        self.feed(html)
 
-    leads = [_offered(session, make_lead, dealer, last_name=f"Stamp{n}") for n in range(3)]
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids[attrs["id"]] = tag
+        if tag == "label":
+            self.labels.append(attrs["for"])
+        elif tag == "form":
+            self.forms.append({"action": attrs["action"], "hx-post": attrs.get("hx-post"),
+                               "fields": {}, "options": []})
+        elif tag in ("input", "select") and self.forms:
+            self.forms[-1]["fields"][attrs["name"]] = attrs.get("value", "")
+        elif tag == "option" and self.forms:
+            self.forms[-1]["options"].append(attrs["value"])
+
+
+def _cards(page):
+    return {re.search(r'href="/leads/([0-9a-f-]{36})"', card).group(1): card
+            for card in page.split('<article class="lead-card')[1:]}
+
+
+def test_each_new_offer_card_posts_accept_and_decline_for_its_own_lead(
+        client, session, dealer, dealer_user, make_lead, make_partner, app):
+    """What the browser gets on every card works as it stands: each form posts to its own
+    lead with the page's CSRF token, comes back to the list, and its labels and ids fit."""
+    second = make_partner("D2", territories=["zip:504*"])
+    leads = [_offered(session, make_lead, dealer, last_name=f"Card{n}", rank="hot")
+             for n in range(3)]
+    _accepted(session, make_lead, dealer, dealer_user, last_name="Working", rank="hot")
     app.config["WTF_CSRF_ENABLED"] = True
-    page = _text(client.get("/leads/?tab=new&rank=hot"))
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    list_url = "/leads/?tab=new&rank=hot"
+    page = _text(client.get(list_url))
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
 
-    with app.test_request_context("/leads/?tab=new&rank=hot"):
-        login_user(session.get(User, dealer_user.id))
-        macro = get_template_attribute("partials/leads/_macros.html", "card_actions")
-        for lead in leads:
-            card = services.Card.of(lead)
-            made = views._card_forms(card, request.full_path)
-            for form in made.values():
-                form.csrf_token.current_token = token
-            expected = str(macro(made, card))
-            assert f"/leads/{lead.id}/decline" in expected
-            assert expected in page
-    # Every element id on the page is its own.
+    cards = _cards(page)
+    assert set(cards) == {str(lead.id) for lead in leads}
+    for lead_id, card in cards.items():
+        parsed = _Forms(card)
+        accept, decline = parsed.forms
+        for form, action in ((accept, "accept"), (decline, "decline")):
+            assert form["action"] == form["hx-post"] == f"/leads/{lead_id}/{action}"
+            assert form["fields"]["csrf_token"] == token
+            assert form["fields"]["next"] == list_url and form["fields"]["view"] == "card"
+        assert decline["options"] == ["", "out_of_area", "no_capacity", "not_our_product",
+                                      "duplicate", "other"]
+        assert set(decline["fields"]) == {"view", "next", "reason", "detail", "csrf_token"}
+        assert parsed.labels == [f"reason-decline-{lead_id}", f"detail-decline-{lead_id}"]
+        assert all(parsed.ids[target] in ("select", "input") for target in parsed.labels)
     ids = re.findall(r'\bid="([^"]+)"', page)
-    assert len(ids) == len(set(ids))
+    assert len(ids) == len(set(ids))  # every element id on the page is its own
+    # Cards of other stages carry no quick actions.
+    assert "/accept" not in _text(client.get("/leads/?tab=contact"))
+
+    # A card's decline form, submitted as it stands with a reason picked: done, and
+    # back to the list it came from.
+    first = _Forms(cards[str(leads[0].id)]).forms[1]
+    answer = client.post(first["action"], data={**first["fields"], "reason": "no_capacity"})
+    assert answer.status_code == 303 and answer.headers["Location"] == list_url
+    session.refresh(leads[0])
+    assert leads[0].assigned_partner_id == second.id
+
+    # By htmx without a reason: the card comes back with its decline form open, the
+    # error next to the reason, the details kept, and still the list's URL to go back to.
+    other = _Forms(cards[str(leads[1].id)]).forms[1]
+    refused = client.post(other["action"], headers=HTMX,
+                          data={**other["fields"], "detail": "Call <after> May"})
+    body = _text(refused)
+    assert refused.status_code == 422 and body.lstrip().startswith("<article")
+    assert '<details class="fold" open>' in body
+    error_id = f"reason-decline-{leads[1].id}-error"
+    assert f'aria-describedby="{error_id}" aria-invalid="true"' in body
+    assert f'<p class="error" id="{error_id}">Pick a reason.</p>' in body
+    assert 'name="detail" type="text" value="Call &lt;after&gt; May"' in body
+    session.refresh(leads[1])
+    assert leads[1].status == "offered" and leads[1].assigned_partner_id == dealer.id
+    again = _Forms(body).forms[1]  # as the user corrects it: its token still serves
+    assert again["fields"]["next"] == list_url and again["fields"]["detail"] == "Call <after> May"
+    done = client.post(again["action"], headers=HTMX, data={**again["fields"], "reason": "other"})
+    assert done.status_code == 200 and "Declined" in _text(done)
+    session.refresh(leads[1])
+    assert leads[1].assigned_partner_id == second.id
 
 
 def test_a_bad_filter_value_is_dropped_and_marked_every_time(
