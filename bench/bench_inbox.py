@@ -300,7 +300,7 @@ def shown_counts(page: str) -> dict[str, str]:
 
 def expected_counts(tabs: dict[str, int]) -> dict[str, str]:
     """The seeded counts as the inbox should show them."""
-    from portal.leads.services import count_text
+    from portal.leads.partner_inbox import count_text
 
     return {tab: count_text(n, tab) for tab, n in tabs.items()}
 

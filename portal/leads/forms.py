@@ -29,7 +29,7 @@ from portal.core.checks import EMAIL
 from portal.core.filters import STATUS_LABELS
 from portal.core.lifecycle import CONTACT_CHANNELS, DECLINE_REASONS, LOST_REASONS
 from portal.core.models import DigestFrequency, LeadStatus, Rank
-from portal.leads import services
+from portal.leads import manager_search, partner_inbox
 
 LOST_LABELS = {
     "competitor": "Lost to a competitor",
@@ -44,7 +44,7 @@ CHANNEL_LABELS = {"phone": "Phone", "email": "Email", "visit": "Visit", "text": 
 RANK_CHOICES = [SelectChoice("", "Any rank")] + [
     SelectChoice(r.value, r.value.capitalize()) for r in Rank]
 AGE_CHOICES = [SelectChoice("", "Any age")] + [
-    SelectChoice(value, label) for value, (label, _days) in services.AGES.items()]
+    SelectChoice(value, label) for value, (label, _days) in partner_inbox.AGES.items()]
 DIGEST_LABELS = {
     DigestFrequency.DAILY: "Daily",
     DigestFrequency.WEEKLY: "Weekly",
@@ -272,10 +272,10 @@ class InboxFilterForm(Form):
     age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
     dealer = SelectField("Dealer", choices=[], validate_choice=False, validators=[Optional()])
 
-    def to_filters(self) -> services.InboxFilters:
+    def to_filters(self) -> partner_inbox.InboxFilters:
         """The typed filters; a bad value is dropped (and marked) rather than failing."""
         self.validate()
-        return services.InboxFilters(**{
+        return partner_inbox.InboxFilters(**{
             name: ("" if self[name].errors else (self[name].data or ""))
             for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
         })
@@ -301,7 +301,7 @@ class SearchForm(Form):
     age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
     overdue = BooleanField("Only overdue outcomes")
 
-    def to_filters(self) -> services.SearchFilters:
+    def to_filters(self) -> partner_inbox.SearchFilters:
         """The typed filters; a bad value is dropped (and marked) rather than failing."""
         self.validate()
         values: dict[str, Any] = {
@@ -309,14 +309,14 @@ class SearchForm(Form):
             for name in ("q", "status", "partner", "region", "product_line", "rank",
                          "campaign", "age")
         }
-        return services.SearchFilters(overdue=bool(self.overdue.data), **values)
+        return partner_inbox.SearchFilters(overdue=bool(self.overdue.data), **values)
 
 
 class BulkForm(FlaskForm):
     """A bulk action on ticked leads; the first post asks to confirm, the second runs it."""
 
     action = SelectField("With the ticked leads", choices=_opts(
-        services.BULK_ACTIONS.items(), "Pick an action"),
+        manager_search.BULK_ACTIONS.items(), "Pick an action"),
         validators=[DataRequired(message="Pick an action.")])
     partner = StringField("Partner code (reassign)", filters=[_strip],
                           validators=[Optional(), Length(max=32)])

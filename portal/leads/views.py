@@ -36,14 +36,14 @@ from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
 from portal.auth.services import request_password_link
-from portal.core import fragments, lifecycle
+from portal.core import compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.errors import InvalidInput
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
 from portal.core.web import is_htmx
 from portal.extensions import db
-from portal.leads import forms, services
+from portal.leads import forms, manager_search, partner_inbox, services
 from portal.partners import services as partner_service
 from portal.users.services import create_user
 
@@ -110,10 +110,10 @@ def _product_line_options(lines: Iterable[tuple[str, str]]) -> list[SelectChoice
 
 
 _TAB_STAGES: dict[str, tuple[str, ...]] = {
-    "open": tuple(services.OPEN_STAGES),
-    "overdue": ("accepted", *services.OPEN_STAGES),
-    "closed": tuple(services.CLOSED_STAGES),
-    "dealers": ("offered", "accepted", *services.OPEN_STAGES, *services.CLOSED_STAGES),
+    "open": tuple(partner_inbox.OPEN_STAGES),
+    "overdue": ("accepted", *partner_inbox.OPEN_STAGES),
+    "closed": tuple(partner_inbox.CLOSED_STAGES),
+    "dealers": ("offered", "accepted", *partner_inbox.OPEN_STAGES, *partner_inbox.CLOSED_STAGES),
 }
 
 
@@ -125,7 +125,7 @@ def _filter_args() -> tuple[str, ...]:
     return tuple(request.args.get(name, "") for name in _FILTER_ARGS)
 
 
-def _inbox_filters() -> services.InboxFilters:
+def _inbox_filters() -> partner_inbox.InboxFilters:
     """The filters the query string asks for, as the filter form checks them (a bad
     value is dropped and marked); checked once per distinct query (portal.core.fragments)."""
     checked = fragments.remembered(
@@ -134,7 +134,7 @@ def _inbox_filters() -> services.InboxFilters:
     return dataclasses.replace(checked)  # the caller's own copy
 
 
-def _filter_bar(data: services.Inbox) -> Markup:
+def _filter_bar(data: partner_inbox.Inbox) -> Markup:
     """The inbox's filter bar with the choices for this tab and partner. It depends on
     the query string and the choices only, so it is rendered once per distinct state."""
     tab = data.filters.tab
@@ -167,7 +167,7 @@ def inbox():  # type: ignore[no-untyped-def]
     if current_user.is_staff:
         return redirect(url_for("leads.search"))
     partner = _my_partner()
-    data = services.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
+    data = partner_inbox.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
                           per_page=_per_page())
     context: dict[str, Any] = {
         "inbox": data, "actions": _offer_actions(data.page.items, request.full_path)}
@@ -186,12 +186,12 @@ class CardActions(NamedTuple):
     decline: forms.DeclineForm | None = None  #: labels, choices; values, errors if refused
 
 
-def _has_card_actions(card: services.Card, partner_id: int | None) -> bool:
+def _has_card_actions(card: partner_inbox.Card, partner_id: int | None) -> bool:
     """A new offer held by the viewer's partner: its card offers accept and decline."""
     return card.status == LeadStatus.OFFERED and card.assigned_partner_id == partner_id
 
 
-def _offer_actions(cards: Iterable[services.Card], back: str,
+def _offer_actions(cards: Iterable[partner_inbox.Card], back: str,
                    decline: forms.DeclineForm | None = None) -> CardActions | None:
     """Accept and decline for those ``cards`` that are the viewer's new offers (None when
     there are none: a list of other stages builds no form)."""
@@ -269,8 +269,8 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
                  message_kind: str = "") -> Any:
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
     queued = lead.status == LeadStatus.UNASSIGNED  # a card of the managers' queue
-    card = services.Card.of(lead, expires_at=current.expires_at if current else None,
-                            late=services.is_overdue(lead), routing=queued)
+    card = partner_inbox.Card.of(lead, expires_at=current.expires_at if current else None,
+                            late=partner_inbox.is_overdue(lead), routing=queued)
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
     back = request.form.get("next", "")
     actions: CardActions | None
@@ -304,14 +304,14 @@ def _add_fresh_tabs(response: Any) -> None:
     matches: dict[str, int] = {}
     try:
         with db.session.begin_nested():
-            counts = services.inbox_counts(db.session, partner)
+            counts = partner_inbox.inbox_counts(db.session, partner)
             if on_inbox:  # the list the card is on, with its filters
-                total = services.list_total(db.session, partner, filters, counts)
-                matches = services.search_counts(db.session, partner, filters.q)
+                total = partner_inbox.list_total(db.session, partner, filters, counts)
+                matches = partner_inbox.search_counts(db.session, partner, filters.q)
     except SQLAlchemyError:
         current_app.logger.exception("inbox counts after an action")
         return
-    tabs = services.tabs_for(partner)
+    tabs = partner_inbox.tabs_for(partner)
     html = render_template("partials/leads/_tabs.html", tabs=tabs, tab=filters.tab,
                            counts=counts, oob=True)
     if total is not None:
@@ -319,7 +319,7 @@ def _add_fresh_tabs(response: Any) -> None:
     if filters.q and on_inbox:
         html += render_template(
             "partials/leads/_matches.html", tabs=tabs, q=filters.q, oob=True,
-            elsewhere=services.matches_elsewhere(matches, filters.tab))
+            elsewhere=partner_inbox.matches_elsewhere(matches, filters.tab))
     response.set_data(response.get_data(as_text=True) + html)
 
 
@@ -448,13 +448,13 @@ def _after_action(lead: Lead, view_kind: str, form: forms.ActionForm, message: s
 def _search_form(args: MultiDict[str, str]) -> forms.SearchForm:
     form = forms.SearchForm(args)
     form.product_line.choices = _product_line_options(
-        (code, name) for _, code, name in services.product_lines(db.session))
+        (code, name) for _, code, name in partner_inbox.product_lines(db.session))
     return form
 
 
 def _results(form: forms.SearchForm, *, bulk: forms.BulkForm | None = None,
              message: str = "", page: int | None = None) -> dict[str, Any]:
-    results = services.search(db.session, form.to_filters(),
+    results = manager_search.search(db.session, form.to_filters(),
                               page=page or _page_arg(), per_page=_per_page())
     return {"page": results, "form": form, "bulk": bulk or forms.BulkForm(formdata=None),
             "message": message, "next_url": request.full_path if request.method == "GET"
@@ -474,8 +474,8 @@ def search():  # type: ignore[no-untyped-def]
 @staff_only
 def queue():  # type: ignore[no-untyped-def]
     """Leads no partner fits, oldest first, each with why; route again or reassign."""
-    results = services.unassigned_queue(db.session, page=_page_arg(), per_page=_per_page())
-    cards = [services.Card.of(lead, routing=True) for lead in results.items]
+    results = manager_search.unassigned_queue(db.session, page=_page_arg(), per_page=_per_page())
+    cards = [partner_inbox.Card.of(lead, routing=True) for lead in results.items]
     return _respond("leads/queue.html", "partials/leads/_queue.html",
                     page=dataclasses.replace(results, items=cards),
                     actions=CardActions("route", request.full_path))
@@ -494,7 +494,7 @@ def bulk():  # type: ignore[no-untyped-def]
         return _bulk_results(search_form, form, "Please correct the fields marked below.",
                              query, status=422)
     try:
-        plan = services.plan_bulk(db.session, current_user, form.action.data or "", ids,
+        plan = manager_search.plan_bulk(db.session, current_user, form.action.data or "", ids,
                                   partner_code=form.partner.data or "",
                                   reason=form.reason.data or "")
     except lifecycle.LifecycleError as error:
@@ -505,10 +505,10 @@ def bulk():  # type: ignore[no-untyped-def]
     if form.confirm.data != "yes" or not plan.apply:
         return _respond("leads/bulk_confirm.html", "partials/leads/_bulk_confirm.html",
                         plan=plan, form=form, back=back,
-                        label=services.BULK_ACTIONS[plan.action])
+                        label=manager_search.BULK_ACTIONS[plan.action])
     try:
         with db.session.begin_nested():  # all of the plan or nothing
-            done = services.run_bulk(db.session, current_user, plan)
+            done = manager_search.run_bulk(db.session, current_user, plan)
     except lifecycle.LifecycleError as error:
         return _bulk_results(search_form, form, f"Nothing was changed: {error.message}",
                              query, status=409)
@@ -540,7 +540,7 @@ def partner(code: str):  # type: ignore[no-untyped-def]
     found = partner_service.partner_by_code(db.session, code)
     if found is None:
         abort(404)
-    overview = services.partner_overview(db.session, found)
+    overview = manager_search.partner_overview(db.session, found)
     args = MultiDict(request.args)
     args["partner"] = found.code
     form = _search_form(args)
@@ -557,7 +557,7 @@ def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "partner": partner,
         "users": partner_service.partner_users(db.session, partner),
-        "gate": services.partner_gate(db.session, partner),
+        "gate": partner_inbox.partner_gate(db.session, partner),
         "invite_form": forms.InviteForm(formdata=None),
         "capacity_form": forms.CapacityForm(formdata=None, capacity=partner.capacity),
         "vacation_form": forms.VacationForm(formdata=None),
@@ -676,13 +676,13 @@ def workspace_counts() -> dict[str, Any]:
     if not current_user.is_authenticated:
         return {}
     if current_user.is_staff:
-        return {"queue": services.queue_counts(db.session)}
+        return {"queue": manager_search.queue_counts(db.session)}
     partner = current_user.partner
     if partner is None:
         return {}
-    counts = services.inbox_counts(db.session, partner)
-    return {"tabs": services.tabs_for(partner), "counts": counts,
-            "gate": services.gate_reason(counts["overdue"], services.gate_limit())}
+    counts = partner_inbox.inbox_counts(db.session, partner)
+    return {"tabs": partner_inbox.tabs_for(partner), "counts": counts,
+            "gate": compliance.gate_reason(counts["overdue"], compliance.gate_limit())}
 
 
 #: a lead id no real lead has, to cut ``url_for``'s URL into a pattern around
@@ -713,13 +713,13 @@ def lead_action_link(action: str) -> str:
 def tab_count(n: int, tab: str) -> str:
     """A tab's count: ``{{ counts[tab]|tab_count(tab) }}`` gives "1,234", or "1,000+"
     where counting stopped."""
-    return services.count_text(n, tab)
+    return partner_inbox.count_text(n, tab)
 
 
 @bp.app_template_filter("time_left")
 def time_left(expires_at: Any, now: Any = None) -> str:
     """How long is left to accept an offer, in words: ``{{ expires_at|time_left(now) }}``."""
-    return services.time_left(expires_at, now or utcnow())
+    return partner_inbox.time_left(expires_at, now or utcnow())
 
 
 @bp.app_template_filter("money_text")

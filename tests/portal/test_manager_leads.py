@@ -294,7 +294,7 @@ def test_text_search_is_answered_from_the_trigram_index_on_postgresql(app, sessi
     words from the index instead of reading every lead (2.6 s at 1,000,000)."""
     from sqlalchemy import text
 
-    from portal.leads import services
+    from portal.leads import partner_inbox
 
     if session.get_bind().dialect.name != "postgresql":
         pytest.skip("the trigram index is PostgreSQL's (pg_trgm); SQLite reads the table")
@@ -303,7 +303,7 @@ def test_text_search_is_answered_from_the_trigram_index_on_postgresql(app, sessi
     # The search's own WHERE clause, with every way to read the leads but a bitmap of
     # index conditions switched off (a test database is tiny: a scan would win): only
     # an index of this very expression can answer it.
-    statement = select(Lead.id).where(services._words_match(["%okonkwo%"]))
+    statement = select(Lead.id).where(partner_inbox._words_match(["%okonkwo%"]))
     sql = str(statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
     for switch in ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan"):
         session.execute(text(f"SET LOCAL {switch} = off"))

@@ -194,15 +194,15 @@ def _won(session, make_lead, partner, user, **fields):
 @pytest.fixture
 def small_cap(monkeypatch):
     """The closed tab counts up to 2 (the statements are built with the cap: rebuild)."""
-    from portal.leads import services
+    from portal.leads import partner_inbox
 
-    monkeypatch.setattr(services, "TAB_COUNT_CAP", 2)
-    services._counts_statement.cache_clear()
-    services._inbox_statements.cache_clear()
+    monkeypatch.setattr(partner_inbox, "TAB_COUNT_CAP", 2)
+    partner_inbox.counts_statement.cache_clear()
+    partner_inbox._inbox_statements.cache_clear()
     yield
     monkeypatch.undo()
-    services._counts_statement.cache_clear()
-    services._inbox_statements.cache_clear()
+    partner_inbox.counts_statement.cache_clear()
+    partner_inbox._inbox_statements.cache_clear()
 
 
 def test_closed_tab_counts_up_to_the_cap_then_shows_a_plus(
