@@ -6,41 +6,24 @@ lock is held while the mail server answers and a second worker sees the claim.
 
 from __future__ import annotations
 
-import smtplib
 from datetime import datetime
-
-from flask import current_app
 
 from portal.auth import services
 from portal.core.jobs import job, periodic
-from portal.core.mail import deliver
+from portal.core.mail import MailOutbox, send_claimed
 from portal.core.models import utcnow
 from portal.extensions import db
+
+#: invitation and reset emails, as the one outbox step sends them
+PASSWORD_LINKS = MailOutbox(
+    what="password link", claim=services.claim_password_link,
+    message=services.password_link_message, failed=services.record_password_link_failure,
+    sent=services.record_password_link_sent)
 
 
 def process_password_link(link_id: int, *, now: datetime | None = None) -> str:
     """Claim, send and record one link email: sent, skipped, retry or failed."""
-    session = db.session
-    now = now or utcnow()
-    if not services.claim_password_link(session, link_id, now):
-        session.rollback()
-        return "skipped"  # sent already, someone else is on it, or not due yet
-    session.commit()
-    message = services.password_link_message(session, link_id, now)
-    session.commit()  # end the transaction before talking to the mail server
-    if message is None:
-        return "skipped"
-    try:
-        deliver(message)
-    except (smtplib.SMTPException, OSError) as error:
-        current_app.logger.warning("password link %s not sent: %s", link_id, error)
-        outcome = services.record_password_link_failure(
-            session, link_id, f"Mail server: {type(error).__name__}: {error}", utcnow())
-        session.commit()
-        return outcome
-    services.record_password_link_sent(session, link_id, utcnow())
-    session.commit()
-    return "sent"
+    return send_claimed(PASSWORD_LINKS, link_id, now=now)
 
 
 def sweep(now: datetime | None = None, limit: int = 200) -> dict[str, int]:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy.orm import Session
+
+from portal.core.models import utcnow
+from portal.extensions import db
 
 
 def _clean_header(value: str) -> str:
@@ -55,3 +61,44 @@ def deliver(message: EmailMessage) -> None:
         if config.get("MAIL_USERNAME"):
             smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
         smtp.send_message(message)
+
+
+@dataclass(frozen=True)
+class MailOutbox:
+    """One kind of email that is a row first (a password link, a nurture step): how its
+    row is claimed, turned into a message and marked sent or failed, each by its area."""
+
+    what: str  #: "password link", for the log
+    claim: Callable[[Session, int, datetime], bool]
+    message: Callable[[Session, int, datetime], EmailMessage | None]
+    failed: Callable[[Session, int, str, datetime], str]
+    sent: Callable[[Session, int, datetime], None]
+
+
+def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None) -> str:
+    """Claim, send and record one email: "sent", "skipped", or what ``failed`` says
+    (a retry, or failed for good). Each stage is its own short transaction: the claim
+    commits before SMTP, so no lock is held while the mail server answers, and a commit
+    that fails after the send cannot send it again."""
+    session = db.session
+    now = now or utcnow()
+    if not outbox.claim(session, row_id, now):
+        session.rollback()
+        return "skipped"  # sent already, someone else is on it, or not due yet
+    session.commit()
+    message = outbox.message(session, row_id, now)
+    session.commit()  # end the transaction before talking to the mail server
+    if message is None:
+        return "skipped"
+    try:
+        deliver(message)
+    except (smtplib.SMTPException, OSError) as error:
+        current_app.logger.warning("%s %s not sent: %s", outbox.what, row_id, error)
+        outcome = outbox.failed(session, row_id,
+                                f"Mail server: {type(error).__name__}: {error}",
+                                utcnow())
+        session.commit()
+        return outcome
+    outbox.sent(session, row_id, utcnow())
+    session.commit()
+    return "sent"

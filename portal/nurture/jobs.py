@@ -7,41 +7,23 @@ commit that fails after a send cannot send it again: the claim was committed fir
 
 from __future__ import annotations
 
-import smtplib
 from datetime import datetime
 
-from flask import current_app
-
 from portal.core.jobs import job, periodic
-from portal.core.mail import deliver
+from portal.core.mail import MailOutbox, send_claimed
 from portal.core.models import utcnow
 from portal.extensions import db
 from portal.nurture import services
 
+#: nurture steps, as the one outbox step sends them
+NURTURE_SENDS = MailOutbox(
+    what="nurture email", claim=services.claim_send, message=services.send_message,
+    failed=services.record_failure, sent=services.record_sent)
+
 
 def process_send(send_id: int, *, now: datetime | None = None) -> str:
     """Claim, send and record one nurture email: sent, skipped, retry or failed."""
-    session = db.session
-    now = now or utcnow()
-    if not services.claim_send(session, send_id, now):
-        session.rollback()
-        return "skipped"  # sent already, someone else is on it, or not due yet
-    session.commit()
-    message = services.send_message(session, send_id, now)
-    session.commit()  # end the transaction before talking to the mail server
-    if message is None:
-        return "skipped"
-    try:
-        deliver(message)
-    except (smtplib.SMTPException, OSError) as error:
-        current_app.logger.warning("nurture email %s not sent: %s", send_id, error)
-        outcome = services.record_failure(
-            session, send_id, f"Mail server: {type(error).__name__}: {error}", utcnow())
-        session.commit()
-        return outcome
-    services.record_sent(session, send_id, utcnow())
-    session.commit()
-    return "sent"
+    return send_claimed(NURTURE_SENDS, send_id, now=now)
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:
