@@ -205,7 +205,7 @@ _NATIONAL = TerritoryRule("country", "US")
 #: email, what it is (the ``demo`` command prints these)
 DEMO_LOGINS: list[tuple[str, str]] = [
     ("admin@demo.test", "admin: rules, territories, products, users"),
-    ("manager@demo.test", "channel manager: compliance, routing fixes, reports"),
+    ("manager@demo.test", "channel manager: search, queue, routing fixes, compliance"),
     ("distributor1@demo.test", "Heartland Ag Supply (IA/MN distributor, manual forwarding)"),
     ("distributor2@demo.test", "Lone Star Implement Distributors (TX/OK + national, auto)"),
     ("distributor3@demo.test", "Southern Piedmont Equipment (GA/SC/NC, manual forwarding)"),

@@ -370,6 +370,11 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
         problem = "Please correct the fields marked below."
     # The savepoint undid the action; the 4xx answer makes the boundary roll back the rest.
     found = visible_lead_or_404(db.session, current_user, lead_id)
+    if not is_htmx() and stale:
+        # Without JavaScript: back to the lead as it is now, saying why (a reload of the
+        # action's address would only send the refused action again).
+        flash(problem, "error")
+        return redirect(url_for("leads.lead", lead_id=found.id), 303)
     if not is_htmx():
         # A plain POST from a card (no JavaScript) cannot show the card alone: the lead
         # page shows the form again, with what to correct, as one of its own forms (should

@@ -444,9 +444,11 @@ def test_the_working_stages_to_won(client, session, dealer, dealer_user, make_le
     events = [e.kind for e in session.scalars(
         select(LeadEvent).where(LeadEvent.lead_id == lead.id).order_by(LeadEvent.seq))]
     assert events[-4:] == ["contacted", "appointment", "quoted", "won"]
-    # Closed: the partner can no longer move it.
-    assert client.post(f"/leads/{lead.id}/quote",
-                       data={"amount": "1"}).status_code == 409
+    # Closed: the partner can no longer move it (back to the lead, saying so).
+    refused = client.post(f"/leads/{lead.id}/quote", data={"amount": "1"})
+    assert refused.status_code == 303
+    assert "cannot move to quoted" in _text(client.get(refused.headers["Location"]))
+    assert lead.status == "won"
 
 
 def test_appointment_without_a_date_is_refused_with_the_field(
@@ -840,10 +842,12 @@ def test_an_action_on_a_stale_card_says_what_happened_and_shows_the_lead_as_it_i
     assert "flash-error" in card
     assert f"/leads/{lead.id}/decline" not in card  # no decline form on an accepted lead
     assert 'hx-swap-oob' in card  # the tab counts follow
-    # Without JavaScript: the lead page, the same words, no form left open.
-    page = client.post(f"/leads/{lead.id}/decline",
-                       data={"view": "page", "reason": "no_capacity"})
-    assert page.status_code == 409
+    # Without JavaScript: back to the lead page (a reload would not resend the action),
+    # the same words, no form left open.
+    refused = client.post(f"/leads/{lead.id}/decline",
+                          data={"view": "page", "reason": "no_capacity"})
+    assert refused.status_code == 303 and refused.headers["Location"] == f"/leads/{lead.id}"
+    page = client.get(refused.headers["Location"])
     assert "it is accepted now." in _text(page) and '<details class="fold" open>' not in _text(page)
     session.refresh(lead)
     assert lead.status == "accepted"
