@@ -135,6 +135,13 @@ def _release(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_LOCKED, None)
 
 
+@event.listens_for(PortalSession, "after_soft_rollback")
+def _forget_after_rollback(session: Session, _previous: SessionTransaction) -> None:
+    # A rolled-back savepoint gives back the row locks taken inside it: forget them all
+    # (locking again a row still held costs one statement; skipping a lock is a race).
+    session.info.pop(_LOCKED, None)
+
+
 def roles_of(actor: Actor, lead: Lead) -> frozenset[str]:
     """The table's roles ``actor`` holds towards ``lead``."""
     if actor.user is None:

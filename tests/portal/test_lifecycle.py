@@ -948,3 +948,25 @@ def test_events_are_only_ever_added(session, make_lead, dealer, dealer_user, man
 def test_event_times_are_the_given_moments_not_the_clock(session, offered):
     assert [e.at for e in events_of(session, offered)] == [T0, T0 + timedelta(seconds=5), at(1)]
     assert all(e.at < utcnow() for e in events_of(session, offered))
+
+
+def test_a_lead_is_locked_again_after_a_rolled_back_savepoint(session, offered, dealer_user,
+                                                              count_queries):
+    """A savepoint rolled back gives its row locks back: the next action takes the lead's
+    row again instead of trusting a lock it no longer holds."""
+    session.commit()  # a fresh transaction: nothing held yet
+
+    def lead_reads() -> int:
+        with count_queries() as counter:
+            lifecycle.add_note(session, offered, Actor.of(dealer_user), text="n", now=at(2))
+            session.flush()
+        return sum(1 for s in counter.statements
+                   if s.lstrip().upper().startswith("SELECT") and "FROM leads" in s)
+
+    assert lead_reads() == 1  # the first action locks the row
+    assert lead_reads() == 0  # held for the rest of the transaction
+    savepoint = session.begin_nested()
+    with pytest.raises(InvalidInput):
+        lifecycle.add_note(session, offered, Actor.of(dealer_user), text=" ", now=at(3))
+    savepoint.rollback()
+    assert lead_reads() == 1  # taken again after the rollback
