@@ -201,7 +201,9 @@ def record_event(
     data: dict[str, Any] | None = None,
     event_id: uuid.UUID | None = None,
 ) -> LeadEvent:
-    """Write one immutable event and bump the lead's version."""
+    """Write one immutable event and bump the lead's version (the lead's row locked first,
+    for writers that change no state: literature sent, nurture steps, conflict reviews)."""
+    lock(session, lead)
     lead.version = (lead.version or 0) + 1
     lead.updated_at = now
     event = LeadEvent(
@@ -783,9 +785,17 @@ def unmerge(session: Session, lead: Lead, actor: Actor, *, reason: str,
     its inquiries; audited on both leads."""
     now = now or utcnow()
     reason = (reason or "").strip()
+    # Both leads' rows before any write, in one order (as merge takes them), so an unmerge
+    # and an action on the kept lead cannot wait on each other.
+    seen = last_merge(session, lead)
+    into_id = uuid.UUID(seen.data["into"]) if seen is not None else None
+    into = session.get(Lead, into_id) if into_id is not None else None
+    for row in sorted((one for one in (lead, into) if one is not None),
+                      key=lambda one: str(one.id)):
+        lock(session, row)
     check(session, lead, "unmerge", actor, {"reason": reason})
     merged = last_merge(session, lead)
-    if merged is None:
+    if merged is None or merged.data.get("into") != (str(into_id) if into_id else None):
         raise InvalidTransition("only a merged lead can be unmerged", lead.status)
     previous: dict[str, Any] = merged.data.get("previous") or {}
     status = str(previous.get("status") or S.QUALIFIED)
@@ -811,9 +821,6 @@ def unmerge(session: Session, lead: Lead, actor: Actor, *, reason: str,
     lead.qualification_reason = str(previous.get("qualification_reason") or "")[:300]
     lead.score = int(previous.get("score") or 0)
     lead.rank = previous.get("rank")
-    into = session.get(Lead, uuid.UUID(merged.data["into"]))
-    if into is not None:
-        lock(session, into)
     event = _move(session, lead, status, "unmerged", actor, now, partner_id=partner_id,
                   data={"reason": reason, "from": merged.data["into"],
                         "merge_event": str(merged.id)})

@@ -75,6 +75,15 @@ class MailOutbox:
     sent: Callable[[Session, int, datetime], None]
 
 
+def _failed(outbox: MailOutbox, session: Session, row_id: int, why: str) -> str:
+    """Record a failed try in a transaction of its own; the outbox says retry or failed."""
+    session.rollback()
+    current_app.logger.warning("%s %s not sent: %s", outbox.what, row_id, why)
+    outcome = outbox.failed(session, row_id, why, utcnow())
+    session.commit()
+    return outcome
+
+
 def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None) -> str:
     """Claim, send and record one email: "sent", "skipped", or what ``failed`` says
     (a retry, or failed for good). Each stage is its own short transaction: the claim
@@ -86,19 +95,17 @@ def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None
         session.rollback()
         return "skipped"  # sent already, someone else is on it, or not due yet
     session.commit()
-    message = outbox.message(session, row_id, now)
-    session.commit()  # end the transaction before talking to the mail server
-    if message is None:
-        return "skipped"
     try:
+        message = outbox.message(session, row_id, now)
+        session.commit()  # end the transaction before talking to the mail server
+        if message is None:
+            return "skipped"
         deliver(message)
     except (smtplib.SMTPException, OSError) as error:
-        current_app.logger.warning("%s %s not sent: %s", outbox.what, row_id, error)
-        outcome = outbox.failed(session, row_id,
-                                f"Mail server: {type(error).__name__}: {error}",
-                                utcnow())
-        session.commit()
-        return outcome
+        return _failed(outbox, session, row_id, f"Mail server: {type(error).__name__}: {error}")
+    except Exception as error:  # noqa: BLE001 - a bad row or template: recorded, not a loop
+        current_app.logger.exception("%s %s could not be sent", outbox.what, row_id)
+        return _failed(outbox, session, row_id, f"{type(error).__name__}: {error}")
     outbox.sent(session, row_id, utcnow())
     session.commit()
     return "sent"

@@ -241,8 +241,7 @@ def pull_back(session: Session, lead: Lead, user: User, *, reason: str) -> Actio
 def review_conflict(session: Session, lead: Lead, user: User, *, event_id: str,
                     note: str) -> ActionResult:
     """A manager marks an offline conflict on the lead as reviewed (an audited event)."""
-    if not user.is_staff:
-        raise lifecycle.NotPermitted("lead not found")
+    lifecycle.check(session, lead, "review_conflict", Actor.of(user))
     try:
         conflict_id = uuid.UUID(event_id)
     except ValueError:
