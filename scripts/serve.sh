@@ -9,8 +9,10 @@ PORT=${PORT:-5000}
 
 "$BIN/flask" --app portal worker &
 worker=$!
+# --preload: the app, the postal centroids and the routing snapshot are loaded once and the
+# web workers fork from it (copy-on-write), instead of each loading them: half the start.
 "$BIN/gunicorn" --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-3}" --access-logfile - \
-  --graceful-timeout 5 "wsgi:app" &
+  --graceful-timeout 5 --preload "wsgi:app" &
 web=$!
 
 stop() {
@@ -22,6 +24,15 @@ stop() {
 # Ctrl-C is how one stops it: a clean stop, not an error for make to report.
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
-echo "Portal on http://$HOST:$PORT  (Ctrl-C stops it)"
+# Say where the portal is once it answers, not before.
+for _ in $(seq 1 600); do
+  if "$BIN/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+      "http://$HOST:$PORT/readyz" 2>/dev/null; then
+    echo "Portal on http://$HOST:$PORT  (Ctrl-C stops it)"
+    break
+  fi
+  kill -0 "$web" 2>/dev/null && kill -0 "$worker" 2>/dev/null || break
+  sleep 0.2
+done
 # Whichever stops first (a crash, say) stops the other.
 wait -n "$web" "$worker"
