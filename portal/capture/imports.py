@@ -29,9 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
-from portal.core.errors import InvalidInput
+from portal.core.errors import DomainError, InvalidInput
 from portal.core.jobs import enqueue_after_commit
-from portal.core.lifecycle import Actor, LifecycleError
+from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 from portal.extensions import db
 
@@ -332,7 +332,7 @@ def import_row(session: Session, data: dict[str, Any], actor: Actor) -> RowOutco
             return RowOutcome(created=result.created, duplicate=not result.created)
         except CaptureError as error:
             return RowOutcome(errors=list(error.fields.items()) or [("", error.message)])
-        except LifecycleError as error:
+        except DomainError as error:
             return RowOutcome(errors=list(error.fields.items()) or [("", error.message)])
         except IntegrityError:
             if attempt == 2:  # the same row committed concurrently: it is a replay now

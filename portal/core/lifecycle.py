@@ -25,7 +25,6 @@ from portal.core import transitions as table
 from portal.core.database import PortalSession
 from portal.core.errors import (
     AtCapacity,
-    DomainError,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -55,11 +54,6 @@ CONTACT_CHANNELS = table.CONTACT_CHANNELS
 #: the table's action for each working stage
 _STAGE_ACTIONS = {S.CONTACTED: "contact", S.APPOINTMENT: "appointment", S.QUOTED: "quote"}
 MAX_AMOUNT = Decimal("1000000000")
-
-
-#: the lifecycle's refusals are the one domain error (kept here under their old names too)
-LifecycleError = DomainError
-NotPermitted = NotFound
 
 
 @dataclass(frozen=True)
@@ -116,10 +110,6 @@ def lock(session: Session, lead: Lead) -> None:
     session.scalars(select(Lead).where(Lead.id == lead.id).with_for_update()
                     .execution_options(populate_existing=True)).one()
     held.add(lead.id)
-
-
-def _hold(session: Session, lead: Lead) -> None:
-    session.info.setdefault(_LOCKED, set()).add(lead.id)
 
 
 def held(session: Session, leads: Iterable[Lead]) -> None:
@@ -323,7 +313,7 @@ def capture(session: Session, lead: Lead, actor: Actor, *, now: datetime | None 
     if lead.id is None:
         lead.id = uuid.uuid4()
     session.add(lead)
-    _hold(session, lead)  # a row this transaction inserts is its own until it commits
+    held(session, [lead])  # a row this transaction inserts is its own until it commits
     record_event(session, lead, "captured", actor, now=now, to_status=S.CAPTURED,
                  data=data or {})
     return lead

@@ -6,7 +6,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from portal.core.access import parse_lead_id
-from portal.core.lifecycle import Actor, LifecycleError
+from portal.core.errors import DomainError
+from portal.core.lifecycle import Actor
 from portal.core.models import Lead
 from portal.core.web import staff_required
 from portal.dedup import services as merge_service
@@ -60,7 +61,7 @@ def merge():  # type: ignore[no-untyped-def]
             try:
                 merge_service.merge_leads(db.session, keep, duplicate, Actor.of(current_user),
                                           reason=form.reason.data or "")
-            except LifecycleError as error:
+            except DomainError as error:
                 form.form_errors.append(error.message)
             else:
                 flash(f"Merged {duplicate.name} into {keep.name}: it now has "
@@ -81,7 +82,7 @@ def unmerge(lead_id: str):  # type: ignore[no-untyped-def]
         try:
             merge_service.unmerge_lead(db.session, lead, Actor.of(current_user),
                                        reason=form.reason.data or "")
-        except LifecycleError as error:
+        except DomainError as error:
             flash(f"Could not unmerge {lead.name}: {error.message}", "error")
             return redirect(url_for("dedup.index"), code=303)
         flash(f"Unmerged {lead.name}: it is {lead.status} again.", "success")

@@ -29,6 +29,7 @@ from portal.core.compliance import (
     overdue_cutoff,
     overdue_ranges,
 )
+from portal.core.errors import NotFound
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     OPEN_STATUSES,
@@ -126,7 +127,7 @@ def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
               partner_code: str = "", reason: str = "") -> BulkPlan:
     """Check a bulk action before it runs: nothing is written here."""
     if not user.is_staff:
-        raise lifecycle.NotPermitted("lead not found")
+        raise NotFound("lead not found")
     if action not in BULK_ACTIONS:
         raise lifecycle.InvalidInput("Pick an action.", {"action": "Pick an action."})
     lead_ids = []

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.core import lifecycle
 from portal.core import transitions as table
+from portal.core.errors import NotFound
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     DEFAULT_DIGEST,
@@ -84,12 +85,6 @@ def available_actions(lead: Lead, user: User) -> list[str]:
     if table.HOLDER in roles and partner is not None and partner.kind == PartnerKind.DISTRIBUTOR:
         roles.add(table.DISTRIBUTOR)
     return table.actions_for(lead.status, roles)
-
-
-def _is_dealers_lead(lead: Lead, user: User) -> bool:
-    dealer = lead.assigned_partner
-    return (dealer is not None and user.partner_id is not None
-            and dealer.parent_id == user.partner_id)
 
 
 def competitor_names(session: Session) -> list[str]:
@@ -178,7 +173,7 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
         return pull_back(session, lead, user, reason=str(args.get("reason") or ""))
     if action == "route":
         if not user.is_staff:
-            raise lifecycle.NotPermitted("lead not found")
+            raise NotFound("lead not found")
         routed = routing_service.route_lead(session, lead, actor=actor)
         return ActionResult(routed_message(routed), routed)
     if action == "review_conflict":
@@ -216,16 +211,12 @@ def pull_back(session: Session, lead: Lead, user: User, *, reason: str) -> Actio
     Three lifecycle steps, each an event on the timeline: the dealer's offer is withdrawn,
     the lead is offered to the distributor by hand and accepted by it at once.
     """
-    partner = user.partner
-    if user.is_staff or partner is None or not _is_dealers_lead(lead, user):
-        raise lifecycle.NotPermitted("lead not found")
-    reason = " ".join((reason or "").split())
-    if not reason:
-        raise lifecycle.InvalidInput("Say why you take the lead back.",
-                                     {"reason": "A reason is required."})
-    dealer = lead.assigned_partner
-    assert dealer is not None
     actor = Actor.of(user, device="web")
+    reason = " ".join((reason or "").split())
+    # The table's row: the lead locked, held by one of this distributor's dealers, a reason.
+    lifecycle.check(session, lead, "pull_back", actor, {"reason": reason})
+    partner, dealer = user.partner, lead.assigned_partner
+    assert partner is not None and dealer is not None
     now = utcnow()
     lifecycle.withdraw(session, lead, actor, reason=f"pulled back by {partner.code}: {reason}",
                        now=now)

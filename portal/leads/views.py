@@ -38,7 +38,7 @@ from wtforms.fields.choices import SelectChoice
 from portal.auth.services import request_password_link
 from portal.core import compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
-from portal.core.errors import InvalidInput
+from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
 from portal.core.web import is_htmx
@@ -346,12 +346,12 @@ def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
             with db.session.begin_nested():  # a refusal undoes whatever the action wrote
                 result = services.run_action(db.session, found, action, form.args(),
                                              current_user)
-        except lifecycle.NotPermitted:
+        except NotFound:
             abort(404)
         except lifecycle.InvalidTransition as error:
             # Another tab or colleague got there first: say so, and show the lead as it is.
             problem, status, stale = _overtaken(error), 409, True
-        except lifecycle.LifecycleError as error:
+        except DomainError as error:
             problem = error.message
             for name, text in error.fields.items():
                 target = name if name in form._fields else None
@@ -502,7 +502,7 @@ def bulk():  # type: ignore[no-untyped-def]
         plan = manager_search.plan_bulk(db.session, current_user, form.action.data or "", ids,
                                   partner_code=form.partner.data or "",
                                   reason=form.reason.data or "")
-    except lifecycle.LifecycleError as error:
+    except DomainError as error:
         for name, text in error.fields.items():
             if name in form._fields:
                 form[name].errors = [*form[name].errors, text]
@@ -514,7 +514,7 @@ def bulk():  # type: ignore[no-untyped-def]
     try:
         with db.session.begin_nested():  # all of the plan or nothing
             done = manager_search.run_bulk(db.session, current_user, plan)
-    except lifecycle.LifecycleError as error:
+    except DomainError as error:
         return _bulk_results(search_form, form, f"Nothing was changed: {error.message}",
                              query, status=409)
     message = f"{len(done)} leads changed."

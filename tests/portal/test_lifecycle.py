@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.core import lifecycle
+from portal.core.errors import NotFound
 from portal.core.lifecycle import (
     Actor,
     AtCapacity,
     InvalidInput,
     InvalidTransition,
-    NotPermitted,
 )
 from portal.core.models import Competitor, Lead, LeadEvent, Offer, Partner, utcnow
 
@@ -481,7 +481,7 @@ def test_another_partners_user_may_do_nothing(session, offered, make_partner, ma
     intruder = make_user("partner", partner=make_partner("OTHER"))
     before = (offered.status, offered.version, len(events_of(session, offered)))
 
-    with pytest.raises(NotPermitted):
+    with pytest.raises(NotFound):
         lifecycle.apply_action(session, offered, action, ACTION_ARGS[action],
                                Actor.of(intruder), now=at(2))
     assert (offered.status, offered.version, len(events_of(session, offered))) == before
@@ -700,7 +700,7 @@ def test_dealer_cannot_forward_a_lead_it_does_not_hold(session, offered, make_pa
                                                       make_user, distributor):
     own = make_partner("OWN", parent_id=distributor.id)
     outsider = make_user("partner", partner=own)
-    with pytest.raises(NotPermitted):
+    with pytest.raises(NotFound):
         lifecycle.forward(session, offered, own, Actor.of(outsider), now=at(2))
 
 
@@ -710,7 +710,7 @@ def test_reassign_needs_a_reason_and_moves_the_lead(session, accepted, dealer, m
     with pytest.raises(InvalidInput) as refused:
         lifecycle.reassign(session, accepted, other, Actor.of(manager), reason="", now=at(3))
     assert "reason" in refused.value.fields
-    with pytest.raises(NotPermitted):
+    with pytest.raises(NotFound):
         lifecycle.reassign(session, accepted, other, Actor.of(dealer_user), reason="x",
                            now=at(3))
     assert accepted.assigned_partner_id == dealer.id
@@ -752,7 +752,7 @@ def test_reopen_is_for_staff_with_a_reason(session, accepted, dealer_user, manag
     lifecycle.close(session, accepted, "lost", Actor.of(dealer_user),
                     data={"reason": "competitor", "competitor": "Ironbark Equipment"},
                     now=at(3))
-    with pytest.raises(NotPermitted):
+    with pytest.raises(NotFound):
         lifecycle.reopen(session, accepted, Actor.of(dealer_user), reason="mine", now=at(4))
     with pytest.raises(InvalidInput) as refused:
         lifecycle.reopen(session, accepted, Actor.of(manager), reason=" ", now=at(4))
