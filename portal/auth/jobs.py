@@ -10,7 +10,7 @@ from datetime import datetime
 
 from portal.auth import services
 from portal.core.jobs import job, periodic
-from portal.core.mail import MailOutbox, send_claimed
+from portal.core.mail import MailOutbox, send_claimed, send_each
 from portal.core.models import utcnow
 from portal.extensions import db
 
@@ -32,12 +32,8 @@ def sweep(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     now = now or utcnow()
     outcomes = {"released": services.release_stale_password_links(session, now)}
     session.commit()
-    for link_id in services.due_password_links(session, now, limit):
-        session.commit()
-        outcome = process_password_link(link_id, now=now)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    session.commit()
-    return outcomes
+    return send_each(PASSWORD_LINKS, services.due_password_links(session, now, limit),
+                     outcomes, now=now)
 
 
 @job()

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from portal.core import jobs
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
 from portal.core.mail import build_message
 from portal.core.models import LoginAttempt, PasswordLink, User, utcnow
@@ -216,27 +217,17 @@ def password_link_message(session: Session, link_id: int, now: datetime
 
 def record_password_link_sent(session: Session, link_id: int, now: datetime) -> None:
     """The mail server took it."""
-    row = session.get(PasswordLink, link_id, populate_existing=True)
-    if row is not None:
-        row.status, row.sent_at, row.claimed_at, row.last_error = "sent", now, None, ""
-        session.flush()
+    jobs.record_sent(session, PasswordLink, link_id, now)
 
 
 def record_password_link_failure(session: Session, link_id: int, message: str,
                                  now: datetime) -> str:
     """After a failed try: pending again with a doubling wait, or failed after the last."""
-    row = session.get(PasswordLink, link_id, populate_existing=True)
-    if row is None or row.status != "sending":
-        return "skipped"
-    row.claimed_at, row.last_error = None, message[:2000]
-    if row.attempts >= int(current_app.config.get("PASSWORD_LINK_MAX_ATTEMPTS", 5)):
-        row.status = "failed"
-    else:
-        base = float(current_app.config.get("PASSWORD_LINK_RETRY_SECONDS", 60))
-        row.status = "pending"
-        row.next_attempt_at = now + timedelta(seconds=base * 2 ** (row.attempts - 1))
-    session.flush()
-    return "failed" if row.status == "failed" else "retry"
+    config = current_app.config
+    return jobs.record_failed_try(
+        session, PasswordLink, link_id, message, now,
+        max_attempts=int(config.get("PASSWORD_LINK_MAX_ATTEMPTS", 5)),
+        retry_seconds=float(config.get("PASSWORD_LINK_RETRY_SECONDS", 60)))
 
 
 def release_stale_password_links(session: Session, now: datetime) -> int:

@@ -249,3 +249,28 @@ def stale_claims(model: type[Any], now: datetime, timeout: timedelta, *condition
     """The UPDATE's WHERE for rows claimed longer than ``timeout`` ago (a worker died)."""
     return update(model).where(model.status == SENDING, model.claimed_at < now - timeout,
                                *conditions)
+
+
+def record_sent(session: Session, model: type[Any], row_id: Any, now: datetime) -> None:
+    """The mail server took the claimed row's email."""
+    row = session.get(model, row_id, populate_existing=True)
+    if row is not None:
+        row.status, row.sent_at, row.claimed_at, row.last_error = "sent", now, None, ""
+        session.flush()
+
+
+def record_failed_try(session: Session, model: type[Any], row_id: Any, message: str,
+                      now: datetime, *, max_attempts: int, retry_seconds: float) -> str:
+    """After a failed try: pending again with a doubling wait ("retry"), or "failed" after
+    the last; "skipped" when the row is no longer this worker's claim."""
+    row = session.get(model, row_id, populate_existing=True)
+    if row is None or row.status != SENDING:
+        return "skipped"
+    row.claimed_at, row.last_error = None, message[:2000]
+    if row.attempts >= max_attempts:
+        row.status = "failed"
+    else:
+        row.status = PENDING
+        row.next_attempt_at = now + timedelta(seconds=retry_seconds * 2 ** (row.attempts - 1))
+    session.flush()
+    return "failed" if row.status == "failed" else "retry"

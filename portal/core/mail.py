@@ -109,3 +109,14 @@ def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None
     outbox.sent(session, row_id, utcnow())
     session.commit()
     return "sent"
+
+
+def send_each(outbox: MailOutbox, row_ids: list[int], outcomes: dict[str, int], *,
+              now: datetime | None = None) -> dict[str, int]:
+    """A sweeper's loop: send each due row in turn, counting the outcomes."""
+    for row_id in row_ids:
+        db.session.commit()  # each email is its own claim, send and record
+        outcome = send_claimed(outbox, row_id, now=now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    db.session.commit()
+    return outcomes

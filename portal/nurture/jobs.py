@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from portal.core.jobs import job, periodic
-from portal.core.mail import MailOutbox, send_claimed
+from portal.core.mail import MailOutbox, send_claimed, send_each
 from portal.core.models import utcnow
 from portal.extensions import db
 from portal.nurture import services
@@ -35,12 +35,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     outcomes["enrolled"] = services.enrol_waiting(session, now=now)
     outcomes["planned"] = len(services.plan_due(session, now=now))
     session.commit()
-    for send_id in services.due_sends(session, now):
-        session.commit()
-        outcome = process_send(send_id, now=now)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    session.commit()
-    return outcomes
+    return send_each(NURTURE_SENDS, services.due_sends(session, now), outcomes, now=now)
 
 
 @job()

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal.capture.services import current_rules, qualify_and_route
 from portal.capture.services import inquiry_facts as lead_facts
-from portal.core import lifecycle
+from portal.core import jobs, lifecycle
 from portal.core.errors import InvalidInput
 from portal.core.jobs import (
     PENDING,
-    SENDING,
     claim_row,
     due_ids,
     enqueue_after_commit,
@@ -362,26 +361,16 @@ def send_message(session: Session, send_id: int, now: datetime) -> EmailMessage 
 
 def record_sent(session: Session, send_id: int, now: datetime) -> None:
     """The mail server took it."""
-    send = session.get(NurtureSend, send_id, populate_existing=True)
-    if send is not None:
-        send.status, send.sent_at, send.claimed_at, send.last_error = "sent", now, None, ""
-        session.flush()
+    jobs.record_sent(session, NurtureSend, send_id, now)
 
 
 def record_failure(session: Session, send_id: int, message: str, now: datetime) -> str:
     """After a failed try: pending again with a doubling wait, or failed after the last."""
-    send = session.get(NurtureSend, send_id, populate_existing=True)
-    if send is None or send.status != SENDING:
-        return "skipped"
-    send.claimed_at, send.last_error = None, message[:2000]
-    if send.attempts >= int(current_app.config.get("NURTURE_MAX_ATTEMPTS", 5)):
-        send.status = "failed"
-    else:
-        base = float(current_app.config.get("NURTURE_RETRY_SECONDS", 300))
-        send.status = PENDING
-        send.next_attempt_at = now + timedelta(seconds=base * 2 ** (send.attempts - 1))
-    session.flush()
-    return "failed" if send.status == "failed" else "retry"
+    config = current_app.config
+    return jobs.record_failed_try(
+        session, NurtureSend, send_id, message, now,
+        max_attempts=int(config.get("NURTURE_MAX_ATTEMPTS", 5)),
+        retry_seconds=float(config.get("NURTURE_RETRY_SECONDS", 300)))
 
 
 def fail_stale_sends(session: Session, now: datetime) -> int:
