@@ -52,6 +52,13 @@ class Defaults:
     #: more overdue outcomes than this stop a partner's new offers; None = gate off
     COMPLIANCE_GATE_MAX_OVERDUE: int | None = None
     MAX_OFFERS = 3
+    # Alerts and digests (the notify area).
+    DEFAULT_TIME_ZONE = "America/Chicago"  #: for users and firms who chose none
+    CONTACT_REMINDER_HOURS = 4  #: remind this long before a first contact is late
+    ALERT_LOOKBACK_DAYS = 7  #: how far back the clocks look for a reminder not yet written
+    NOTIFY_MAX_ATTEMPTS = 6  # SMTP tries before an alert or digest is marked failed
+    NOTIFY_RETRY_SECONDS = 60  # first retry delay; doubles each time
+    NOTIFY_SENDING_TIMEOUT_SECONDS = 600
     #: the routing what-if refuses edits that concern more recent leads than this
     WHATIF_MAX_AFFECTED = 20_000
     # Sign-in throttling: failures within the window before further tries are refused.
@@ -87,6 +94,7 @@ _ENV_KEYS: dict[str, type] = {
     "GEOCODER_MIN_DELAY": float,
     "HUEY_SQLITE_PATH": str,
     "MAIL_SINK_DIR": str,
+    "DEFAULT_TIME_ZONE": str,
 }
 
 

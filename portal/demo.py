@@ -374,8 +374,9 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     if is_loaded(session):
         return False
     now = now or utcnow()
-    _DemoBuilder(session, now).build()
-    session.flush()
+    with lifecycle.loading_history(session):  # months ago: nobody is alerted of those
+        _DemoBuilder(session, now).build()
+        session.flush()
     _literature(session)
     _fresh_offers(session, now)
     return True

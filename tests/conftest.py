@@ -43,6 +43,15 @@ def smtp_server() -> Iterator[Any]:
         def __init__(self) -> None:
             self.messages: list[Message] = []
 
+        async def handle_RCPT(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                              address: str, rcpt_options: list[str]) -> str:
+            # An address at bounce.test does not exist: refused for good, as a real
+            # server refuses an unknown mailbox.
+            if address.lower().endswith("@bounce.test"):
+                return "550 5.1.1 No such user here"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
             self.messages.append(message_from_bytes(envelope.original_content))
             return "250 OK"

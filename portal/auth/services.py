@@ -15,7 +15,7 @@ from werkzeug.security import generate_password_hash
 
 from portal.core import jobs
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
-from portal.core.mail import build_message
+from portal.core.mail import build_message, public_url
 from portal.core.models import LoginAttempt, PasswordLink, User, utcnow
 
 #: one hash computed once, checked against when the account does not exist, so an
@@ -164,9 +164,7 @@ SUBJECTS = {"invite": "You are invited to the Channel Lead Portal",
 def password_link(user: User, purpose: str, issued_at: datetime | None = None) -> str:
     """The absolute invite or reset link, built without a request (jobs have none)."""
     endpoint = "auth.accept_invite" if purpose == "invite" else "auth.reset_password"
-    adapter = current_app.url_map.bind("portal", script_name="/")
-    path = adapter.build(endpoint, {"token": password_token(user, purpose, issued_at)})
-    return str(current_app.config["PORTAL_BASE_URL"]).rstrip("/") + path
+    return public_url(endpoint, token=password_token(user, purpose, issued_at))
 
 
 def request_password_link(session: Session, user: User, purpose: str, *,
@@ -221,13 +219,14 @@ def record_password_link_sent(session: Session, link_id: int, now: datetime) -> 
 
 
 def record_password_link_failure(session: Session, link_id: int, message: str,
-                                 now: datetime) -> str:
+                                 now: datetime, permanent: bool = False) -> str:
     """After a failed try: pending again with a doubling wait, or failed after the last."""
     config = current_app.config
     return jobs.record_failed_try(
         session, PasswordLink, link_id, message, now,
         max_attempts=int(config.get("PASSWORD_LINK_MAX_ATTEMPTS", 5)),
-        retry_seconds=float(config.get("PASSWORD_LINK_RETRY_SECONDS", 60)))
+        retry_seconds=float(config.get("PASSWORD_LINK_RETRY_SECONDS", 60)),
+        permanent=permanent)
 
 
 def release_stale_password_links(session: Session, now: datetime) -> int:

@@ -260,14 +260,16 @@ def record_sent(session: Session, model: type[Any], row_id: Any, now: datetime) 
 
 
 def record_failed_try(session: Session, model: type[Any], row_id: Any, message: str,
-                      now: datetime, *, max_attempts: int, retry_seconds: float) -> str:
+                      now: datetime, *, max_attempts: int, retry_seconds: float,
+                      permanent: bool = False) -> str:
     """After a failed try: pending again with a doubling wait ("retry"), or "failed" after
-    the last; "skipped" when the row is no longer this worker's claim."""
+    the last or at once when ``permanent`` (a bounce); "skipped" when the row is no longer
+    this worker's claim."""
     row = session.get(model, row_id, populate_existing=True)
     if row is None or row.status != SENDING:
         return "skipped"
     row.claimed_at, row.last_error = None, message[:2000]
-    if row.attempts >= max_attempts:
+    if permanent or row.attempts >= max_attempts:
         row.status = "failed"
     else:
         row.status = PENDING

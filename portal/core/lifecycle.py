@@ -9,7 +9,8 @@ commits (the caller commits at its boundary).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -177,6 +178,34 @@ def check(session: Session, lead: Lead, action: str, actor: Actor,
 
 # --- events and bookkeeping -------------------------------------------------------------
 
+#: Called with every event as it is written, in its transaction: what must happen exactly
+#: when the event does (the notify area's alerts) is written beside it or not at all.
+EventListener = Callable[[Session, Lead, LeadEvent], None]
+_listeners: list[EventListener] = []
+
+
+#: Session.info key: while set, events are history being loaded, not news
+_HISTORY = "portal.core.lifecycle.history"
+
+
+def on_event(listener: EventListener) -> EventListener:
+    """Register ``listener`` for every event (an area does so at import, once)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+@contextmanager
+def loading_history(session: Session) -> Iterator[None]:
+    """Events written inside are past (the demo's months of history): the listeners are
+    not called, so nobody is alerted of an offer made weeks ago."""
+    session.info[_HISTORY] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_HISTORY, None)
+
+
 
 def record_event(
     session: Session,
@@ -209,6 +238,9 @@ def record_event(
         data=data or {},
     )
     session.add(event)
+    if not session.info.get(_HISTORY):
+        for listener in _listeners:
+            listener(session, lead, event)
     return event
 
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import email.policy
+import re
 import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from sqlalchemy.orm import Session
 
 from portal.core.models import utcnow
 from portal.extensions import db
+
+_POLICY = email.policy.default.clone(max_line_length=998)
 
 
 def _clean_header(value: str) -> str:
@@ -28,14 +34,19 @@ def build_message(
     text: str,
     html: str | None = None,
     attachments: tuple[tuple[str, bytes, str], ...] = (),
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    """An email with a text body, optional HTML alternative and attachments."""
-    message = EmailMessage()
+    """An email with a text body, optional HTML alternative, attachments and headers."""
+    # Long headers are folded at 998, not 78: a List-Unsubscribe URL has no space to fold
+    # at, and a 78-column policy would turn it into an encoded word clients cannot use.
+    message = EmailMessage(policy=_POLICY)
     message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
     message["To"] = _clean_header(to)
     message["Subject"] = _clean_header(subject)
     message["Message-ID"] = make_msgid(domain="portal.localhost")
     message["Date"] = formatdate(usegmt=True)
+    for name, value in (headers or {}).items():
+        message[name] = _clean_header(value)
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
@@ -64,6 +75,64 @@ def deliver(message: EmailMessage) -> None:
 
 
 @dataclass(frozen=True)
+class SunkMessage:
+    """One email the development sink holds."""
+
+    name: str  #: its file's name
+    to: str
+    subject: str
+    date: str
+    text: str
+    html: str
+
+
+def _read_sunk(path: Path) -> SunkMessage:
+    parsed = message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    parts = {"text/plain": "", "text/html": ""}
+    for part in parsed.walk():
+        kind = part.get_content_type()
+        if kind in parts and not parts[kind] and part.get_content_disposition() is None:
+            parts[kind] = str(part.get_content())
+    return SunkMessage(path.name, str(parsed["To"] or ""), str(parsed["Subject"] or ""),
+                       str(parsed["Date"] or ""), parts["text/plain"], parts["text/html"])
+
+
+def sink_messages(limit: int = 30) -> list[SunkMessage] | None:
+    """The newest emails in the development sink; None when mail goes to a server."""
+    config = current_app.config
+    if config.get("MAIL_SERVER"):
+        return None
+    sink = Path(config["MAIL_SINK_DIR"])
+    files = sorted(sink.glob("*.eml"), reverse=True)[:limit] if sink.is_dir() else []
+    return [_read_sunk(path) for path in files]
+
+
+def sunk_message(name: str) -> SunkMessage | None:
+    """One email of the development sink by its file name (nothing outside the folder)."""
+    config = current_app.config
+    if config.get("MAIL_SERVER") or not re.fullmatch(r"[0-9T]+\.eml", name):
+        return None
+    path = Path(config["MAIL_SINK_DIR"]) / name
+    return _read_sunk(path) if path.is_file() else None
+
+
+def public_url(endpoint: str, **values: Any) -> str:
+    """An absolute link for an email: built without a request, on ``PORTAL_BASE_URL``."""
+    adapter = current_app.url_map.bind("portal", script_name="/")
+    base = str(current_app.config["PORTAL_BASE_URL"]).rstrip("/")
+    return base + adapter.build(endpoint, values)
+
+
+def bounced(error: Exception) -> bool:
+    """The mail server refused the address for good (a 5xx for every recipient): trying
+    again would only be refused again."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(
+            code >= 500 for code, _ in error.recipients.values())
+    return False
+
+
+@dataclass(frozen=True)
 class MailOutbox:
     """One kind of email that is a row first (a password link, a nurture step): how its
     row is claimed, turned into a message and marked sent or failed, each by its area."""
@@ -71,15 +140,17 @@ class MailOutbox:
     what: str  #: "password link", for the log
     claim: Callable[[Session, int, datetime], bool]
     message: Callable[[Session, int, datetime], EmailMessage | None]
-    failed: Callable[[Session, int, str, datetime], str]
+    #: (session, row id, why, now, for good): "retry", "failed" or "skipped"
+    failed: Callable[[Session, int, str, datetime, bool], str]
     sent: Callable[[Session, int, datetime], None]
 
 
-def _failed(outbox: MailOutbox, session: Session, row_id: int, why: str) -> str:
+def _failed(outbox: MailOutbox, session: Session, row_id: int, why: str, *,
+            permanent: bool = False) -> str:
     """Record a failed try in a transaction of its own; the outbox says retry or failed."""
     session.rollback()
     current_app.logger.warning("%s %s not sent: %s", outbox.what, row_id, why)
-    outcome = outbox.failed(session, row_id, why, utcnow())
+    outcome = outbox.failed(session, row_id, why, utcnow(), permanent)
     session.commit()
     return outcome
 
@@ -102,6 +173,9 @@ def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None
             return "skipped"
         deliver(message)
     except (smtplib.SMTPException, OSError) as error:
+        if bounced(error):
+            return _failed(outbox, session, row_id, f"Address refused (bounced): {error}",
+                           permanent=True)
         return _failed(outbox, session, row_id, f"Mail server: {type(error).__name__}: {error}")
     except Exception as error:  # noqa: BLE001 - a bad row or template: recorded, not a loop
         current_app.logger.exception("%s %s could not be sent", outbox.what, row_id)

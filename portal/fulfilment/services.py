@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 from portal.core import lifecycle
 from portal.core.errors import Conflict
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
-from portal.core.mail import build_message
+from portal.core.mail import build_message, public_url
 from portal.core.models import (
     Fulfilment,
     FulfilmentChannel,
@@ -380,10 +380,7 @@ def link_serializer() -> URLSafeTimedSerializer:
 
 def download_url(fulfilment_id: int) -> str:
     """The signed, expiring link to a pack too large to attach."""
-    token = link_serializer().dumps(fulfilment_id)
-    base = current_app.config["PORTAL_BASE_URL"].rstrip("/")
-    with current_app.test_request_context(base_url=base):
-        return url_for("fulfilment.pack_download", token=token, _external=True)
+    return public_url("fulfilment.pack_download", token=link_serializer().dumps(fulfilment_id))
 
 
 def link_max_age() -> int:

@@ -28,7 +28,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 from portal.core.checks import EMAIL
 from portal.core.filters import STATUS_LABELS
 from portal.core.lifecycle import CONTACT_CHANNELS, DECLINE_REASONS, LOST_REASONS
-from portal.core.models import DigestFrequency, LeadStatus, Rank
+from portal.core.models import LeadStatus, Rank
 from portal.leads import manager_search, partner_inbox
 
 LOST_LABELS = {
@@ -45,11 +45,6 @@ RANK_CHOICES = [SelectChoice("", "Any rank")] + [
     SelectChoice(r.value, r.value.capitalize()) for r in Rank]
 AGE_CHOICES = [SelectChoice("", "Any age")] + [
     SelectChoice(value, label) for value, (label, _days) in partner_inbox.AGES.items()]
-DIGEST_LABELS = {
-    DigestFrequency.DAILY: "Daily",
-    DigestFrequency.WEEKLY: "Weekly",
-    DigestFrequency.OFF: "Never (no digest emails)",
-}
 
 
 def _opts(pairs: Iterable[tuple[str, str]], empty: str | None = None) -> list[SelectChoice]:
@@ -355,7 +350,3 @@ class VacationForm(FlaskForm):
 class ResumeForm(FlaskForm):
     pass
 
-
-class DigestForm(FlaskForm):
-    frequency = SelectField("Email digest", choices=_opts(
-        (f.value, DIGEST_LABELS[f]) for f in DigestFrequency))

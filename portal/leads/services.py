@@ -19,10 +19,7 @@ from portal.core import transitions as table
 from portal.core.errors import NotFound
 from portal.core.lifecycle import Actor
 from portal.core.models import (
-    DEFAULT_DIGEST,
     Competitor,
-    DigestFrequency,
-    DigestPreference,
     Lead,
     LeadEvent,
     LeadStatus,
@@ -251,25 +248,6 @@ def review_conflict(session: Session, lead: Lead, user: User, *, event_id: str,
 
 
 # --- partner settings -------------------------------------------------------------------------
-
-
-def digest_frequency(session: Session, user: User) -> str:
-    """How often ``user`` wants the digest (the default when never chosen)."""
-    pref = session.get(DigestPreference, user.id)
-    return pref.frequency if pref else str(DEFAULT_DIGEST)
-
-
-def set_digest_frequency(session: Session, user: User, frequency: str) -> None:
-    """Store ``user``'s digest choice: daily, weekly or off."""
-    if frequency not in {f.value for f in DigestFrequency}:
-        raise lifecycle.InvalidInput("Pick how often.", {"frequency": "Pick how often."})
-    pref = session.get(DigestPreference, user.id)
-    if pref is None:
-        pref = DigestPreference(user_id=user.id)
-        session.add(pref)
-    pref.frequency = frequency
-    pref.updated_at = utcnow()
-    session.flush()
 
 
 def set_capacity(session: Session, partner: Partner, capacity: int | None) -> None:

@@ -557,8 +557,6 @@ def partner(code: str):  # type: ignore[no-untyped-def]
 
 
 def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
-    digest = forms.DigestForm(formdata=None,
-                              frequency=services.digest_frequency(db.session, current_user))
     context: dict[str, Any] = {
         "partner": partner,
         "users": partner_service.partner_users(db.session, partner),
@@ -567,7 +565,6 @@ def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
         "capacity_form": forms.CapacityForm(formdata=None, capacity=partner.capacity),
         "vacation_form": forms.VacationForm(formdata=None),
         "resume_form": forms.ResumeForm(formdata=None),
-        "digest_form": digest,
     }
     context.update(forms_given)
     return context
@@ -583,7 +580,7 @@ def _settings_admin() -> Partner:
 @bp.get("/settings")
 @login_required
 def settings():  # type: ignore[no-untyped-def]
-    """The partner's users, capacity, vacation pause and the user's digest choice."""
+    """The partner's users, capacity and vacation pause; a link to the email choices."""
     return render_template("leads/settings.html", **_settings_context(_my_partner()))
 
 
@@ -659,17 +656,6 @@ def settings_resume():  # type: ignore[no-untyped-def]
     partner_service.resume_partner(db.session, partner)
     return _settings_done("Welcome back: new offers may come again.")
 
-
-@bp.post("/settings/digest")
-@login_required
-def settings_digest():  # type: ignore[no-untyped-def]
-    """Each user picks how often the digest email comes."""
-    partner = _my_partner()
-    form = forms.DigestForm()
-    if form.validate_on_submit():
-        services.set_digest_frequency(db.session, current_user, form.frequency.data or "")
-        return _settings_done("Digest preference saved.")
-    return _settings_error(partner, digest_form=form)
 
 
 # --- the dashboard's numbers ---------------------------------------------------------------------

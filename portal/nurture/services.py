@@ -27,7 +27,7 @@ from portal.core.jobs import (
     stale_claims,
 )
 from portal.core.lifecycle import Actor
-from portal.core.mail import build_message
+from portal.core.mail import build_message, public_url
 from portal.core.models import (
     EnrollmentStatus,
     Lead,
@@ -82,13 +82,6 @@ def read_token(session: Session, purpose: str, token: str
     if step_id is not None and (step is None or step.track_id != enrollment.track_id):
         return None
     return enrollment, step
-
-
-def public_url(endpoint: str, **values: Any) -> str:
-    """An absolute link for an email: built without a request, on ``PORTAL_BASE_URL``."""
-    adapter = current_app.url_map.bind("portal", script_name="/")
-    base = str(current_app.config["PORTAL_BASE_URL"]).rstrip("/")
-    return base + adapter.build(endpoint, values)
 
 
 # --- tracks and steps ------------------------------------------------------------------------
@@ -364,13 +357,15 @@ def record_sent(session: Session, send_id: int, now: datetime) -> None:
     jobs.record_sent(session, NurtureSend, send_id, now)
 
 
-def record_failure(session: Session, send_id: int, message: str, now: datetime) -> str:
+def record_failure(session: Session, send_id: int, message: str, now: datetime,
+                   permanent: bool = False) -> str:
     """After a failed try: pending again with a doubling wait, or failed after the last."""
     config = current_app.config
     return jobs.record_failed_try(
         session, NurtureSend, send_id, message, now,
         max_attempts=int(config.get("NURTURE_MAX_ATTEMPTS", 5)),
-        retry_seconds=float(config.get("NURTURE_RETRY_SECONDS", 300)))
+        retry_seconds=float(config.get("NURTURE_RETRY_SECONDS", 300)),
+        permanent=permanent)
 
 
 def fail_stale_sends(session: Session, now: datetime) -> int:

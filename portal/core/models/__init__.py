@@ -1,5 +1,6 @@
 """The SQLAlchemy models; importing this module registers every table on ``Base.metadata``."""
 
+from portal.core.models import workspace  # noqa: F401  (its indexes)
 from portal.core.models.accounts import LoginAttempt, PasswordLink, Role, User
 from portal.core.models.base import Base, utcnow
 from portal.core.models.capture import IdempotencyKey, ScoringRules
@@ -27,6 +28,17 @@ from portal.core.models.leads import (
     Rank,
     display_name,
 )
+from portal.core.models.notify import (
+    DEFAULT_ALERTS,
+    DEFAULT_DIGEST,
+    DEFAULT_DIGEST_HOUR,
+    STAFF_DIGEST,
+    AlertChoice,
+    DigestFrequency,
+    MailPreference,
+    Notification,
+    NotificationKind,
+)
 from portal.core.models.nurture import (
     EnrollmentStatus,
     NurtureEnrollment,
@@ -41,7 +53,6 @@ from portal.core.models.partners import (
     Territory,
     partner_product_lines,
 )
-from portal.core.models.workspace import DEFAULT_DIGEST, DigestFrequency, DigestPreference
 
 __all__ = [
     "Base",
@@ -49,9 +60,11 @@ __all__ = [
     "Campaign",
     "CaptureAttempt",
     "Competitor",
+    "AlertChoice",
+    "DEFAULT_ALERTS",
     "DEFAULT_DIGEST",
+    "DEFAULT_DIGEST_HOUR",
     "DigestFrequency",
-    "DigestPreference",
     "EnrollmentStatus",
     "Forwarding",
     "Fulfilment",
@@ -61,6 +74,9 @@ __all__ = [
     "IdempotencyKey",
     "ImportStatus",
     "Lead",
+    "MailPreference",
+    "Notification",
+    "NotificationKind",
     "LeadImport",
     "LeadEvent",
     "LeadStatus",
@@ -83,6 +99,7 @@ __all__ = [
     "ProductLine",
     "Rank",
     "Role",
+    "STAFF_DIGEST",
     "ScoringRules",
     "Source",
     "Territory",

@@ -66,6 +66,13 @@ class Partner(Base):
     active: Mapped[bool] = mapped_column(default=True)  #: False = paused, gets no offers
     paused_reason: Mapped[str] = mapped_column(String(200), default="")
     last_offered_at: Mapped[datetime | None]
+    #: the firm's email defaults for users who chose nothing themselves (notify area)
+    alert_default: Mapped[str] = mapped_column(String(8), default="every")
+    digest_default: Mapped[str] = mapped_column(String(8), default="daily")
+    #: an IANA zone for digests' hour; "" = the portal's DEFAULT_TIME_ZONE
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    #: since when the compliance gate holds back its offers (None: it does not)
+    gated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: set by every edit of the partner, its territories or product lines (not by offers):
     #: the routing snapshot is rebuilt when the newest value changes

@@ -1,0 +1,73 @@
+"""The notifications as the one outbox step sends them: claim, write, record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from email.message import EmailMessage
+
+from flask import g
+from sqlalchemy.orm import Session
+
+from portal.core.mail import MailOutbox, send_each
+from portal.core.models import Notification, NotificationKind, User, utcnow
+from portal.extensions import db
+from portal.notify import alerts, digests, services
+
+_SHARED = "portal.notify.figures"
+
+
+@contextmanager
+def shared_figures() -> Iterator[None]:
+    """Within it, digests share one partner's (and the channel's) figures between users."""
+    g.setdefault(_SHARED, {})
+    try:
+        yield
+    finally:
+        g.pop(_SHARED, None)
+
+
+def message(session: Session, row_id: int, now: datetime) -> EmailMessage | None:
+    """The claimed notification's email as it reads now; None (and the row marked
+    skipped, with why) when it has nothing left to say or nobody to say it to."""
+    row = session.get(Notification, row_id, populate_existing=True)
+    assert row is not None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        services.skip(session, row, "The user is no longer active.")
+        return None
+    if row.kind == NotificationKind.DIGEST:
+        digest = digests.digest_email(session, user, digests.period_of(row), now,
+                                       cache=g.get(_SHARED))
+        if isinstance(digest, str):
+            services.skip(session, row, digest)
+            return None
+        return digests.digest_message(digest)
+    alert = alerts.alert_email(session, row, user, now)
+    if isinstance(alert, str):
+        services.skip(session, row, alert)
+        return None
+    return alerts.alert_message(alert)
+
+
+#: alerts and digests, as the one outbox step sends them
+NOTIFICATIONS = MailOutbox(
+    what="notification", claim=services.claim, message=message,
+    failed=services.record_failure, sent=services.record_sent)
+
+
+def send_digests(now: datetime | None = None, *, frequency: str | None = None,
+                 by_hand: bool = False) -> dict[str, int]:
+    """Plan the digests due now (once per user and period), then send every pending one,
+    500 at a time; one partner's figures are read once for all its users."""
+    session = db.session
+    now = now or utcnow()
+    outcomes = {"planned": digests.plan(session, now, frequency=frequency, by_hand=by_hand)}
+    session.commit()
+    with shared_figures():
+        # Each row leaves "pending and due" once tried (sent, skipped, failed, or a retry
+        # due later), so this ends.
+        while ids := services.due(session, now, 500):
+            send_each(NOTIFICATIONS, ids, outcomes, now=now)
+    return outcomes
