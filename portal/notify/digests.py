@@ -365,10 +365,16 @@ def _followed(offer_partner: Any) -> Any:
                     Lead.status.in_([str(s) for s in CLOSED_STATUSES])))
 
 
+def _offers_in(since: datetime, until: datetime) -> tuple[Any, ...]:
+    # A distributor's offer it passed on is its dealer's to follow up, not its own.
+    return (Offer.offered_at >= since, Offer.offered_at < until,
+            Offer.response != OfferResponse.FORWARDED)
+
+
 def figures(session: Session, since: datetime, until: datetime) -> Figures:
     """Offers made in the window and what came of them; outcomes closed in it."""
     result = Figures()
-    in_window = (Offer.offered_at >= since, Offer.offered_at < until)
+    in_window = _offers_in(since, until)
     result.offered = int(session.scalar(select(func.count(Offer.id)).where(*in_window)) or 0)
     result.accepted = int(session.scalar(
         select(func.count(Offer.id)).where(*in_window, Offer.response == OfferResponse.ACCEPTED)
@@ -396,7 +402,7 @@ def manager_digest(session: Session, period: Period, now: datetime) -> ManagerDi
         select(Offer.partner_id, func.count(Offer.id),
                func.count(Lead.id).filter(_followed(Offer.partner_id)))
         .join(Lead, Lead.id == Offer.lead_id)
-        .where(Offer.offered_at >= period.since, Offer.offered_at < period.until)
+        .where(*_offers_in(period.since, period.until))
         .group_by(Offer.partner_id)).all()
     worst = sorted((PartnerFigure(*names[pid], offered, followed)
                     for pid, offered, followed in per_partner if pid in names),
@@ -488,11 +494,13 @@ def digest_email(session: Session, user: User, period: Period, now: datetime, *,
                  contact=public_url("leads.inbox", tab="contact"))
     if partner.kind == PartnerKind.DISTRIBUTOR:
         links["dealers"] = public_url("leads.inbox", tab="dealers")
-    parts = [_plural(digest.waiting, "offer") + " waiting"]
+    parts = [_plural(digest.waiting, "offer") + " waiting"] if digest.waiting else []
     if digest.overdue:
         parts.append(f"{digest.overdue:,} overdue")
     if digest.late_contact:
         parts.append(f"{digest.late_contact:,} to contact")
+    if not parts:  # only the period's results, or only the dealers' figures
+        parts = [f"{digest.won:,} won, {digest.lost:,} lost"]
     subject = f"{partner.name} {label} digest: " + ", ".join(parts)
     return DigestEmail(user, period, subject, partner=digest, links=links)
 
