@@ -56,8 +56,9 @@ class Defaults:
     DEFAULT_TIME_ZONE = "America/Chicago"  #: for users and firms who chose none
     CONTACT_REMINDER_HOURS = 4  #: remind this long before a first contact is late
     ALERT_LOOKBACK_DAYS = 7  #: how far back the clocks look for a reminder not yet written
-    NOTIFY_MAX_ATTEMPTS = 6  # SMTP tries before an alert or digest is marked failed
+    NOTIFY_MAX_ATTEMPTS = 30  # SMTP tries before an alert or digest is marked failed (~1 day)
     NOTIFY_RETRY_SECONDS = 60  # first retry delay; doubles each time
+    NOTIFY_RETRY_MAX_SECONDS = 3600  # ... up to an hour between tries
     NOTIFY_SENDING_TIMEOUT_SECONDS = 600
     #: the routing what-if refuses edits that concern more recent leads than this
     WHATIF_MAX_AFFECTED = 20_000

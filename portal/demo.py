@@ -542,7 +542,9 @@ class _DemoBuilder:
         for code, name, channel, cost, first, last, line, source in CAMPAIGNS:
             campaign = campaigns.get(code) or Campaign(
                 code=code, name=name, channel=channel, cost=cost,
-                starts_on=today - timedelta(days=first), ends_on=today - timedelta(days=last),
+                starts_on=today - timedelta(days=first),
+                # The running one goes on for a month: the demo's form keeps taking leads.
+                ends_on=today - timedelta(days=last) if last else today + timedelta(days=30),
                 active=last == 0, created_at=self.now - timedelta(days=first + 14),
             )
             session.add(campaign)

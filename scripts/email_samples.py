@@ -30,6 +30,7 @@ KINDS = {
     "Lead forwarded to you": "alert-forward",
     "Lead assigned to you": "alert-reassign",
     "Lead taken back": "alert-taken-back",
+    "Prospect asked again": "alert-repeat",
     "Reminder: offer waiting": "reminder-accept",
     "Reminder: first contact due": "reminder-contact",
     "Offer expired unanswered": "escalation-expired",
@@ -42,6 +43,7 @@ KINDS = {
 def live_through_it(app: object) -> None:
     from sqlalchemy import select
 
+    from portal.capture.services import capture_inquiry
     from portal.core import lifecycle
     from portal.core.lifecycle import Actor
     from portal.core.models import Lead, LeadStatus, Partner, User, utcnow
@@ -63,6 +65,13 @@ def live_through_it(app: object) -> None:
         .order_by(Lead.offered_at.desc())))
     accepted, moved = offered[0], offered[1]
     lifecycle.accept(session, accepted, Actor.of(dealer_user))
+    session.commit()
+    capture_inquiry(session, {
+        "first_name": accepted.first_name, "last_name": accepted.last_name,
+        "email": accepted.email, "phone": accepted.phone, "postal_code": accepted.postal_code,
+        "comments": "Our old tractor burned in a barn fire. Can you bring a 45 hp one to "
+                    "try this week?", "answers": {"timeline": "now", "budget": "approved"}},
+        Actor.system("web-form"))
     other = session.scalars(select(Partner).where(
         Partner.id != dealer_user.partner_id, Partner.kind == "dealer",
         Partner.active.is_(True))).first()
@@ -78,7 +87,7 @@ def live_through_it(app: object) -> None:
     routing_service.expire_overdue_offers(session, now=now + timedelta(hours=25))
     session.commit()
     app.config["COMPLIANCE_GATE_MAX_OVERDUE"] = 3  # type: ignore[attr-defined]
-    jobs.sweep(now=now + timedelta(hours=25, minutes=1))
+    jobs.gate_check(now=now + timedelta(hours=25, minutes=1))
 
 
 def kind_of(subject: str, to: str) -> str | None:

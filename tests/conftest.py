@@ -53,7 +53,9 @@ def smtp_server() -> Iterator[Any]:
             return "250 OK"
 
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            self.messages.append(message_from_bytes(envelope.original_content))
+            message = message_from_bytes(envelope.original_content)
+            message.smtp_peer = session.peer  # type: ignore[attr-defined]  # which connection
+            self.messages.append(message)
             return "250 OK"
 
     import socket

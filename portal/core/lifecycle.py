@@ -325,9 +325,15 @@ def _close_offer(offer: Offer | None, response: str, now: datetime, reason: str 
 
 def accept_sla(partner: Partner) -> timedelta:
     """How long ``partner`` has to accept an offer (config ``ACCEPT_SLA_HOURS``)."""
+    return accept_window(partner.kind)
+
+
+def accept_window(kind: str) -> timedelta:
+    """How long a partner of this kind has to accept an offer: ``ACCEPT_SLA_HOURS``, one
+    number or one per kind of partner."""
     hours = current_app.config["ACCEPT_SLA_HOURS"]
     if isinstance(hours, dict):
-        hours = hours.get(partner.kind, 24)
+        hours = hours.get(kind, 24)
     return timedelta(hours=float(hours))
 
 

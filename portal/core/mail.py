@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.policy
 import re
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -14,7 +15,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from portal.core.models import utcnow
@@ -56,6 +57,48 @@ def build_message(
     return message
 
 
+_CONNECTION = "portal.core.mail.connection"
+
+
+def _connect() -> smtplib.SMTP:
+    config = current_app.config
+    smtp = smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30)
+    try:
+        if config.get("MAIL_USE_TLS"):
+            smtp.starttls()
+        if config.get("MAIL_USERNAME"):
+            smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+@contextmanager
+def one_connection() -> Iterator[None]:
+    """Within it, emails share one SMTP connection, opened for the first and closed at
+    the end: a sweep's hundreds of emails pay for one handshake, not one each. A refused
+    address keeps the connection; any other error drops it and the next email dials
+    again."""
+    if _CONNECTION in g:
+        yield  # an outer block owns the connection
+        return
+    setattr(g, _CONNECTION, None)
+    try:
+        yield
+    finally:
+        smtp = g.pop(_CONNECTION, None)
+        if smtp is not None:
+            _hang_up(smtp)
+
+
 def deliver(message: EmailMessage) -> None:
     """Send through the configured SMTP server, or write to the local sink in development."""
     config = current_app.config
@@ -66,12 +109,23 @@ def deliver(message: EmailMessage) -> None:
         (sink / f"{stamp}.eml").write_bytes(bytes(message))
         current_app.logger.info("mail to %s written to %s", message["To"], sink)
         return
-    with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30) as smtp:
-        if config.get("MAIL_USE_TLS"):
-            smtp.starttls()
-        if config.get("MAIL_USERNAME"):
-            smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+    if _CONNECTION not in g:
+        smtp = _connect()
+        try:
+            smtp.send_message(message)
+        finally:
+            _hang_up(smtp)
+        return
+    smtp = g.get(_CONNECTION) or _connect()
+    setattr(g, _CONNECTION, smtp)
+    try:
         smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused:
+        raise  # the server said no to the address and reset the transaction: still usable
+    except BaseException:
+        setattr(g, _CONNECTION, None)
+        smtp.close()
+        raise
 
 
 @dataclass(frozen=True)
@@ -185,12 +239,29 @@ def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None
     return "sent"
 
 
+#: a sweep stops after this many emails in a row could not be sent (the mail server is
+#: down): the rest wait, still due, for the next sweep instead of each taking a timeout
+GIVE_UP_AFTER = 5
+
+
 def send_each(outbox: MailOutbox, row_ids: list[int], outcomes: dict[str, int], *,
               now: datetime | None = None) -> dict[str, int]:
-    """A sweeper's loop: send each due row in turn, counting the outcomes."""
-    for row_id in row_ids:
-        db.session.commit()  # each email is its own claim, send and record
-        outcome = send_claimed(outbox, row_id, now=now)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    """A sweeper's loop: send each due row in turn over one SMTP connection, counting the
+    outcomes. ``now`` (a test's clock) moves on with the wall clock, so a claim made late
+    in a long run is stamped when it is made, not when the run began."""
+    started, failures = utcnow(), 0
+    with one_connection():
+        for row_id in row_ids:
+            db.session.commit()  # each email is its own claim, send and record
+            at = None if now is None else now + (utcnow() - started)
+            outcome = send_claimed(outbox, row_id, now=at)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            failures = failures + 1 if outcome == "retry" else 0
+            if failures >= GIVE_UP_AFTER:
+                outcomes["stopped"] = outcomes.get("stopped", 0) + 1
+                current_app.logger.warning(
+                    "%s: %d tries in a row failed; the rest wait for the next sweep",
+                    outbox.what, failures)
+                break
     db.session.commit()
     return outcomes

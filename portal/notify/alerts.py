@@ -15,14 +15,16 @@ from email.message import EmailMessage
 from typing import Any
 
 from flask import current_app, render_template
-from sqlalchemy import select
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.core import lifecycle
 from portal.core.access import visible_lead
-from portal.core.compliance import gate_limit, gate_reason, overdue_counts
+from portal.core.compliance import gate_limit, gate_reason, overdue_clause
+from portal.core.lifecycle import accept_window
 from portal.core.mail import build_message, public_url
 from portal.core.models import (
+    OPEN_STATUSES,
     Lead,
     LeadEvent,
     LeadStatus,
@@ -31,6 +33,7 @@ from portal.core.models import (
     Offer,
     OfferResponse,
     Partner,
+    PartnerKind,
     User,
     display_name,
     utcnow,
@@ -41,13 +44,14 @@ K = NotificationKind
 S = LeadStatus
 
 #: the event kinds that alert the partner concerned, and how
-_EVENT_ALERTS = {"offered", "forwarded", "withdrawn", "expired"}
+_EVENT_ALERTS = {"offered", "forwarded", "withdrawn", "expired", "inquiry"}
 #: what each kind is called in a subject and a heading
 TITLES = {
     K.OFFER: "New lead offered",
     K.FORWARD: "Lead forwarded to you",
     K.REASSIGN: "Lead assigned to you",
     K.WITHDRAWN: "Lead taken back",
+    K.REPEAT: "Prospect asked again",
     K.ACCEPT_REMINDER: "Reminder: offer waiting",
     K.CONTACT_REMINDER: "Reminder: first contact due",
     K.EXPIRED: "Offer expired unanswered",
@@ -55,7 +59,7 @@ TITLES = {
     K.GATE: "Partner held back by the compliance gate",
 }
 #: kinds whose email links to the lead (the recipient may still see it)
-_LINKED = {K.OFFER, K.FORWARD, K.REASSIGN, K.ACCEPT_REMINDER, K.CONTACT_REMINDER,
+_LINKED = {K.OFFER, K.FORWARD, K.REASSIGN, K.REPEAT, K.ACCEPT_REMINDER, K.CONTACT_REMINDER,
            K.CONTACT_LATE}
 #: kinds that go to those who chose "escalations only" too
 ESCALATIONS = {K.EXPIRED, K.CONTACT_LATE, K.GATE}
@@ -64,7 +68,8 @@ ESCALATIONS = {K.EXPIRED, K.CONTACT_LATE, K.GATE}
 def head(lead: Lead) -> dict[str, Any]:
     """What any partner offered the lead may see of it, kept with the alert (the lead may
     have moved on by the time the email is written)."""
-    place = ", ".join(p for p in (lead.city, lead.region or lead.country) if p)
+    region = (lead.region or "").removeprefix(f"{lead.country}-")
+    place = ", ".join(p for p in (lead.city, region or lead.country) if p)
     if lead.postal_code:
         place = f"{place} {lead.postal_code}".strip()
     return {"rank": (lead.rank or "").capitalize() or "Unranked",
@@ -86,39 +91,77 @@ def _event_kind(event: LeadEvent) -> str | None:
     if event.kind == "offered":
         return K.REASSIGN if (event.data or {}).get("method") == "manual" else K.OFFER
     return {"forwarded": K.FORWARD, "withdrawn": K.WITHDRAWN,
-            "expired": K.EXPIRED}.get(event.kind)
+            "expired": K.EXPIRED, "inquiry": K.REPEAT}.get(event.kind)
+
+
+def _concerned(lead: Lead, event: LeadEvent) -> int | None:
+    """The partner an event is news for: the one it names; for a repeat inquiry, the
+    one holding the lead (nobody, when it is closed or with nobody yet)."""
+    if event.kind == "inquiry":
+        return lead.assigned_partner_id if lead.status in OPEN_STATUSES else None
+    return event.partner_id
 
 
 def on_lead_event(session: Session, lead: Lead, event: LeadEvent) -> None:
     """The lifecycle's listener: write the alerts this event causes, beside it."""
-    if event.kind not in _EVENT_ALERTS or event.partner_id is None:
+    if event.kind not in _EVENT_ALERTS:
         return
     kind = _event_kind(event)
-    if kind is None:
+    partner_id = _concerned(lead, event)
+    if kind is None or partner_id is None:
         return
-    partner_id = event.partner_id
     if _actor_partner(session, event) == partner_id:
         return  # nobody is told what their own firm just did (a pull-back's re-offer)
     data = head(lead)
     if kind == K.EXPIRED:
-        recipients = _escalation_people(session, partner_id)
+        recipients = _escalation_people(session, [partner_id])[partner_id]
     else:
-        recipients = [u for u, c in services.people(session, [partner_id]) if c.wants_alerts]
+        recipients = _alert_people(session, [partner_id]).get(partner_id, [])
     if kind == K.WITHDRAWN:
         data["reason"] = str((event.data or {}).get("reason") or "")[:300]
+    if kind == K.REPEAT:
+        data["comments"] = " ".join(str((event.data or {}).get("comments") or "").split())[:500]
     services.write(session, [
         {"key": f"{kind}:{event.id}:{user.id}", "user_id": user.id, "kind": str(kind),
          "lead_id": lead.id, "partner_id": partner_id, "data": data}
         for user in recipients])
 
 
-def _escalation_people(session: Session, partner_id: int) -> list[User]:
-    """The partner's administrators and, for a dealer under a distributor, the
-    distributor's: each unless they turned alerts off."""
-    partner = session.get(Partner, partner_id)
-    ids = [partner_id] + ([partner.parent_id] if partner and partner.parent_id else [])
-    return [u for u, c in services.people(session, ids, admins_only=True)
-            if c.wants_escalations]
+def _escalation_people(session: Session, partner_ids: Iterable[int]
+                       ) -> dict[int, list[User]]:
+    """For each partner, who hears of its escalations: its administrators and, for a
+    dealer under a distributor, the distributor's; each unless they turned alerts off.
+    A firm with nobody there tells all its users who take escalations, and failing
+    those the channel managers: an escalation that reaches nobody is no escalation."""
+    ids = sorted(set(partner_ids))
+    if not ids:
+        return {}
+    parents = dict(session.execute(select(Partner.id, Partner.parent_id)
+                                   .where(Partner.id.in_(ids))).all())
+    firms = set(ids) | {p for p in parents.values() if p}
+    admins: dict[int, list[User]] = {}
+    for user, choice in services.people(session, firms, admins_only=True):
+        if choice.wants_escalations and user.partner_id is not None:
+            admins.setdefault(user.partner_id, []).append(user)
+    found = {pid: admins.get(pid, []) + admins.get(parents.get(pid) or 0, []) for pid in ids}
+    lonely = [pid for pid, users in found.items() if not users]
+    if lonely:
+        for user, choice in services.people(session, lonely):
+            if choice.wants_escalations and user.partner_id is not None:
+                found[user.partner_id].append(user)
+        staff = [u for u, c in services.managers(session) if c.wants_escalations]
+        for pid in lonely:
+            found[pid] = found[pid] or staff
+    return found
+
+
+def _alert_people(session: Session, partner_ids: Iterable[int]) -> dict[int, list[User]]:
+    """For each partner, its users who want every alert (one query for them all)."""
+    found: dict[int, list[User]] = {}
+    for user, choice in services.people(session, partner_ids):
+        if choice.wants_alerts and user.partner_id is not None:
+            found.setdefault(user.partner_id, []).append(user)
+    return found
 
 
 # --- reminders and escalations from the clocks ---------------------------------------------
@@ -128,117 +171,124 @@ def _config_hours(name: str, default: float) -> timedelta:
     return timedelta(hours=float(current_app.config.get(name, default)))
 
 
-def _already(session: Session, kind: str, lead_ids: Iterable[Any]) -> dict[Any, datetime]:
-    """For each lead, when its newest ``kind`` notification was written."""
-    ids = list(set(lead_ids))
-    found: dict[Any, datetime] = {}
-    for start in range(0, len(ids), 500):
-        for lead_id, created in session.execute(
-                select(Notification.lead_id, Notification.created_at)
-                .where(Notification.lead_id.in_(ids[start:start + 500]),
-                       Notification.kind == kind)):
-            if lead_id not in found or created > found[lead_id]:
-                found[lead_id] = created
-    return found
+def _not_told(kind: str, since: Any) -> Any:
+    """The lead has no ``kind`` notification written since ``since`` (its offer)."""
+    return ~exists().where(Notification.lead_id == Lead.id, Notification.kind == kind,
+                           Notification.created_at >= since)
 
 
 def _lead_rows(kind: str, lead: Lead, since: datetime, users: Iterable[User],
-               partner_id: int | None) -> list[dict[str, Any]]:
+               partner_id: int | None, **data: Any) -> list[dict[str, Any]]:
     stamp = since.strftime("%Y%m%dT%H%M%S")
     return [{"key": f"{kind}:{lead.id}:{stamp}:{user.id}", "user_id": user.id,
-             "kind": kind, "lead_id": lead.id, "partner_id": partner_id, "data": head(lead)}
+             "kind": kind, "lead_id": lead.id, "partner_id": partner_id,
+             "data": {**head(lead), **data}}
             for user in users]
 
 
 def accept_reminders(session: Session, now: datetime) -> int:
-    """Offers that have used half their acceptance time unanswered: remind the partner."""
-    lookback = now - timedelta(days=float(current_app.config.get("ALERT_LOOKBACK_DAYS", 7)))
-    offers = session.execute(
-        select(Offer, Lead).join(Lead, Lead.id == Offer.lead_id)
-        .where(Offer.response == OfferResponse.PENDING, Offer.expires_at > now,
-               Offer.offered_at > lookback, Lead.status == S.OFFERED,
-               Lead.assigned_partner_id == Offer.partner_id)).all()
-    half_used = [(offer, lead) for offer, lead in offers
-                 if offer.expires_at is not None
-                 and offer.offered_at + (offer.expires_at - offer.offered_at) / 2 <= now]
-    done = _already(session, K.ACCEPT_REMINDER, [lead.id for _, lead in half_used])
+    """Offers that have used half their acceptance time unanswered: remind the partner.
+    The clock is the offer's own (``expires_at``; a re-opened offer's window is new), one
+    indexed range per kind of partner; leads reminded already are left out in SQL."""
+    windows: dict[timedelta, list[str]] = {}
+    for kind in PartnerKind:
+        windows.setdefault(accept_window(str(kind)), []).append(str(kind))
+    found: list[tuple[Offer, Lead]] = []
+    for window, kinds in windows.items():
+        found += session.execute(
+            select(Offer, Lead).join(Lead, Lead.id == Offer.lead_id)
+            .join(Partner, Partner.id == Offer.partner_id)
+            .where(Offer.response == OfferResponse.PENDING, Offer.expires_at > now,
+                   Offer.expires_at <= now + window / 2, Partner.kind.in_(kinds),
+                   Lead.status == S.OFFERED, Lead.assigned_partner_id == Offer.partner_id,
+                   _not_told(K.ACCEPT_REMINDER, Offer.offered_at))).all()
+    people = _alert_people(session, [offer.partner_id for offer, _ in found])
     rows: list[dict[str, Any]] = []
-    for offer, lead in half_used:
-        if lead.id in done and done[lead.id] >= offer.offered_at:
-            continue
-        users = [u for u, c in services.people(session, [offer.partner_id]) if c.wants_alerts]
-        rows += _lead_rows(K.ACCEPT_REMINDER, lead, offer.offered_at, users, offer.partner_id)
+    for offer, lead in found:
+        rows += _lead_rows(K.ACCEPT_REMINDER, lead, offer.offered_at,
+                           people.get(offer.partner_id, []), offer.partner_id,
+                           offer_id=offer.id)
     return len(services.write(session, rows, nudge=False, now=now))
 
 
 def contact_clocks(session: Session, now: datetime) -> dict[str, int]:
-    """Accepted leads with no first contact yet: a reminder a few hours before the
-    contact SLA runs out, an escalation once it has."""
+    """Accepted leads with no first contact yet: a reminder in the last few hours before
+    the contact SLA runs out, an escalation once it has (looked for over
+    ``ALERT_LOOKBACK_DAYS``). Leads told already are left out in SQL."""
     sla = _config_hours("CONTACT_SLA_HOURS", 48)
     ahead = _config_hours("CONTACT_REMINDER_HOURS", 4)
     lookback = timedelta(days=float(current_app.config.get("ALERT_LOOKBACK_DAYS", 7)))
-    # accepted_at >= offered_at: the first condition bounds the index range.
-    leads = list(session.scalars(
-        select(Lead).where(Lead.status == S.ACCEPTED, Lead.accepted_at > now - sla - lookback,
-                           Lead.offered_at > now - sla - lookback,
-                           Lead.offered_at <= now - sla + ahead,
-                           Lead.first_contact_at.is_(None),
-                           Lead.assigned_partner_id.is_not(None))))
-    late = [lead for lead in leads if lead.offered_at is not None
-            and lead.offered_at + sla <= now]
-    soon = [lead for lead in leads if lead not in late]
-    counts = {"contact_reminders": 0, "contact_late": 0}
+    waiting = (Lead.status == S.ACCEPTED, Lead.first_contact_at.is_(None),
+               Lead.assigned_partner_id.is_not(None))
+    # accepted_at >= offered_at: the accepted_at bound narrows the index range.
+    soon = list(session.scalars(select(Lead).where(
+        *waiting, Lead.accepted_at > now - sla, Lead.offered_at > now - sla,
+        Lead.offered_at <= now - sla + ahead, _not_told(K.CONTACT_REMINDER, Lead.offered_at))))
+    late = list(session.scalars(select(Lead).where(
+        *waiting, Lead.accepted_at > now - sla - lookback, Lead.offered_at > now - sla - lookback,
+        Lead.offered_at <= now - sla, _not_told(K.CONTACT_LATE, Lead.offered_at))))
+    partners = [lead.assigned_partner_id for lead in soon + late
+                if lead.assigned_partner_id is not None]
+    told = {K.CONTACT_REMINDER: _alert_people(session, partners),
+            K.CONTACT_LATE: _escalation_people(session, partners)}
+    counts = {}
     for kind, batch, counted in ((K.CONTACT_REMINDER, soon, "contact_reminders"),
                                  (K.CONTACT_LATE, late, "contact_late")):
-        done = _already(session, kind, [lead.id for lead in batch])
         rows: list[dict[str, Any]] = []
         for lead in batch:
             assert lead.offered_at is not None and lead.assigned_partner_id is not None
-            if lead.id in done and done[lead.id] >= lead.offered_at:
-                continue
-            if kind == K.CONTACT_LATE:
-                users = _escalation_people(session, lead.assigned_partner_id)
-            else:
-                users = [u for u, c in services.people(session, [lead.assigned_partner_id])
-                         if c.wants_alerts]
-            rows += _lead_rows(kind, lead, lead.offered_at, users, lead.assigned_partner_id)
+            rows += _lead_rows(kind, lead, lead.offered_at,
+                               told[kind].get(lead.assigned_partner_id, []),
+                               lead.assigned_partner_id)
         counts[counted] = len(services.write(session, rows, nudge=False, now=now))
     return counts
 
 
 def gate_changes(session: Session, now: datetime) -> int:
     """Partners the compliance gate has just started to hold back: tell the channel
-    managers once per spell (``Partner.gated_at`` marks it; cleared when it lifts)."""
+    managers once per spell. ``Partner.gated_at`` marks a spell, set by a conditional
+    UPDATE so that two sweeps at once tell them once; cleared when the gate lifts. One
+    grouped query finds the partners over the limit (no list of every partner)."""
     limit = gate_limit()
     if limit is None:
         return 0
-    partners = list(session.scalars(select(Partner).where(Partner.active.is_(True))))
-    late = overdue_counts(session, [p.id for p in partners], now)
+    over = dict(session.execute(
+        select(Lead.assigned_partner_id, func.count())
+        .where(Lead.assigned_partner_id.is_not(None), overdue_clause(now))
+        .group_by(Lead.assigned_partner_id).having(func.count() > limit)).all())
+    session.execute(update(Partner)
+                    .where(Partner.gated_at.is_not(None), Partner.id.not_in(list(over) or [0]))
+                    .values(gated_at=None), execution_options={"synchronize_session": False})
+    fresh = list(session.scalars(select(Partner).where(
+        Partner.id.in_(list(over) or [0]), Partner.gated_at.is_(None),
+        Partner.active.is_(True)).order_by(Partner.id)))
+    staff = [user for user, choice in services.managers(session) if choice.wants_escalations]
     rows: list[dict[str, Any]] = []
-    for partner in partners:
-        reason = gate_reason(late.get(partner.id, 0), limit)
-        if reason is None:
-            if partner.gated_at is not None:
-                partner.gated_at = None
-            continue
-        if partner.gated_at is not None:
-            continue
-        partner.gated_at = now
+    for partner in fresh:
+        taken = session.execute(
+            update(Partner).where(Partner.id == partner.id, Partner.gated_at.is_(None))
+            .values(gated_at=now), execution_options={"synchronize_session": False})
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # another sweep got there first
         stamp = now.strftime("%Y%m%dT%H%M%S")
         rows += [{"key": f"gate:{partner.id}:{stamp}:{user.id}", "user_id": user.id,
                   "kind": str(K.GATE), "partner_id": partner.id,
-                  "data": {"partner": partner.name, "code": partner.code, "reason": reason,
-                           "overdue": late.get(partner.id, 0), "limit": limit}}
-                 for user, choice in services.managers(session) if choice.wants_escalations]
+                  "data": {"partner": partner.name, "code": partner.code,
+                           "reason": gate_reason(over[partner.id], limit),
+                           "overdue": over[partner.id], "limit": limit}}
+                 for user in staff]
     return len(services.write(session, rows, nudge=False, now=now))
 
 
-def scan(session: Session, now: datetime | None = None) -> dict[str, int]:
-    """Every clock at once: reminders, escalations, the compliance gate."""
+def scan(session: Session, now: datetime | None = None, *, gate: bool = True
+         ) -> dict[str, int]:
+    """Every clock at once: reminders, escalations and (unless ``gate`` is False: the
+    minute's sweep leaves it to its own ten-minute job) the compliance gate."""
     now = now or utcnow()
     counts = {"accept_reminders": accept_reminders(session, now)}
     counts.update(contact_clocks(session, now))
-    counts["gate"] = gate_changes(session, now)
+    if gate:
+        counts["gate"] = gate_changes(session, now)
     return counts
 
 
@@ -263,7 +313,7 @@ class AlertEmail:
     unsubscribe_url: str
 
 
-def _still_current(row: Notification, lead: Lead | None) -> str | None:
+def _still_current(session: Session, row: Notification, lead: Lead | None) -> str | None:
     """Why an alert about a lead has nothing left to say, or None when it still does."""
     if row.kind in (K.WITHDRAWN, K.EXPIRED, K.GATE):
         return None  # about something that happened: true however things went since
@@ -274,8 +324,16 @@ def _still_current(row: Notification, lead: Lead | None) -> str | None:
     if row.kind in (K.OFFER, K.FORWARD, K.REASSIGN, K.ACCEPT_REMINDER) \
             and lead.status != S.OFFERED:
         return "The offer was answered already."
-    if row.kind in (K.CONTACT_REMINDER, K.CONTACT_LATE) and lead.first_contact_at is not None:
-        return "The first contact was made."
+    if row.kind in (K.CONTACT_REMINDER, K.CONTACT_LATE):
+        if lead.first_contact_at is not None:
+            return "The first contact was made."
+        if lead.status != S.ACCEPTED:
+            return "The lead is no longer waiting for a first contact."
+    offer_id = (row.data or {}).get("offer_id")
+    if row.kind == K.ACCEPT_REMINDER and offer_id is not None:
+        current = lifecycle.current_offer(session, lead)
+        if current is None or current.id != offer_id:
+            return "The offer was answered already."
     return None
 
 
@@ -296,8 +354,15 @@ def _lines(session: Session, row: Notification, lead: Lead | None, now: datetime
     if row.kind == K.GATE:
         return ([f"{data.get('partner')} ({data.get('code')}) gets no new offers: "
                  f"{data.get('reason')}.",
-                 "Its overdue outcomes must be reported before routing offers it leads again."],
+                 "It is offered leads again once it reports its overdue outcomes."],
                 "")
+    if row.kind == K.REPEAT:
+        assert lead is not None
+        said = data.get("comments")
+        return ([("They wrote: \u201c" + said + "\u201d") if said
+                 else "They filled in the form again.",
+                 "Get back to them while the interest is fresh.",
+                 *[line for line in _asked(lead) if not line.startswith("They wrote")]], "")
     if row.kind == K.WITHDRAWN:
         why = data.get("reason") or "no reason given"
         return [f"This lead is no longer yours: {why}.",
@@ -314,7 +379,9 @@ def _lines(session: Session, row: Notification, lead: Lead | None, now: datetime
         due = (lead.offered_at or now) + sla
         when = (f"First contact due in {_hours_text(due - now)}" if due > now
                 else f"First contact is {_hours_text(now - due)} late")
-        return [when + ".", *asked], when.lower().replace("first contact ", "")
+        short = (f"due in {_hours_text(due - now)}" if due > now
+                 else f"{_hours_text(now - due)} late")
+        return [when + ".", *asked], short
     offer = lifecycle.current_offer(session, lead)
     left = ""
     if offer is not None and offer.expires_at is not None:
@@ -346,7 +413,7 @@ def alert_email(session: Session, row: Notification, user: User, now: datetime
                 ) -> AlertEmail | str:
     """The alert as it reads now, or why it has nothing to say any more."""
     lead = session.get(Lead, row.lead_id) if row.lead_id else None
-    stale = _still_current(row, lead)
+    stale = _still_current(session, row, lead)
     if stale:
         return stale
     if lead is not None and row.kind in _LINKED \
@@ -355,6 +422,8 @@ def alert_email(session: Session, row: Notification, user: User, now: datetime
     lines, when = _lines(session, row, lead, now)
     partner = session.get(Partner, row.partner_id) if row.partner_id else None
     data = row.data or {}
+    if row.kind == K.REPEAT and lead is not None:
+        data = {**data, **head(lead)}  # the repeat rescored it after the alert was written
     title = TITLES.get(K(row.kind), "Lead update")
     if row.kind == K.GATE:
         subject = f"{title}: {data.get('partner')}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
@@ -73,63 +73,106 @@ def _to_utc(local: datetime) -> datetime:
     return local.astimezone(UTC)
 
 
+def _start_of(frequency: str, day: date) -> tuple[date, str, timedelta] | None:
+    """The first day of the period ``day`` falls in, its key and its step."""
+    if frequency == DigestFrequency.DAILY:
+        return day, day.isoformat(), timedelta(days=1)
+    if frequency == DigestFrequency.WEEKLY:
+        start = day - timedelta(days=day.weekday())
+        iso = start.isocalendar()
+        return start, f"{iso.year}-W{iso.week:02d}", timedelta(days=7)
+    return None
+
+
 def current_period(frequency: str, zone_name: str, hour: int, now: datetime, *,
-                   by_hand: bool = False) -> Period | None:
-    """The period whose digest is due at ``now`` (UTC) for someone in ``zone_name``
-    who wants it at ``hour``; None before the hour (or, weekly, before Monday's hour).
-    By hand, the period is the one ``now`` falls in, and its window ends now."""
+                   by_hand: bool = False, since: datetime | None = None) -> Period | None:
+    """The period whose digest is due at ``now`` (UTC) for someone in ``zone_name`` who
+    wants it at ``hour``: today's once its hour has come, else yesterday's (last week's),
+    so a run missed between the hour and midnight is made up, late, by the next one.
+    None when that period came due before ``since`` (the user chose it afterwards).
+    The window runs from hour to hour in local time, 23 or 25 hours across a change of
+    clocks. By hand, the period is the one ``now`` falls in, and its window ends now."""
     zone = services.zone(zone_name)
     local = now.astimezone(zone)
-    if frequency == DigestFrequency.DAILY:
-        start = local.date()
-        key, length = start.isoformat(), timedelta(days=1)
-    elif frequency == DigestFrequency.WEEKLY:
-        start = local.date() - timedelta(days=local.weekday())
-        iso = start.isocalendar()
-        key, length = f"{iso.year}-W{iso.week:02d}", timedelta(days=7)
-    else:
+    found = _start_of(frequency, local.date())
+    if found is None:
         return None
-    due = datetime.combine(start, time(hour), tzinfo=zone)
+    start, key, step = found
     if by_hand:
-        until = now
-    elif local < due:
+        return Period(str(frequency), key, now - step, now)
+    due = datetime.combine(start, time(hour), tzinfo=zone)
+    if local < due:
+        start, key, _ = _start_of(frequency, start - step)  # type: ignore[misc]
+        due = datetime.combine(start, time(hour), tzinfo=zone)
+    if since is not None and _to_utc(due) < since:
         return None
-    else:
-        until = _to_utc(due)
-    return Period(str(frequency), key, until - length, until)
+    began = datetime.combine(start - step, time(hour), tzinfo=zone)
+    return Period(str(frequency), key, _to_utc(began), _to_utc(due))
 
 
 def plan(session: Session, now: datetime | None = None, *, frequency: str | None = None,
          by_hand: bool = False, batch: int = 1000) -> int:
     """Write the digest rows due now (each user's own hour and zone), once per user and
     period whatever how often this runs. ``frequency`` limits it to daily or weekly ones;
-    ``by_hand`` ignores the hour. Returns how many rows are new."""
+    ``by_hand`` ignores the hour. Returns how many rows are new.
+
+    A user who had a digest less than half a period ago gets none (a new time zone must
+    not mean a second one the same day). Rows are written and committed a batch at a
+    time, so a long run holds no lock for long."""
     now = now or utcnow()
     written = 0
     for users in _users(session, batch):
-        rows: list[dict[str, Any]] = []
-        for user, choice in users:
+        wanted: dict[str, dict[str, Any]] = {}
+        for user, choice, chosen_at in users:
             if choice.frequency == DigestFrequency.OFF:
                 continue
             if frequency and choice.frequency != frequency:
                 continue
             period = current_period(choice.frequency, choice.time_zone, choice.hour, now,
-                                    by_hand=by_hand)
+                                    by_hand=by_hand, since=chosen_at)
             if period is None:
                 continue
-            rows.append({"key": f"digest:{user.id}:{period.key}", "user_id": user.id,
-                         "kind": str(K.DIGEST), "period": period.key,
-                         "partner_id": user.partner_id,
-                         "data": {"frequency": period.frequency,
-                                  "since": period.since.isoformat(),
-                                  "until": period.until.isoformat()}})
+            key = f"digest:{user.id}:{period.key}"
+            wanted[key] = {"key": key, "user_id": user.id, "kind": str(K.DIGEST),
+                           "period": period.key, "partner_id": user.partner_id,
+                           "data": {"frequency": period.frequency,
+                                    "since": period.since.isoformat(),
+                                    "until": period.until.isoformat()}}
+        rows = _not_yet(session, wanted, now)
         written += len(services.write(session, rows, nudge=False, now=now))
-        session.commit()  # a batch at a time: a long run holds no lock for long
+        session.commit()
     return written
 
 
-def _users(session: Session, batch: int) -> Iterator[list[tuple[User, services.Choices]]]:
-    """Everyone who may get a digest, with their choices, a batch at a time (by id)."""
+def _not_yet(session: Session, wanted: dict[str, dict[str, Any]], now: datetime
+             ) -> list[dict[str, Any]]:
+    """The planned rows that are new: not written already (most runs find every one is),
+    for users without a digest in the last half of the period."""
+    if not wanted:
+        return []
+    keys = list(wanted)
+    have = set(session.scalars(select(Notification.key).where(Notification.key.in_(keys))))
+    rows = [row for key, row in wanted.items() if key not in have]
+    if not rows:
+        return []
+    last = dict(session.execute(
+        select(Notification.user_id, func.max(Notification.created_at))
+        .where(Notification.user_id.in_([row["user_id"] for row in rows]),
+               Notification.kind == K.DIGEST, Notification.created_at > now - timedelta(days=4))
+        .group_by(Notification.user_id)).all())
+    return [row for row in rows
+            if row["user_id"] not in last
+            or now - last[row["user_id"]] >= _half(row["data"]["frequency"])]
+
+
+def _half(frequency: str) -> timedelta:
+    return timedelta(hours=84) if frequency == DigestFrequency.WEEKLY else timedelta(hours=12)
+
+
+def _users(session: Session, batch: int
+           ) -> Iterator[list[tuple[User, services.Choices, datetime]]]:
+    """Everyone who may get a digest, with their choices and when they made them (their
+    own or their account's start), a batch at a time (by id)."""
     last = 0
     while True:
         rows = session.execute(
@@ -143,7 +186,9 @@ def _users(session: Session, batch: int) -> Iterator[list[tuple[User, services.C
         if not rows:
             return
         last = rows[-1][0].id
-        yield [(user, services.merge(user, pref, partner)) for user, pref, partner in rows]
+        yield [(user, services.merge(user, pref, partner),
+                max(user.created_at, pref.updated_at) if pref else user.created_at)
+               for user, pref, partner in rows]
 
 
 # --- what: a partner's digest ---------------------------------------------------------------
@@ -398,11 +443,13 @@ def manager_digest(session: Session, period: Period, now: datetime) -> ManagerDi
     length = period.until - period.since
     names = {pid: (name, code) for pid, name, code in
              session.execute(select(Partner.id, Partner.name, Partner.code))}
+    # Worst follow-up: offers of the period whose first-contact time has run out (one
+    # made an hour ago is not yet a failure to follow up).
     per_partner = session.execute(
         select(Offer.partner_id, func.count(Offer.id),
                func.count(Lead.id).filter(_followed(Offer.partner_id)))
         .join(Lead, Lead.id == Offer.lead_id)
-        .where(*_offers_in(period.since, period.until))
+        .where(*_offers_in(period.since, min(period.until, now - _contact_sla())))
         .group_by(Offer.partner_id)).all()
     worst = sorted((PartnerFigure(*names[pid], offered, followed)
                     for pid, offered, followed in per_partner if pid in names),

@@ -28,7 +28,7 @@ def sweep(now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     session = db.session
     now = now or utcnow()
     outcomes = {"interrupted": services.fail_stale(session, now)}
-    outcomes.update(alerts.scan(session, now))
+    outcomes.update(alerts.scan(session, now, gate=False))
     session.commit()
     return send_each(NOTIFICATIONS, services.due(session, now, limit), outcomes, now=now)
 
@@ -43,6 +43,22 @@ def send_notification(row_id: int) -> str:
 def notify_sweep() -> dict[str, int]:
     """Every minute: reminders and escalations, and any alert still waiting."""
     return sweep()
+
+
+def gate_check(now: datetime | None = None) -> dict[str, int]:
+    """Tell the channel managers of partners the compliance gate has just begun to hold
+    back, and send it."""
+    session = db.session
+    now = now or utcnow()
+    outcomes = {"gate": alerts.gate_changes(session, now)}
+    session.commit()
+    return send_each(NOTIFICATIONS, services.due(session, now, 500), outcomes, now=now)
+
+
+@periodic(minute="*/10")
+def gate_sweep() -> dict[str, int]:
+    """Every ten minutes (a grouped count of overdue outcomes: not worth every minute)."""
+    return gate_check()
 
 
 @periodic(minute="*/5")

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from flask import g
 from sqlalchemy.orm import Session
 
-from portal.core.mail import MailOutbox, send_each
+from portal.core.mail import MailOutbox, one_connection, send_each
 from portal.core.models import Notification, NotificationKind, User, utcnow
 from portal.extensions import db
 from portal.notify import alerts, digests, services
@@ -37,6 +37,10 @@ def message(session: Session, row_id: int, now: datetime) -> EmailMessage | None
     if user is None or not user.active:
         services.skip(session, row, "The user is no longer active.")
         return None
+    bounced = services.bounced_lately(session, user, row.id, now)
+    if bounced:
+        services.skip(session, row, bounced)
+        return None
     if row.kind == NotificationKind.DIGEST:
         digest = digests.digest_email(session, user, digests.period_of(row), now,
                                        cache=g.get(_SHARED))
@@ -60,14 +64,23 @@ NOTIFICATIONS = MailOutbox(
 def send_digests(now: datetime | None = None, *, frequency: str | None = None,
                  by_hand: bool = False) -> dict[str, int]:
     """Plan the digests due now (once per user and period), then send every pending one,
-    500 at a time; one partner's figures are read once for all its users."""
+    500 at a time over one SMTP connection; one partner's figures are read once for all
+    its users. The clock moves on through a long run (``now`` is where it starts), so
+    the last claims of a 10,000-digest run are stamped when they are made."""
     session = db.session
     now = now or utcnow()
+    started = utcnow()
+
+    def clock() -> datetime:
+        return now + (utcnow() - started)
+
     outcomes = {"planned": digests.plan(session, now, frequency=frequency, by_hand=by_hand)}
     session.commit()
-    with shared_figures():
+    with shared_figures(), one_connection():
         # Each row leaves "pending and due" once tried (sent, skipped, failed, or a retry
-        # due later), so this ends.
-        while ids := services.due(session, now, 500):
-            send_each(NOTIFICATIONS, ids, outcomes, now=now)
+        # due later), so this ends; it stops early when the mail server is down.
+        while ids := services.due(session, clock(), 500):
+            send_each(NOTIFICATIONS, ids, outcomes, now=clock())
+            if outcomes.get("stopped"):
+                break
     return outcomes

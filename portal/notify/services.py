@@ -300,13 +300,16 @@ def record_sent(session: Session, row_id: int, now: datetime) -> None:
 
 def record_failure(session: Session, row_id: int, message: str, now: datetime,
                    permanent: bool = False) -> str:
-    """After a failed try: pending again with a doubling wait, or failed after the last
-    (or at once for a bounce). Failures show on the managers' outgoing-mail page."""
+    """After a failed try: pending again with a doubling wait of at most an hour, or
+    failed after the last (about a day of tries with the defaults) or at once for a
+    bounce. Failures show on the managers' outgoing-mail page."""
     config = current_app.config
     return jobs.record_failed_try(
         session, Notification, row_id, message, now,
-        max_attempts=int(config.get("NOTIFY_MAX_ATTEMPTS", 6)),
-        retry_seconds=float(config.get("NOTIFY_RETRY_SECONDS", 60)), permanent=permanent)
+        max_attempts=int(config.get("NOTIFY_MAX_ATTEMPTS", 30)),
+        retry_seconds=float(config.get("NOTIFY_RETRY_SECONDS", 60)),
+        max_wait_seconds=float(config.get("NOTIFY_RETRY_MAX_SECONDS", 3600)),
+        permanent=permanent)
 
 
 def fail_stale(session: Session, now: datetime) -> int:
@@ -320,6 +323,27 @@ def fail_stale(session: Session, now: datetime) -> int:
                 last_error="The worker stopped while sending; it may or may not have gone."),
         execution_options={"synchronize_session": False})
     return result.rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+#: what a bounce's last_error starts with (core.mail's send step writes it)
+BOUNCE_MARK = "Address refused (bounced)"
+#: after a bounce, the address gets nothing more for this long (unless it changes)
+BOUNCE_QUIET = timedelta(days=7)
+
+
+def bounced_lately(session: Session, user: User, row_id: int, now: datetime) -> str | None:
+    """Why not to send to ``user`` now: their address bounced in the last week. Mailing
+    a dead address again and again hurts the portal's standing with mail providers; the
+    bounce shows on the outgoing-mail page, and a changed address is tried at once."""
+    row = session.scalars(
+        select(Notification).where(Notification.user_id == user.id, Notification.id != row_id,
+                                   Notification.status == "failed",
+                                   Notification.created_at > now - BOUNCE_QUIET,
+                                   Notification.last_error.startswith(BOUNCE_MARK))
+        .order_by(Notification.id.desc()).limit(1)).first()
+    if row is None or user.email.lower() not in row.last_error.lower():
+        return None
+    return f"Not sent: {user.email} bounced an email on {row.created_at:%Y-%m-%d}."
 
 
 def due(session: Session, now: datetime, limit: int) -> list[int]:
@@ -351,9 +375,20 @@ def retry(session: Session, row_id: int) -> Notification:
     row = session.get(Notification, row_id)
     if row is None or row.status != "failed":
         raise InvalidInput("Only a failed email can be sent again.")
-    session.execute(update(Notification).where(Notification.id == row_id)
-                    .values(status=jobs.PENDING, attempts=0, next_attempt_at=utcnow(),
-                            claimed_at=None)
-                    .execution_options(synchronize_session="fetch"))
+    _send_again(session, Notification.id == row_id)
     enqueue_after_commit(session, SEND_JOB, row_id)
     return row
+
+
+def retry_all(session: Session) -> int:
+    """An admin sends every failed notification again (the mail server is back): they go
+    with the next sweep, within a minute. Returns how many."""
+    return _send_again(session, Notification.status == "failed")
+
+
+def _send_again(session: Session, which: Any) -> int:
+    result = session.execute(
+        update(Notification).where(which, Notification.status == "failed")
+        .values(status=jobs.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
+        .execution_options(synchronize_session="fetch"))
+    return result.rowcount  # type: ignore[attr-defined, no-any-return]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -110,7 +112,7 @@ def _previewed() -> tuple[User, str]:
     user: User = current_user
     raw = request.args.get("user", "")
     if raw:
-        other = db.session.get(User, int(raw)) if raw.isdigit() else None
+        other = db.session.get(User, int(raw)) if re.fullmatch(r"[0-9]{1,9}", raw) else None
         allowed = other is not None and (
             current_user.is_staff or other.id == current_user.id
             or (current_user.partner_admin and other.partner_id is not None
@@ -132,7 +134,11 @@ def _preview(user: User, period: str) -> digests.DigestEmail | str:
     choice = services.choices(db.session, user)
     window = digests.current_period(period, choice.time_zone, choice.hour, now, by_hand=True)
     assert window is not None
-    return digests.digest_email(db.session, user, window, now)
+    email = digests.digest_email(db.session, user, window, now)
+    if not isinstance(email, str) and user.id != current_user.id:
+        # Someone else's unsubscribe link would turn off their digest: shown inert.
+        email.links["unsubscribe"] = "#"
+    return email
 
 
 @bp.get("/account/email/preview")
@@ -187,8 +193,6 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
 @staff_required
 def outbox():  # type: ignore[no-untyped-def]
     """Alerts and digests that failed or wait for a retry, with the mail server's answer."""
-    from datetime import timedelta
-
     since = utcnow() - timedelta(days=1)
     return render_template("notify/outbox.html", counts=services.outbox_counts(db.session, since),
                            rows=services.troubled(db.session), form=ConfirmForm(formdata=None),
@@ -216,4 +220,16 @@ def retry(row_id: int):  # type: ignore[no-untyped-def]
         flash(error.message, "error")
     else:
         flash(f"Sending again to {row.user.email}.", "success")
+    return redirect(url_for("notify.outbox"), 303)
+
+
+@bp.post("/manage/mail/retry")
+@staff_required
+def retry_all():  # type: ignore[no-untyped-def]
+    """Every failed email again (the mail server is back), with the next sweep."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    count = services.retry_all(db.session)
+    flash(f"{count:,} failed email{'' if count == 1 else 's'} will be sent again within a minute."
+          if count else "No failed emails to send again.", "success")
     return redirect(url_for("notify.outbox"), 303)

@@ -18,8 +18,10 @@ from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     Competitor,
+    Lead,
     MailPreference,
     Notification,
+    Offer,
     utcnow,
 )
 from portal.dispatch import services as routing_service
@@ -104,7 +106,7 @@ def test_a_new_offer_alerts_the_partners_users_with_what_was_asked_and_one_link(
     assert len(to(outbox, admin)) == 1 and len(to(outbox, sales)) == 1
     message = to(outbox, sales)[0]
     title = subject(message)
-    assert title.startswith("New lead offered: Hot · TRC line · Mason City, US-IA 50401")
+    assert title.startswith("New lead offered: Hot · TRC line · Mason City, IA 50401")
     assert re.search(r"\((23 h \d\d min|24 h 00 min) to accept\)", title)
     text = text_of(message)
     assert "Need a 90 hp tractor before spring" in text and "Budget: approved" in text
@@ -194,6 +196,40 @@ def test_forward_alerts_the_dealer_and_pull_back_tells_it_the_lead_is_gone(
     assert "Open your inbox: http://portal.test/leads/" in text
 
 
+def test_a_repeat_inquiry_tells_the_partner_holding_the_lead(
+        session, make_lead, dealer, people, outbox):
+    from portal.capture.services import capture_inquiry
+
+    admin, sales = people
+    lead = offered(session, make_lead, email="pat@farmexample.com", rank="warm", score=60,
+                   email_normalized="pat@farmexample.com")
+    lifecycle.accept(session, lead, Actor.of(sales))
+    session.commit()
+    outbox.clear()
+    result = capture_inquiry(session, {
+        "first_name": "Pat", "last_name": "Again", "email": "PAT@farmexample.com",
+        "postal_code": "50401", "product_line": "TRC", "comments": "Ready to buy this week",
+        "answers": {"timeline": "now", "budget": "approved"}}, Actor.system("web-form"))
+    session.commit()
+    assert result.lead.id == lead.id and not result.created
+    (message,) = to(outbox, sales)
+    assert subject(message).startswith(f"Prospect asked again: {lead.rank.capitalize()} · TRC")
+    text = text_of(message)
+    assert "Ready to buy this week" in text and f"/leads/{lead.id}" in text
+    assert "pat@farmexample.com" not in text.lower()
+
+    # Closed: a repeat is news for the channel manager's queue, not for the dealer.
+    lifecycle.advance(session, lead, "contacted", Actor.of(sales), data={"channel": "phone"})
+    lifecycle.close(session, lead, "no_interest", Actor.of(sales), data={})
+    session.commit()
+    outbox.clear()
+    capture_inquiry(session, {"first_name": "Pat", "email": "pat@farmexample.com",
+                              "postal_code": "50401", "comments": "again"},
+                    Actor.system("web-form"))
+    session.commit()
+    assert not to(outbox, sales)
+
+
 def test_a_managers_reassignment_tells_both_partners_with_the_reason(
         session, make_partner, make_user, make_lead, dealer, people, outbox):
     admin, sales = people
@@ -274,6 +310,33 @@ def test_a_bouncing_address_fails_at_once_and_can_be_sent_again_by_staff(
     session.refresh(row)
     assert row.status == "failed" and row.attempts == 1  # bounced again, recorded again
 
+    # The next alert does not knock on the dead address again for a week …
+    offered(session, make_lead)
+    (skipped,) = rows(session, user_id=gone.id, kind="offer")[1:]
+    assert skipped.status == "skipped" and "bounced an email on" in skipped.last_error
+    # … unless the address was put right.
+    gone.email = "back.again@d1.test"
+    session.commit()
+    offered(session, make_lead)
+    assert rows(session, user_id=gone.id, kind="offer")[-1].status == "sent"
+    assert to(outbox, gone)
+
+
+def test_staff_send_every_failed_email_again_once_the_mail_server_is_back(
+        session, app, client, auth, make_lead, dealer, people, outbox, smtp_server):
+    admin, sales = people
+    app.config.update(MAIL_PORT=free_port(), NOTIFY_MAX_ATTEMPTS=1)
+    offered(session, make_lead)
+    assert {r.status for r in rows(session, kind="offer")} == {"failed"}
+    app.config["MAIL_PORT"] = smtp_server.port
+    auth.login("manager")
+    assert "Send every failed email again" in client.get("/manage/mail").get_data(as_text=True)
+    response = client.post("/manage/mail/retry", data={}, follow_redirects=True)
+    assert "2 failed emails will be sent again" in response.get_data(as_text=True)
+    notify_jobs.sweep()
+    assert len(to(outbox, sales)) == 1 and len(to(outbox, admin)) == 1
+    assert {r.status for r in rows(session, kind="offer")} == {"sent"}
+
 
 def test_a_crash_mid_send_never_sends_twice_and_a_lost_nudge_is_swept_up(
         session, make_lead, dealer, people, outbox):
@@ -341,7 +404,8 @@ def test_first_contact_reminder_then_escalation_to_admins_and_the_distributor(
     notify_jobs.sweep(now=soon)
     assert {m["To"] for m in outbox} == {admin.email, seller.email}
     assert all(subject(m).startswith("Reminder: first contact due") for m in outbox)
-    assert "First contact due in 3 h 30 min." in text_of(outbox[0])
+    # 3 h 30 min before the SLA (the sweep's clock moves on while it sends).
+    assert re.search(r"First contact due in 3 h (30|29) min\.", text_of(outbox[0]))
     outbox.clear()
     notify_jobs.sweep(now=soon + timedelta(minutes=30))
     assert outbox == []
@@ -368,6 +432,85 @@ def test_first_contact_reminder_then_escalation_to_admins_and_the_distributor(
     assert outbox == []
 
 
+def test_an_escalation_nobody_administers_reaches_the_firm_or_else_the_managers(
+        session, make_partner, make_user, make_lead, outbox):
+    manager = make_user("manager")
+    lone = make_partner("LONE", name="Lone Dealer", territories=["zip:50401"])
+    seller = make_user("partner", partner=lone)  # no partner administrator
+    lead = offered(session, make_lead)
+    lifecycle.accept(session, lead, Actor.of(seller))
+    session.commit()
+    outbox.clear()
+    notify_jobs.sweep(now=lead.offered_at + timedelta(hours=49))
+    (message,) = outbox
+    assert message["To"] == seller.email
+    assert subject(message).startswith("First contact is late: Hot · TRC line")
+    assert re.search(r"\(1 h 0\d min late\)$", subject(message))
+
+    lone.active = False
+    empty = make_partner("EMPTY", name="Empty Dealer", territories=["zip:50401"])
+    other = offered(session, make_lead)
+    assert other.assigned_partner_id == empty.id
+    outbox.clear()
+    routing_service.expire_overdue_offers(session, now=utcnow() + timedelta(hours=25))
+    session.commit()
+    (message,) = to(outbox, manager)
+    assert subject(message).startswith("Offer expired unanswered")
+    assert "Empty Dealer did not accept this offer in time" in text_of(message)
+
+
+def test_a_reminder_for_a_lead_closed_before_it_went_is_not_sent(
+        session, app, make_lead, dealer, people, outbox, smtp_server):
+    admin, sales = people
+    lead = offered(session, make_lead)
+    lifecycle.accept(session, lead, Actor.of(sales))
+    session.commit()
+    app.config["MAIL_PORT"] = free_port()  # down while the reminder is written
+    notify_jobs.sweep(now=lead.offered_at + timedelta(hours=45))
+    (row, *_) = rows(session, kind="contact_reminder")
+    assert row.status == "pending" and row.attempts == 1
+    lifecycle.close(session, lead, "no_interest", Actor.of(sales), data={})
+    session.commit()
+    app.config["MAIL_PORT"] = smtp_server.port
+    outbox.clear()
+    notify_jobs.sweep(now=lead.offered_at + timedelta(hours=46))
+    assert outbox == []
+    assert {r.last_error for r in rows(session, kind="contact_reminder")} == {
+        "The lead is no longer waiting for a first contact."}
+
+
+def test_the_clock_scan_costs_the_same_few_statements_for_2_or_12_leads(
+        session, make_lead, dealer, people):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        costs = []
+        for number in (2, 12):
+            for _ in range(number):
+                offered(session, make_lead)
+            statements.clear()
+            found = notify_jobs.alerts.scan(session, utcnow() + timedelta(hours=12, minutes=1))
+            assert found["accept_reminders"] == 2 * number  # admin and sales, each lead
+            session.commit()
+            costs.append(len(statements))
+            lifecycle_leads = list(session.scalars(select(Notification.lead_id).distinct()))
+            for lead_id in lifecycle_leads:  # answer them: the next round starts clean
+                lead = session.get(Lead, lead_id)
+                if lead is not None and lead.status == "offered":
+                    lifecycle.accept(session, lead, Actor.of(people[1]))
+            session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert costs[0] == costs[1], costs
+
+
 def test_the_compliance_gate_tells_the_managers_once_per_spell(
         session, app, make_lead, make_user, dealer, people, outbox):
     admin, sales = people
@@ -382,18 +525,29 @@ def test_the_compliance_gate_tells_the_managers_once_per_spell(
     session.commit()
     outbox.clear()
     notify_jobs.sweep()
+    assert outbox == []  # the minute's sweep leaves the gate to its own job
+    notify_jobs.gate_check()
     (message,) = to(outbox, manager)
     assert subject(message) == "Partner held back by the compliance gate: Prairie Tractors"
     assert "2 overdue outcomes (limit 1)" in text_of(message)
     assert "http://portal.test/leads/partners/D1" in text_of(message)
-    notify_jobs.sweep()
+    assert " ·  · " not in text_of(message)  # no empty rank and place line
+    notify_jobs.gate_check()
     assert len(to(outbox, manager)) == 1
 
     lifecycle.close(session, late[0], "won", Actor.of(sales), data={"amount": "1000"})
     session.commit()
-    notify_jobs.sweep()
+    notify_jobs.gate_check()
     session.refresh(dealer)
     assert dealer.gated_at is None  # lifted: the next spell is told again
+
+    lead = offered(session, make_lead)
+    lifecycle.accept(session, lead, Actor.of(sales))
+    lead.accepted_at = utcnow() - timedelta(days=50)
+    session.commit()
+    notify_jobs.gate_check(now=utcnow() + timedelta(minutes=10))
+    assert len(to(outbox, manager)) == 2
+    assert "2 overdue outcomes (limit 1)" in text_of(to(outbox, manager)[-1])
 
 
 # --- digests ------------------------------------------------------------------------------
@@ -432,7 +586,7 @@ def test_the_partner_digest_reports_the_data_and_goes_once(
 
     result = runner.invoke(args=["digests", "send", "--period", "daily"])
     assert result.exit_code == 0, result.output
-    assert "sent" in result.output
+    assert "3 planned, 2 sent, 1 with nothing to say, 0 to retry, 0 failed" in result.output
     (message,) = to(outbox, sales)
     assert not to(outbox, idle_user)  # nothing to say: no email
     assert subject(message) == ("Prairie Tractors daily digest: 2 offers waiting, "
@@ -463,6 +617,7 @@ def test_each_user_gets_it_at_their_hour_in_their_time_zone(
                         time_zone="")
     notify.save_choices(session, sales, alerts="off", frequency="daily", hour="9",
                         time_zone="America/Los_Angeles")
+    chosen_on(session, datetime(2026, 11, 1, tzinfo=UTC), tokyo, admin, sales)
     offered(session, make_lead)
     outbox.clear()
 
@@ -486,6 +641,92 @@ def test_each_user_gets_it_at_their_hour_in_their_time_zone(
     assert len(to(outbox, admin)) == 2
     assert "weekly digest" in subject(to(outbox, admin)[-1])
     assert rows(session, user_id=admin.id, kind="digest")[-1].period == "2026-W50"
+
+
+def chosen_on(session: Any, when: datetime, *users: Any) -> None:
+    """As if these users (and their choices) had been there since ``when``: a digest
+    whose hour passed before a user chose it is not made up."""
+    for user in users:
+        user.created_at = when
+        pref = session.get(MailPreference, user.id)
+        if pref is not None:
+            pref.updated_at = when
+    session.commit()
+
+
+def test_a_missed_hour_is_made_up_after_midnight_but_not_for_a_later_choice(
+        session, make_lead, dealer, people, outbox):
+    admin, sales = people
+    notify.save_choices(session, sales, alerts="off", frequency="daily", hour="22",
+                        time_zone="America/Chicago")
+    notify.save_choices(session, admin, alerts="off", frequency="daily", hour="22",
+                        time_zone="America/Chicago")
+    chosen_on(session, datetime(2026, 11, 1, tzinfo=UTC), sales)
+    # The admin chose 22:00 at 23:00 on 1 December (05:00 UTC on the 2nd).
+    chosen_on(session, datetime(2026, 12, 2, 5, 0, tzinfo=UTC), admin)
+    offered(session, make_lead)
+    outbox.clear()
+    # Nothing ran from 22:00 Chicago (04:00 UTC) to midnight; the next run is at 01:30.
+    notify_outbox.send_digests(datetime(2026, 12, 2, 7, 30, tzinfo=UTC))
+    (row,) = rows(session, kind="digest")
+    assert (row.user_id, row.period) == (sales.id, "2026-12-01")  # late, not lost
+    assert len(to(outbox, sales)) == 1 and not to(outbox, admin)
+    # That evening's is the next; the admin's first is then too.
+    notify_outbox.send_digests(datetime(2026, 12, 3, 4, 0, tzinfo=UTC))
+    assert len(to(outbox, sales)) == 2 and len(to(outbox, admin)) == 1
+    assert rows(session, kind="digest", user_id=admin.id)[0].period == "2026-12-02"
+
+
+def test_a_digest_window_runs_hour_to_hour_across_a_change_of_clocks(
+        session, make_lead, dealer, people, outbox):
+    admin, sales = people
+    notify.save_choices(session, sales, alerts="off", frequency="daily", hour="7",
+                        time_zone="America/Chicago")
+    chosen_on(session, datetime(2027, 3, 1, tzinfo=UTC), sales)
+    offered(session, make_lead)
+    # Clocks went forward at 02:00 on Sunday 14 March 2027: 07:00 CDT is 12:00 UTC.
+    digests.plan(session, datetime(2027, 3, 14, 12, 0, tzinfo=UTC), frequency="daily")
+    (row,) = rows(session, kind="digest", user_id=sales.id)
+    period = digests.period_of(row)
+    assert period.key == "2027-03-14"
+    assert period.since == datetime(2027, 3, 13, 13, 0, tzinfo=UTC)  # 07:00 CST
+    assert period.until == datetime(2027, 3, 14, 12, 0, tzinfo=UTC)  # 07:00 CDT
+    assert digests.plan(session, datetime(2027, 3, 14, 11, 59, tzinfo=UTC)) == 0
+
+
+def test_a_new_time_zone_sends_no_second_digest_the_same_day(
+        session, make_lead, dealer, people, outbox):
+    admin, sales = people
+    notify.save_choices(session, sales, alerts="off", frequency="daily", hour="7",
+                        time_zone="America/Chicago")
+    chosen_on(session, datetime(2026, 11, 1, tzinfo=UTC), sales)
+    offered(session, make_lead)
+    outbox.clear()
+    notify_outbox.send_digests(datetime(2026, 12, 2, 13, 0, tzinfo=UTC))  # 07:00 in Chicago
+    assert len(to(outbox, sales)) == 1
+    notify.save_choices(session, sales, alerts="off", frequency="daily", hour="7",
+                        time_zone="Asia/Tokyo")
+    chosen_on(session, datetime(2026, 12, 2, 14, 0, tzinfo=UTC), sales)
+    # 07:00 on 3 December in Tokyo, nine hours after Chicago's: not a second one.
+    notify_outbox.send_digests(datetime(2026, 12, 2, 22, 0, tzinfo=UTC))
+    assert len(to(outbox, sales)) == 1
+    notify_outbox.send_digests(datetime(2026, 12, 3, 22, 0, tzinfo=UTC))
+    assert len(to(outbox, sales)) == 2
+    assert [r.period for r in rows(session, kind="digest", user_id=sales.id)] == [
+        "2026-12-02", "2026-12-04"]
+
+
+def test_a_digest_run_sends_over_one_smtp_connection(
+        session, make_lead, make_partner, make_user, outbox):
+    for number in range(4):
+        firm = make_partner(f"P{number}", territories=["zip:50401"])
+        make_user("partner", partner=firm)
+    for _ in range(4):
+        offered(session, make_lead)
+    outbox.clear()
+    outcome = notify_outbox.send_digests(frequency="daily", by_hand=True)
+    assert outcome["sent"] == len(outbox) >= 2
+    assert len({m.smtp_peer for m in outbox}) == 1
 
 
 def test_a_distributor_digest_covers_its_dealers_compliance(
@@ -516,21 +757,35 @@ def test_the_managers_weekly_digest_compares_the_week_and_names_the_worst(
         session, runner, make_lead, make_user, dealer, people, outbox):
     admin, sales = people
     manager = make_user("manager", email="cm@portal.test")
+
+    def offered_days_ago(days: int, *, contact: bool = False) -> Any:
+        lead = offered(session, make_lead)
+        if contact:
+            lifecycle.accept(session, lead, Actor.of(sales))
+            lifecycle.advance(session, lead, "contacted", Actor.of(sales),
+                              data={"channel": "phone"})
+        when = utcnow() - timedelta(days=days)
+        for offer in session.scalars(select(Offer).where(Offer.lead_id == lead.id)):
+            offer.offered_at = when
+        lead.offered_at = when
+        session.commit()
+        return lead
+
+    offered_days_ago(10, contact=True)  # the week before: one offer, followed up
     for _ in range(2):
-        offered(session, make_lead)
-    contacted = offered(session, make_lead)
-    lifecycle.accept(session, contacted, Actor.of(sales))
-    lifecycle.advance(session, contacted, "contacted", Actor.of(sales), data={"channel": "phone"})
+        offered_days_ago(3)
+    offered_days_ago(3, contact=True)
+    offered(session, make_lead)  # today's: its contact time has not run out
     unassigned = make_lead(postal_code="99999")
     route(session, unassigned)
     session.commit()
     outbox.clear()
     runner.invoke(args=["digests", "send", "--period", "weekly"])
     (message,) = to(outbox, manager)
-    assert subject(message) == ("Channel weekly digest: 3 offers, 0 won, "
+    assert subject(message) == ("Channel weekly digest: 4 offers, 0 won, "
                                   "1 lead unassigned")
     text = text_of(message)
-    assert "Offers: 3 (0)" in text and "Followed up: 33% (—)" in text
+    assert "Offers: 4 (1)" in text and "Followed up: 25% (100%)" in text
     assert "Prairie Tractors (D1): 1 of 3 followed up (33%)" in text
     assert "1 unassigned leads" in text
     assert not to(outbox, sales)  # partners chose no weekly digest
@@ -650,6 +905,12 @@ def test_staff_preview_any_users_digest(session, client, auth, make_lead, dealer
     body = client.get(f"/account/email/preview?user={sales.id}&period=weekly").get_data(
         as_text=True)
     assert "Prairie Tractors weekly digest: 1 offer waiting" in body
+    # Not a link that would turn off someone else's digest.
+    token = notify.unsubscribe_token(sales, "digest")
+    frame = client.get(f"/account/email/preview/body?user={sales.id}&period=weekly")
+    assert token not in body and token not in frame.get_data(as_text=True)
+    for odd in ("\u00b2", "99999999999999999999", "-1", "1.5"):
+        assert client.get(f"/account/email/preview?user={odd}").status_code == 404
     mine = client.get("/account/email/preview").get_data(as_text=True)
     assert "Channel weekly digest: 1 offer" in mine
 
@@ -663,3 +924,24 @@ def test_a_repeated_plan_writes_each_digest_once(session, make_lead, dealer, peo
     assert session.scalar(select(func.count()).select_from(Notification)
                           .where(Notification.kind == "digest")) == 2
 
+
+
+def test_without_a_mail_server_staff_read_the_development_sink(
+        session, app, client, auth, make_lead, dealer, people, tmp_path):
+    admin, sales = people
+    app.config.update(MAIL_SERVER=None, MAIL_SINK_DIR=str(tmp_path / "sink"))
+    lead = offered(session, make_lead, comments="Sink me a quote")
+    auth.login("manager")
+    page = client.get("/manage/mail").get_data(as_text=True)
+    assert "Development mail sink" in page and sales.email in page
+    names = re.findall(r'/manage/mail/sink/([0-9T]+\.eml)', page)
+    assert len(names) == 2  # the admin's and the seller's alert
+    shown = client.get(f"/manage/mail/sink/{names[0]}").get_data(as_text=True)
+    assert "New lead offered" in shown and "Sink me a quote" in shown
+    assert f"/leads/{lead.id}" in shown
+    # Nothing but the sink's own files.
+    assert client.get("/manage/mail/sink/..%2Fportal.db").status_code == 404
+    assert client.get("/manage/mail/sink/19990101T000000000000.eml").status_code == 404
+    client.post("/auth/logout", data={})
+    auth.login("partner", partner=dealer)
+    assert client.get(f"/manage/mail/sink/{names[0]}").status_code in (403, 404)

@@ -82,6 +82,7 @@ class Lead(Base):
         # The closed tab, newest outcome first.
         Index("ix_leads_assigned_closed", "assigned_partner_id", "closed_at"),
         Index("ix_leads_status_created", "status", "created_at"),
+        Index("ix_leads_status_closed", "status", "closed_at"),
         # Dedup looks a person up by each key within a recent window: (key, created_at).
         Index("ix_leads_email_norm_created", "email_normalized", "created_at"),
         Index("ix_leads_phone_norm_created", "phone_normalized", "created_at"),
@@ -220,6 +221,7 @@ class Offer(Base):
         Index("ix_offers_lead", "lead_id"),
         Index("ix_offers_partner_offered", "partner_id", "offered_at"),
         Index("ix_offers_response_expires", "response", "expires_at"),
+        Index("ix_offers_offered", "offered_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.models.accounts import User
@@ -54,6 +63,7 @@ class NotificationKind(enum.StrEnum):
     FORWARD = "forward"  #: a distributor passed a lead to this dealer
     REASSIGN = "reassign"  #: a channel manager gave the lead to this partner
     WITHDRAWN = "withdrawn"  #: taken back (manager reassign, distributor pull-back)
+    REPEAT = "repeat"  #: the prospect of a lead the partner holds inquired again
     ACCEPT_REMINDER = "accept_reminder"  #: half the acceptance time used, unanswered
     CONTACT_REMINDER = "contact_reminder"  #: first contact due within a few hours
     EXPIRED = "expired"  #: escalation: an offer ran out unanswered
@@ -77,10 +87,13 @@ class Notification(Base):
         UniqueConstraint("key", name="uq_notifications_key"),
         Index("ix_notifications_status_next", "status", "next_attempt_at"),
         Index("ix_notifications_lead_kind", "lead_id", "kind"),
-        Index("ix_notifications_user_kind_period", "user_id", "kind", "period"),
+        Index("ix_notifications_user_kind_created", "user_id", "kind", "created_at"),
+        Index("ix_notifications_created", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    #: 64-bit on PostgreSQL: every row of a busy outbox takes a number for good
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(24))
