@@ -12,7 +12,7 @@ from flask import Flask
 ROOT = Path(__file__).resolve().parent.parent
 #: the areas, each a package whose init_app registers its blueprint, jobs and commands
 AREAS = ("home", "auth", "users", "catalog", "partners", "capture", "dispatch", "leads",
-         "dedup", "rules", "nurture", "fulfilment", "notify", "api")
+         "dedup", "rules", "nurture", "fulfilment", "notify", "reports", "api")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -443,7 +443,9 @@ def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, meth
     item = Offer(lead_id=lead.id, partner_id=partner.id, offered_at=now,
                  expires_at=now + accept_sla(partner), method=method,
                  by_user_id=actor.user.id if actor.user else None, reason=reason[:300],
-                 explanation=explanation)
+                 explanation=explanation, lead_created_at=lead.created_at,
+                 product_line_id=lead.product_line_id, campaign_id=lead.campaign_id,
+                 source_id=lead.source_id, rank=lead.rank, region=lead.region or "")
     session.add(item)
     lead.assigned_partner_id = partner.id
     lead.assigned_partner = partner
@@ -587,6 +589,7 @@ def _close_offer_accepted(offer_row: Offer | None, now: datetime) -> None:
     if offer_row is not None and offer_row.response == OfferResponse.PENDING:
         offer_row.response = OfferResponse.ACCEPTED
         offer_row.responded_at = now
+        offer_row.accepted_at = now
 
 
 def parse_amount(raw: Any, *, required: bool, field_name: str = "amount") -> Decimal | None:
@@ -651,6 +654,9 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
         event["note"] = str(data["note"])[:2000]
     if lead.first_contact_at is None:
         lead.first_contact_at = now
+    worked = current_offer(session, lead)
+    if worked is not None and worked.contacted_at is None:
+        worked.contacted_at = now  # this partner's first contact (the channel reports)
     _move(session, lead, stage, stage if stage != S.CONTACTED else "contacted", actor, now,
           partner_id=lead.assigned_partner_id, data=event, event_id=event_id)
 
@@ -697,9 +703,22 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
     if data.get("note"):
         event["note"] = str(data["note"])[:2000]
     lead.closed_at = now
+    _offer_outcome(current_offer(session, lead), lead, outcome, now)
     _adjust_open(session, lead.assigned_partner_id, -1)
     _move(session, lead, outcome, outcome, actor, now, partner_id=lead.assigned_partner_id,
           data=event, event_id=event_id)
+
+
+def _offer_outcome(offer_row: Offer | None, lead: Lead, outcome: str | None,
+                   now: datetime | None) -> None:
+    """The outcome on the offer of the partner who reported it (None: re-opened)."""
+    if offer_row is None:
+        return
+    offer_row.outcome, offer_row.closed_at = outcome, now
+    offer_row.amount = lead.won_amount if outcome == S.WON else None
+    offer_row.lost_reason = lead.lost_reason if outcome == S.LOST else None
+    offer_row.competitor_id = lead.lost_competitor_id if outcome == S.LOST else None
+    offer_row.competitor_other = lead.lost_competitor_other if outcome == S.LOST else ""
 
 
 def add_note(session: Session, lead: Lead, actor: Actor, *, text: str,
@@ -724,6 +743,7 @@ def reopen(session: Session, lead: Lead, actor: Actor, *, reason: str,
     if lead.status in CLOSED_STATUSES and lead.assigned_partner_id is not None:
         target = S.ACCEPTED
         _adjust_open(session, lead.assigned_partner_id, +1)
+        _offer_outcome(current_offer(session, lead), lead, None, None)
     else:
         target = S.QUALIFIED
         _unassign(lead)

@@ -214,7 +214,14 @@ class LeadEvent(Base):
 
 
 class Offer(Base):
-    """One offer of a lead to a partner: by rule or by hand, with its explanation and response."""
+    """One offer of a lead to a partner: by rule or by hand, with its explanation and response.
+
+    It also keeps what this partner did with the lead while it had it (accepted, first
+    contact, outcome), written by the lifecycle in the transaction of each event, and the
+    lead's attributes at the time of the offer: the channel reports read one row per offer
+    and count each partner only for its own offer (DESIGN §7), with no join and no replay
+    of events, and a lead that changes later changes its offer's row with it.
+    """
 
     __tablename__ = "offers"
     __table_args__ = (
@@ -236,6 +243,23 @@ class Offer(Base):
     response: Mapped[str] = mapped_column(String(12), default=OfferResponse.PENDING)
     responded_at: Mapped[datetime | None]
     decline_reason: Mapped[str] = mapped_column(String(300), default="")
+    # What this partner did with it (kept when the lead moves on: a reassignment after
+    # the accept leaves accepted_at; a re-opened outcome is cleared).
+    accepted_at: Mapped[datetime | None]
+    contacted_at: Mapped[datetime | None]  #: first contact or later stage, by this partner
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(12))  #: won, lost, no_interest
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))  #: won amount
+    lost_reason: Mapped[str | None] = mapped_column(String(20))
+    competitor_id: Mapped[int | None] = mapped_column(ForeignKey("competitors.id"))
+    competitor_other: Mapped[str] = mapped_column(String(120), default="")
+    # The lead as it was offered: the reports' filters.
+    lead_created_at: Mapped[datetime | None]
+    product_line_id: Mapped[int | None] = mapped_column(ForeignKey("product_lines.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
+    rank: Mapped[str | None] = mapped_column(String(8))
+    region: Mapped[str] = mapped_column(String(10), default="")
 
     lead: Mapped[Lead] = relationship(back_populates="offers")
     partner: Mapped[Partner] = relationship()

@@ -1,0 +1,141 @@
+"""The channel reports' figures against scenarios with known answers (DESIGN §7): offers,
+accepts, contacts and outcomes at fixed times, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from portal.core import lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import Competitor
+from portal.reports import metrics
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+PERIOD = metrics.Scope(since=T0, until=T0 + 30 * DAY)
+
+
+@pytest.fixture
+def world(app, session, make_partner, make_user, make_lead):
+    """Four dealers, a distributor with one dealer, a manager; eight leads with a known
+    history each (see the comments)."""
+    app.config["OUTCOME_DUE_DAYS"] = 10  # so the period holds offers past due
+    session.add(Competitor(name="Deere"))
+    a = make_partner("A", name="Alpha Dealer")
+    b = make_partner("B", name="Bravo Dealer")
+    e = make_partner("E", name="Echo Dealer")
+    d = make_partner("D", name="Delta Distributor", kind="distributor")
+    c = make_partner("C", name="Charlie Dealer", parent_id=d.id)
+    users = {p.code: make_user("partner", partner=p) for p in (a, b, e, d, c)}
+    manager = make_user("manager")
+    session.commit()
+
+    def act(code: str) -> Actor:
+        return Actor.of(users[code])
+
+    def offered(partner: Any, at: datetime) -> Any:
+        lead = make_lead(postal_code="50401")
+        lifecycle.offer(session, lead, partner, Actor.system(), now=at)
+        return lead
+
+    # L1: A accepts at +2 h, contacts at +10 h, wins 1,000 on day 5.
+    l1 = offered(a, T0 + DAY)
+    lifecycle.accept(session, l1, act("A"), now=T0 + DAY + 2 * HOUR)
+    lifecycle.advance(session, l1, "contacted", act("A"), now=T0 + DAY + 10 * HOUR)
+    lifecycle.close(session, l1, "won", act("A"), data={"amount": "1000"}, now=T0 + 6 * DAY)
+    # L2: A accepts at +30 h, contacts late (+60 h), loses to Deere.
+    l2 = offered(a, T0 + 2 * DAY)
+    lifecycle.accept(session, l2, act("A"), now=T0 + 2 * DAY + 30 * HOUR)
+    lifecycle.advance(session, l2, "contacted", act("A"), now=T0 + 2 * DAY + 60 * HOUR)
+    lifecycle.close(session, l2, "lost", act("A"),
+                    data={"reason": "competitor", "competitor": "deere"}, now=T0 + 8 * DAY)
+    # L3: offered to three partners in turn: A declines, B lets it expire, E works it.
+    l3 = offered(a, T0 + 3 * DAY)
+    lifecycle.decline(session, l3, act("A"), reason="out_of_area", now=T0 + 3 * DAY + HOUR)
+    lifecycle.offer(session, l3, b, Actor.system(), now=T0 + 3 * DAY + HOUR)
+    lifecycle.expire(session, l3, now=T0 + 4 * DAY + 2 * HOUR)
+    lifecycle.offer(session, l3, e, Actor.system(), now=T0 + 4 * DAY + 2 * HOUR)
+    lifecycle.accept(session, l3, act("E"), now=T0 + 4 * DAY + 5 * HOUR)
+    lifecycle.advance(session, l3, "contacted", act("E"), now=T0 + 5 * DAY)
+    lifecycle.close(session, l3, "no_interest", act("E"), now=T0 + 7 * DAY)
+    # L4: offered to A, never answered (untouched).
+    offered(a, T0 + 4 * DAY)
+    # L5: offered to the distributor D, forwarded to its dealer C, who wins 500.
+    l5 = offered(d, T0 + 5 * DAY)
+    lifecycle.forward(session, l5, c, act("D"), now=T0 + 5 * DAY + HOUR)
+    lifecycle.accept(session, l5, act("C"), now=T0 + 5 * DAY + 2 * HOUR)
+    lifecycle.advance(session, l5, "contacted", act("C"), now=T0 + 5 * DAY + 3 * HOUR)
+    lifecycle.close(session, l5, "won", act("C"), data={"amount": "500"}, now=T0 + 7 * DAY)
+    # L6: A accepts, contacts, wins; a manager re-opens it: open again, and overdue.
+    l6 = offered(a, T0 + 6 * DAY)
+    lifecycle.accept(session, l6, act("A"), now=T0 + 6 * DAY + HOUR)
+    lifecycle.advance(session, l6, "contacted", act("A"), now=T0 + 6 * DAY + 2 * HOUR)
+    lifecycle.close(session, l6, "won", act("A"), data={"amount": "700"}, now=T0 + 9 * DAY)
+    lifecycle.reopen(session, l6, Actor.of(manager), reason="sale fell through",
+                     now=T0 + 10 * DAY)
+    # L7: offered before the period: not counted.
+    l7 = offered(a, T0 - DAY)
+    lifecycle.accept(session, l7, act("A"), now=T0 - DAY + HOUR)
+    # L8: offered near the period's end: accepted, not yet due an outcome.
+    l8 = offered(a, T0 + 29 * DAY)
+    lifecycle.accept(session, l8, act("A"), now=T0 + 29 * DAY + HOUR)
+    session.commit()
+    return {"A": a, "B": b, "C": c, "D": d, "E": e}
+
+
+def test_each_partner_is_counted_over_its_own_offers(session, world):
+    got = metrics.figures_by(session, PERIOD)
+    a = got[world["A"].id]
+    assert (a.offered, a.accepted, a.declined, a.expired) == (6, 4, 1, 0)
+    assert a.acceptance_rate == pytest.approx(4 / 6)
+    assert a.declined_by == {"Out of our area": 1}
+    assert a.median_hours_to_accept == 1.5  # 1, 1, 2, 30 hours
+    assert (a.followed_up, a.on_time) == (3, 2)  # L2's contact came after 48 h
+    assert a.follow_up_rate == 0.5 and a.on_time_follow_up_rate == pytest.approx(2 / 6)
+    # Past due (offered more than 10 days before the end): L1, L2 closed, L6 re-opened.
+    assert (a.overdue, a.accepted_past_due) == (1, 3)
+    assert a.outcome_compliance == pytest.approx(2 / 3)
+    assert (a.won, a.lost, a.no_interest, a.win_rate) == (1, 1, 0, 0.5)
+    assert a.lost_to == {"Deere": 1} and a.revenue_won == Decimal("1000")
+    assert a.untouched == 2  # the declined L3 and the unanswered L4
+
+    b = got[world["B"].id]
+    assert (b.offered, b.expired, b.accepted, b.untouched) == (1, 1, 0, 1)
+    assert b.acceptance_rate == 0 and b.win_rate is None and b.median_hours_to_accept is None
+    e = got[world["E"].id]
+    assert (e.offered, e.accepted, e.followed_up, e.no_interest, e.untouched) == (1, 1, 1, 1, 0)
+    assert e.median_hours_to_accept == 3.0 and e.win_rate is None
+
+
+def test_a_forwarded_lead_counts_for_the_dealer_and_rolls_up_to_its_distributor(
+        session, world):
+    rows = {row.partner.code: row for row in metrics.league(
+        session, PERIOD, world.values())}
+    c, d = rows["C"], rows["D"]
+    assert (c.own.offered, c.own.accepted, c.own.on_time, c.own.won) == (1, 1, 1, 1)
+    assert c.own.median_hours_to_accept == 1.0 and c.rolled is None
+    assert d.own.offered == 0 and d.own.acceptance_rate is None  # passed on, not its own
+    assert d.dealers == 1
+    assert (d.rolled.offered, d.rolled.won, d.rolled.revenue_won) == (1, 1, Decimal("500"))
+    assert d.shown is d.rolled and c.shown is c.own
+
+
+def test_no_offers_means_no_rates_and_filters_narrow_the_offers(session, world):
+    empty = metrics.Scope(since=T0 + 40 * DAY, until=T0 + 50 * DAY)
+    quiet = metrics.channel(session, empty)
+    assert quiet.offered == 0
+    assert (quiet.acceptance_rate, quiet.follow_up_rate, quiet.win_rate,
+            quiet.outcome_compliance, quiet.median_hours_to_accept) == (None,) * 5
+    everyone = metrics.channel(session, PERIOD)
+    assert (everyone.offered, everyone.won, everyone.revenue_won) == (9, 2, Decimal("1500"))
+    only_a = metrics.channel(session, metrics.Scope(
+        since=T0, until=T0 + 30 * DAY, partner_ids=frozenset({world["A"].id})))
+    assert only_a.offered == 6
+    # The report's end decides: a month cut short before L1's win counts no win.
+    early = metrics.Scope(since=T0, until=T0 + 5 * DAY)
+    a = metrics.figures_by(session, early)[world["A"].id]
+    assert (a.offered, a.won, a.accepted, a.followed_up) == (4, 0, 2, 2)
