@@ -139,3 +139,83 @@ def test_no_offers_means_no_rates_and_filters_narrow_the_offers(session, world):
     early = metrics.Scope(since=T0, until=T0 + 5 * DAY)
     a = metrics.figures_by(session, early)[world["A"].id]
     assert (a.offered, a.won, a.accepted, a.followed_up) == (4, 0, 2, 2)
+
+
+NOVEMBER = {"period": "custom", "since": "2026-11-01", "until": "2026-11-30"}
+
+
+def _row(page: str, name: str) -> str:
+    """One row of the league table, tags stripped, as the page reads."""
+    import re
+
+    start = page.index(f">{name}</a>") + 1
+    row = page[start:page.index("</tr>", start)]
+    return " ".join(re.sub(r"<[^>]+>", " ", row).split())
+
+
+def test_the_league_table_shows_each_partner_and_sorts_and_drills_down(
+        session, client, auth, world):
+    auth.login("manager")
+    page = client.get("/reports/partners", query_string=NOVEMBER).get_data(as_text=True)
+    assert "1 Nov 2026 – 30 Nov 2026" in page
+    # offered, accepted, declined, expired, accept rate, median, follow-up, on time,
+    # overdue, untouched, won, lost, win rate, revenue
+    assert _row(page, "Alpha Dealer") == (
+        "Alpha Dealer A 6 4 1 0 67% 1.5 h 50% 33% 1 2 1 1 50% $1,000")
+    assert _row(page, "Delta Distributor").startswith(
+        "Delta Distributor D · distributor + 1 dealer 1 1 0 0 100% 1.0 h 100% 100% 0 0 1 0")
+    assert _row(page, "Bravo Dealer") == "Bravo Dealer B 1 0 0 1 0% — 0% 0% 0 1 0 0 — $0"
+
+    by_overdue = client.get("/reports/partners", query_string={
+        **NOVEMBER, "sort": "overdue", "dir": "desc"}).get_data(as_text=True)
+    assert by_overdue.index(">Alpha Dealer<") < by_overdue.index(">Bravo Dealer<")
+    assert 'aria-sort="descending"' in by_overdue
+
+    drill = client.get("/reports/leads", query_string={
+        **NOVEMBER, "figure": "untouched", "partner": "A"}).get_data(as_text=True)
+    assert "2 offers." in drill and drill.count("/leads/") >= 2
+    assert client.get("/reports/leads", query_string={
+        **NOVEMBER, "figure": "nonsense"}).status_code == 404
+
+
+def test_the_csv_has_every_figure_and_cannot_run_a_formula(session, client, auth, world):
+    world["B"].name = "=HYPERLINK(\"http://evil.test\")"
+    session.commit()
+    auth.login("manager")
+    response = client.get("/reports/partners.csv", query_string=NOVEMBER)
+    assert response.mimetype == "text/csv"
+    text = response.get_data(as_text=True).lstrip("\ufeff")
+    lines = {line.split(",")[0]: line for line in text.splitlines()[1:]}
+    assert lines["A"].startswith("A,Alpha Dealer,dealer,,0,6,4,1,0,66.7,1.5,50.0,33.3,1,2,1,1,")
+    assert "Out of our area: 1" in lines["A"] and "Deere: 1" in lines["A"]
+    assert "'=HYPERLINK" in lines["B"]
+
+
+def test_a_distributor_sees_its_dealers_and_a_dealer_only_its_scorecard(
+        session, client, auth, world, make_user):
+    auth.login("partner", partner=world["D"])
+    page = client.get("/reports/partners", query_string=NOVEMBER).get_data(as_text=True)
+    assert ">Delta Distributor<" in page and ">Charlie Dealer<" in page
+    assert "Alpha Dealer" not in page
+    assert client.get("/reports/partners/A").status_code == 404
+    assert client.get("/reports/leads", query_string={
+        **NOVEMBER, "figure": "offered", "partner": "A"}).status_code == 404
+    assert client.get("/reports/partners/C", query_string=NOVEMBER).status_code == 200
+    auth.logout()
+
+    auth.login("partner", partner=world["A"])
+    own = client.get("/reports/partners", query_string=NOVEMBER).get_data(as_text=True)
+    assert "Alpha Dealer" in own and "scorecard" in own and "Bravo Dealer" not in own
+    assert client.get("/reports/partners/B").status_code == 404
+
+
+def test_the_scorecard_sets_a_partner_against_the_channel_median(
+        session, client, auth, world):
+    auth.login("manager")
+    page = client.get("/reports/partners/A", query_string=NOVEMBER).get_data(as_text=True)
+    # Follow-up rates of the partners with offers: A 50%, B 0%, C 100%, E 100% → 75%.
+    row = page[page.index(">Follow-up<"):]
+    row = row[:row.index("</tr>")]
+    assert "50%" in row and "75%" in row
+    assert "<svg" in page and "weekly follow-up, acceptance and win rates" in page
+    assert "Lost to Deere" in page and "Declined: Out of our area" in page
