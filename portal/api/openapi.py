@@ -132,6 +132,22 @@ def spec() -> dict[str, Any]:
                                   **_errors(400, 401, 422)},
                 },
             },
+            "/reports/partners": {
+                "get": {
+                    "summary": "Each partner's figures (DESIGN §7) over the offers made in a "
+                               "period; staff see all, a distributor itself and its dealers, "
+                               "a dealer itself",
+                    "parameters": [
+                        {"name": "since", "in": "query",
+                         "schema": {"type": "string", "format": "date"}},
+                        {"name": "until", "in": "query",
+                         "schema": {"type": "string", "format": "date"}},
+                    ],
+                    "responses": {"200": {"description": "{since, until, partners: [{code, "
+                                                         "offered, accepted, …}]}"},
+                                  **_errors(401, 422)},
+                },
+            },
             "/leads/{id}": {
                 "get": {
                     "summary": "One lead with its events (404 when not yours to see)",

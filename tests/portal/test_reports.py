@@ -219,3 +219,49 @@ def test_the_scorecard_sets_a_partner_against_the_channel_median(
     assert "50%" in row and "75%" in row
     assert "<svg" in page and "weekly follow-up, acceptance and win rates" in page
     assert "Lost to Deere" in page and "Declined: Out of our area" in page
+
+
+def _bearer(client: Any, user: Any) -> dict[str, str]:
+    from tests.conftest import PASSWORD
+
+    response = client.post("/api/v1/tokens", json={"email": user.email, "password": PASSWORD})
+    return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+def test_the_reports_api_answers_each_metric_by_its_name(
+        session, client, world, make_user):
+    manager = make_user("manager")
+    answer = client.get("/api/v1/reports/partners?since=2026-11-01&until=2026-11-30",
+                        headers=_bearer(client, manager))
+    assert answer.status_code == 200
+    partners = {p["code"]: p for p in answer.json["partners"]}
+    assert set(partners) == {"A", "B", "C", "D", "E"}
+    a = partners["A"]
+    assert (a["offered"], a["accepted"], a["declined"], a["expired"]) == (6, 4, 1, 0)
+    assert a["declined_by_reason"] == {"Out of our area": 1}
+    assert a["acceptance_rate"] == pytest.approx(4 / 6)
+    assert a["median_hours_to_accept"] == 1.5
+    assert (a["followed_up"], a["follow_up_rate"]) == (3, 0.5)
+    assert a["on_time_follow_up_rate"] == pytest.approx(2 / 6)
+    assert (a["overdue"], a["outcome_compliance"]) == (1, pytest.approx(2 / 3))
+    assert (a["won"], a["lost"], a["no_interest"], a["win_rate"]) == (1, 1, 0, 0.5)
+    assert a["lost_to"] == {"Deere": 1} and a["revenue_won"] == "1000.00"
+    assert a["untouched"] == 2
+    assert partners["B"]["win_rate"] is None  # no outcome: undefined, not 0
+    d = partners["D"]
+    assert d["offered"] == 0 and d["rolled_up"]["offered"] == 1
+    assert partners["C"]["distributor"] == "D"
+
+    dealer_user = make_user("partner", partner=world["C"])
+    mine = client.get("/api/v1/reports/partners?since=2026-11-01&until=2026-11-30",
+                      headers=_bearer(client, dealer_user)).json
+    assert [p["code"] for p in mine["partners"]] == ["C"]
+    distributor_user = make_user("partner", partner=world["D"])
+    theirs = client.get("/api/v1/reports/partners?since=2026-11-01&until=2026-11-30",
+                        headers=_bearer(client, distributor_user)).json
+    assert [p["code"] for p in theirs["partners"]] == ["C", "D"]
+
+    bad = client.get("/api/v1/reports/partners?since=2026-13-01&until=2026-11-30",
+                     headers=_bearer(client, manager))
+    assert bad.status_code == 422 and bad.json["error"] == "invalid_input"
+    assert client.get("/api/v1/reports/partners").status_code == 401
