@@ -4,6 +4,7 @@ itself and its dealers, a dealer its own scorecard; anyone else's is 404."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name
+from portal.core.pagination import Page
 from portal.extensions import db
 from portal.reports import charts, export, forms, metrics
 
@@ -107,6 +109,10 @@ COLUMNS = (
 BY_NAME = {c.name: c for c in COLUMNS}
 
 
+#: partners a page of the league table shows (all of them are counted and sorted)
+PER_PAGE = 100
+
+
 def _visible_partners(asked: forms.Asked) -> list[Partner]:
     assert asked.scope is not None
     query = select(Partner).order_by(Partner.name)
@@ -145,12 +151,23 @@ def partners():  # type: ignore[no-untyped-def]
         return scorecard(current_user.partner.code)
     asked = _asked()
     rows, total = _league(asked)
+    everyone = request.args.get("show") == "all"
+    if not everyone:  # partners the period gave nothing to say nothing
+        rows = [r for r in rows if r.shown.offered]
     sort = request.args.get("sort", "")
     descending = request.args.get("dir", "desc") != "asc"
     rows = _sorted(rows, sort, descending)
-    return render_template("reports/partners.html", asked=asked, rows=rows, total=total,
+    try:
+        number = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        number = 1
+    pages = max(1, math.ceil(len(rows) / PER_PAGE))
+    number = min(number, pages)
+    page = Page(items=rows[(number - 1) * PER_PAGE:number * PER_PAGE], number=number,
+                pages=pages, total=len(rows))
+    return render_template("reports/partners.html", asked=asked, page=page, total=total,
                            columns=COLUMNS, sort=sort, descending=descending,
-                           options=forms.choices(db.session, current_user))
+                           everyone=everyone, options=forms.choices(db.session, current_user))
 
 
 @bp.get("/partners.csv")

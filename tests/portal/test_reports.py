@@ -265,3 +265,20 @@ def test_the_reports_api_answers_each_metric_by_its_name(
                      headers=_bearer(client, manager))
     assert bad.status_code == 422 and bad.json["error"] == "invalid_input"
     assert client.get("/api/v1/reports/partners").status_code == 401
+
+
+def test_partners_offered_nothing_show_only_when_asked_and_pages_hold_100(
+        session, client, auth, world, make_partner, monkeypatch):
+    from portal.reports import views
+
+    make_partner("Z", name="Zulu Idle Dealer")
+    auth.login("manager")
+    page = client.get("/reports/partners", query_string=NOVEMBER).get_data(as_text=True)
+    assert "Zulu Idle Dealer" not in page and "5 in all" in page
+    everyone = client.get("/reports/partners", query_string={**NOVEMBER, "show": "all"})
+    assert "Zulu Idle Dealer" in everyone.get_data(as_text=True)
+    monkeypatch.setattr(views, "PER_PAGE", 2)
+    second = client.get("/reports/partners", query_string={
+        **NOVEMBER, "sort": "offered", "dir": "desc", "page": "2"}).get_data(as_text=True)
+    assert "Page 2 of 3" in second
+    assert ">Alpha Dealer<" not in second  # the most offers: on page 1
