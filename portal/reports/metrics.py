@@ -320,9 +320,28 @@ class Row:
 def league(session: Session, scope: Scope, partners: Iterable[Partner], *,
            now: datetime | None = None) -> list[Row]:
     """Every partner in ``partners`` with its figures (no offers: all zero, rates —)."""
+    return league_and_total(session, scope, partners, now=now)[0]
+
+
+def league_and_total(session: Session, scope: Scope, partners: Iterable[Partner], *,
+                     now: datetime | None = None) -> tuple[list[Row], Figures]:
+    """The league table and the whole scope's figures: the per-partner figures are read
+    once (four grouped queries); a distributor's roll-up and the total are their sums,
+    with only their medians read again (a median is not a sum)."""
     chosen = list(partners)
     own = figures_by(session, scope, BY_PARTNER, now=now)
-    rolled = figures_by(session, scope, BY_ROLLUP, now=now)
+    parent_of = dict(session.execute(
+        select(Partner.id, Partner.parent_id).where(Partner.parent_id.is_not(None))).all())
+    rolled: dict[int, Figures] = {}
+    total = Figures()
+    for partner_id, figures in own.items():
+        total.add(figures)
+        for key in {partner_id, parent_of.get(partner_id) or partner_id}:
+            rolled.setdefault(key, Figures()).add(figures)
+    for key, median in medians(session, scope, BY_ROLLUP, now=now).items():
+        if key in rolled:
+            rolled[key].median_hours_to_accept = median
+    total.median_hours_to_accept = medians(session, scope, BY_NOTHING, now=now).get(1)
     dealers: dict[int, int] = {}
     for partner in chosen:
         if partner.parent_id is not None:
@@ -334,7 +353,7 @@ def league(session: Session, scope: Scope, partners: Iterable[Partner], *,
             row.rolled = rolled.get(partner.id) or Figures()
             row.dealers = dealers.get(partner.id, 0)
         rows.append(row)
-    return rows
+    return rows, total
 
 
 def median_of(values: Iterable[float | None]) -> float | None:

@@ -138,8 +138,7 @@ def _asked() -> forms.Asked:
 
 def _league(asked: forms.Asked) -> tuple[list[metrics.Row], metrics.Figures]:
     assert asked.scope is not None
-    rows = metrics.league(db.session, asked.scope, _visible_partners(asked))
-    return rows, metrics.channel(db.session, asked.scope)
+    return metrics.league_and_total(db.session, asked.scope, _visible_partners(asked))
 
 
 @bp.get("/partners")

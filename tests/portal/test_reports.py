@@ -122,6 +122,10 @@ def test_a_forwarded_lead_counts_for_the_dealer_and_rolls_up_to_its_distributor(
     assert d.dealers == 1
     assert (d.rolled.offered, d.rolled.won, d.rolled.revenue_won) == (1, 1, Decimal("500"))
     assert d.shown is d.rolled and c.shown is c.own
+    # The total is the sum of the partners' own figures, the median read over all offers.
+    _, total = metrics.league_and_total(session, PERIOD, world.values())
+    assert total == metrics.channel(session, PERIOD)
+    assert total.median_hours_to_accept == 1.5  # 1, 1, 1, 2, 3, 30 hours
 
 
 def test_no_offers_means_no_rates_and_filters_narrow_the_offers(session, world):
