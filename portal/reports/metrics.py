@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Float, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, Integer, and_, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
@@ -51,6 +51,28 @@ def _hours_postgresql(element: hours_between, compiler: Any, **kw: Any) -> str:
     start, end = list(element.clauses)
     return (f"(EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - "
             f"{compiler.process(start, **kw)})) / 3600.0)")
+
+
+class seconds_between(FunctionElement[int]):  # noqa: N801 - reads as a SQL function
+    """``seconds_between(a, b)``: whole seconds from a to b (rounded on SQLite, whose
+    julianday() arithmetic is floating point: a week boundary must not fall a hair short)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return (f"CAST(ROUND((julianday({compiler.process(end, **kw)}) - "
+            f"julianday({compiler.process(start, **kw)})) * 86400.0) AS INTEGER)")
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgresql(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return (f"CAST(FLOOR(EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - "
+            f"{compiler.process(start, **kw)}))) AS BIGINT)")
 
 
 # --- what is asked -------------------------------------------------------------------------
@@ -217,14 +239,19 @@ def not_forwarded() -> ColumnElement[bool]:
 
 
 #: what figures_by groups on: each partner, each distributor with its dealers, everyone
-BY_PARTNER, BY_ROLLUP, BY_NOTHING = "partner", "rollup", "all"
+#: ... or each week of the scope (key 0 for the week from ``since``, 1 for the next …)
+BY_PARTNER, BY_ROLLUP, BY_NOTHING, BY_WEEK = "partner", "rollup", "all", "week"
 
 
-def _key(by: str) -> Any:
+def _key(by: str, scope: Scope | None = None) -> Any:
     if by == BY_PARTNER:
         return Offer.partner_id
     if by == BY_ROLLUP:  # the distributor a partner rolls up to: its parent, or itself
         return func.coalesce(Partner.parent_id, Partner.id)
+    if by == BY_WEEK:
+        assert scope is not None
+        start = literal(scope.since, Offer.offered_at.type)
+        return seconds_between(start, Offer.offered_at) // (7 * 86400)
     return literal(1)
 
 
@@ -233,14 +260,14 @@ def figures_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
     """Figures per partner (``BY_PARTNER``), per distributor with its dealers and per
     partner on its own (``BY_ROLLUP``), or for everyone at once (``BY_NOTHING``, key 1):
     four grouped queries whatever the number of partners."""
-    key, needs_partner = _key(by), by == BY_ROLLUP
+    key = _key(by, scope)
     end = scope.end(now)
     where = [*scope.where(), not_forwarded()]
     counted = conditions(end)
     columns = [func.count().filter(cond).label(name) for name, cond in counted.items()]
     columns.append(func.sum(Offer.amount).filter(counted["won"]).label("revenue_won"))
     query = select(key.label("k"), *columns).where(*where).group_by(key)
-    if needs_partner:
+    if by == BY_ROLLUP:
         query = query.join(Partner, Partner.id == Offer.partner_id)
     found: dict[Any, Figures] = {}
     for row in session.execute(query):
@@ -251,12 +278,12 @@ def figures_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
     for k, median in medians(session, scope, by, now=now).items():
         if k in found:
             found[k].median_hours_to_accept = median
-    for k, reason, count in _grouped(session, where, by, Offer.decline_reason,
+    for k, reason, count in _grouped(session, where, by, scope, Offer.decline_reason,
                                      counted["declined"]):
         if k in found:
             found[k].declined_by[reason or "other"] = count
     competitor = func.coalesce(Competitor.name, func.nullif(Offer.competitor_other, ""))
-    for k, name, count in _grouped(session, where, by, competitor,
+    for k, name, count in _grouped(session, where, by, scope, competitor,
                                    and_(counted["lost"], Offer.lost_reason == "competitor"),
                                    competitors=True):
         if k in found:
@@ -264,9 +291,9 @@ def figures_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
     return found
 
 
-def _grouped(session: Session, where: Sequence[Any], by: str, what: Any, cond: Any, *,
-             competitors: bool = False) -> list[tuple[Any, Any, int]]:
-    key = _key(by)
+def _grouped(session: Session, where: Sequence[Any], by: str, scope: Scope, what: Any,
+             cond: Any, *, competitors: bool = False) -> list[tuple[Any, Any, int]]:
+    key = _key(by, scope)
     query = select(key, what, func.count()).select_from(Offer).where(*where, cond)
     if competitors:
         query = query.outerjoin(Competitor, Competitor.id == Offer.competitor_id)
@@ -280,7 +307,7 @@ def medians(session: Session, scope: Scope, by: str, *, now: datetime | None = N
     """The median hours from offer to accept per ``key``: a window over the accepted
     offers, the middle one (or the mean of the middle two), on either database."""
     end = scope.end(now)
-    key = _key(by)
+    key = _key(by, scope)
     hours = hours_between(Offer.offered_at, Offer.accepted_at)
     ranked = (select(key.label("k"), hours.label("h"),
                      func.row_number().over(partition_by=key, order_by=hours).label("rn"),
@@ -354,6 +381,17 @@ def league_and_total(session: Session, scope: Scope, partners: Iterable[Partner]
             row.dealers = dealers.get(partner.id, 0)
         rows.append(row)
     return rows, total
+
+
+def weekly(session: Session, scope: Scope, weeks: int = 12, *, now: datetime | None = None
+           ) -> list[tuple[datetime, Figures]]:
+    """The last ``weeks`` weeks up to the scope's end, each with the figures of the offers
+    made in it (what came of them by the scope's end): one grouped read for all weeks."""
+    from dataclasses import replace
+
+    start = scope.until - timedelta(weeks=weeks)
+    found = figures_by(session, replace(scope, since=start), BY_WEEK, now=now)
+    return [(start + timedelta(weeks=i), found.get(i) or Figures()) for i in range(weeks)]
 
 
 def median_of(values: Iterable[float | None]) -> float | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
@@ -238,15 +237,6 @@ def leads():  # type: ignore[no-untyped-def]
 # --- a partner's scorecard -----------------------------------------------------------------
 
 
-def _weeks(scope: metrics.Scope, count: int = 12) -> list[metrics.Scope]:
-    """The last ``count`` whole weeks up to the scope's end (for the trend)."""
-    from dataclasses import replace
-
-    end = scope.until
-    return [replace(scope, since=end - timedelta(weeks=i + 1), until=end - timedelta(weeks=i))
-            for i in reversed(range(count))]
-
-
 @bp.get("/partners/<code>")
 @login_required
 def scorecard(code: str):  # type: ignore[no-untyped-def]
@@ -269,16 +259,15 @@ def scorecard(code: str):  # type: ignore[no-untyped-def]
     mine = metrics.channel(db.session, mine_scope)
     medians = {c.name: metrics.median_of(c.value(f) for f in everyone.values() if f.offered)
                for c in COLUMNS if c.kind in ("rate", "hours")}
-    weeks = _weeks(mine_scope)
-    trend = [metrics.channel(db.session, week) for week in weeks]
+    weekly = metrics.weekly(db.session, mine_scope)
     chart = charts.lines(
-        [f"{w.since:%d %b}" for w in weeks],
-        [("Follow-up rate", [f.follow_up_rate for f in trend]),
-         ("Acceptance rate", [f.acceptance_rate for f in trend]),
-         ("Win rate", [f.win_rate for f in trend])],
+        [f"{start:%d %b}" for start, _ in weekly],
+        [("Follow-up rate", [f.follow_up_rate for _, f in weekly]),
+         ("Acceptance rate", [f.acceptance_rate for _, f in weekly]),
+         ("Win rate", [f.win_rate for _, f in weekly])],
         title=f"{partner.name}: weekly follow-up, acceptance and win rates", percent=True)
     return render_template("reports/scorecard.html", asked=asked, partner=partner, mine=mine,
                            medians=medians, columns=COLUMNS, chart=chart,
-                           weekly=list(zip(weeks, trend, strict=True)),
+                           weekly=weekly,
                            options=forms.choices(db.session, current_user),
                            back=url_for("reports.partners", **asked.query()))

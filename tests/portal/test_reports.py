@@ -286,3 +286,16 @@ def test_partners_offered_nothing_show_only_when_asked_and_pages_hold_100(
         **NOVEMBER, "sort": "offered", "dir": "desc", "page": "2"}).get_data(as_text=True)
     assert "Page 2 of 3" in second
     assert ">Alpha Dealer<" not in second  # the most offers: on page 1
+
+
+def test_the_weekly_trend_puts_each_offer_in_its_week(session, world):
+    only_a = metrics.Scope(since=T0, until=T0 + 30 * DAY,
+                           partner_ids=frozenset({world["A"].id}))
+    weeks = metrics.weekly(session, only_a)
+    assert len(weeks) == 12 and weeks[0][0] == T0 + 30 * DAY - 12 * 7 * DAY
+    offered = [f.offered for _, f in weeks]
+    # Weeks from 7 Oct: L7 (31 Oct) and L1 (2 Nov) in the 8th; L2 (3 Nov, on the week's
+    # first second), L3, L4, L6 in the 9th; L8 (30 Nov) in the 12th.
+    assert offered == [0, 0, 0, 0, 0, 0, 0, 2, 4, 0, 0, 1]
+    eighth = weeks[7][1]
+    assert (eighth.accepted, eighth.won, eighth.follow_up_rate) == (2, 1, 0.5)
