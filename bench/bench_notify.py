@@ -2,7 +2,8 @@
 daily digest run for 10,000 partner users.
 
     python bench/bench_notify.py [--backend sqlite|postgresql|both] [--captures 1000]
-                                 [--users 10000] [--rate 10] [--patterns burst,steady]
+                                 [--users 10000] [--rate 10]
+                                 [--patterns burst,steady[,digest-hour]]
 
 Each backend runs in its own process on a fresh database (a temporary SQLite file, or a
 database created and dropped on 127.0.0.1:5432 as user postgres), migrated to heads and
@@ -23,6 +24,8 @@ and records when each message arrives.
    every one hot so it routes) in a burst as fast as one client goes, then at a steady
    ``--rate`` a second. Latency = SMTP arrival − start of the capture request, per alert
    email and per capture (its last alert); every alert row must arrive exactly once.
+   ``--patterns …,digest-hour`` adds the steady pattern while the worker sends a daily
+   digest run (the day's digest rows written again, its ``digest_run`` job queued).
 3. Floors in the same run: ``/readyz`` (one SELECT 1) through the test client, and raw
    ``smtplib`` sends of a message the size of an alert and of a digest to the same
    server, a connection each (as ``core.mail.deliver`` does) and over one connection.
@@ -518,6 +521,30 @@ def start_digest_run(app: Any) -> int:
     return planned
 
 
+JOB_LINE = re.compile(r"^(\S+ \S+) INFO huey: (?:Executing )?portal\.notify\.jobs\."
+                      r"(notify_sweep|digest_run): (\S+?)(?: executed in ([0-9.]+)s)?$")
+
+
+def mail_jobs(log_text: str, began: datetime, ended: datetime) -> list[str]:
+    """The worker's sweeps and digest runs of a second or more during a pattern, from its
+    log: "digest_run at +3.0 s for 115.2 s" (what kept its two threads from the alerts)."""
+    starts: dict[str, datetime] = {}
+    found = []
+    for line in log_text.splitlines():
+        match = JOB_LINE.match(line)
+        if not match:
+            continue
+        stamp, task, task_id, seconds = match.groups()
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+        if seconds is None:
+            starts[task_id] = at
+        elif task_id in starts and float(seconds) >= 1 and starts[task_id] < ended \
+                and at > began:
+            found.append(f"{task} at {(starts[task_id] - began).total_seconds():+.0f} s "
+                         f"for {float(seconds):.1f} s")
+    return found
+
+
 def run_pattern(name: str, app: Any, capturer: Capturer, recorder: Recorder, count: int,
                 rate: float | None) -> dict[str, Any]:
     """Capture ``count`` leads (as fast as possible, or ``rate`` a second), wait for their
@@ -620,6 +647,7 @@ def bench_alerts(config: dict[str, Any], tmp: Path, app: Any, recorder: Recorder
     log(f"alerts: starting the worker ({args.worker_threads} threads)")
     worker, logfile = start_worker(config, tmp, args.worker_threads)
     results: dict[str, Any] = {}
+    windows: dict[str, tuple[datetime, datetime]] = {}
     try:
         capturer = Capturer(app, args.seed + 1)
         warm = run_pattern("warm-up", app, capturer, recorder, 20, None)
@@ -632,13 +660,17 @@ def bench_alerts(config: dict[str, Any], tmp: Path, app: Any, recorder: Recorder
                 queued = start_digest_run(app)
                 log(f"alerts: {queued:,} daily digests planned again, digest_run queued")
             log(f"alerts: {label}, {args.captures} captures")
+            began = datetime.now()
             results[name] = run_pattern(label, app, capturer, recorder, args.captures, rate)
+            windows[name] = (began, datetime.now())
             log("  " + json.dumps(results[name]))
         results["worker_peak_rss_mb"] = round(proc_kb(worker.pid, "VmHWM") / 1024, 1)
     finally:
         stop_worker(worker)
     text = logfile.read_text()
     results["worker_errors"] = text.count(" ERROR ") + text.count("Traceback")
+    for name, window in windows.items():
+        results[name]["mail_jobs"] = mail_jobs(text, *window)
     results["alert_size"] = 0
     for message in reversed(recorder.messages):
         if message["raw"]:
@@ -756,8 +788,8 @@ def summary(result: dict[str, Any]) -> None:
         if not r:
             continue
         during = (f"; {r['other_emails']:,} digests arrived meanwhile, the last "
-                  f"{r['other_last_arrived_s']} s after the first capture"
-                  if name == "digest-hour" else "")
+                  f"{r['other_last_arrived_s']} s after the first capture; worker: "
+                  + ", ".join(r.get("mail_jobs", [])) if name == "digest-hour" else "")
         print(f"| alerts, {name} ({r['captures']} captures at {r['captures_per_s']}/s) | "
               f"{r['emails']} emails ({r['alert_rows']} rows, {r['missing']} missing, "
               f"{r['duplicates']} twice); per email p50 {r.get('email_p50_s')} s, "
