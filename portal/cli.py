@@ -54,8 +54,11 @@ def worker(workers: int, shutdown_timeout: float) -> None:
     huey = jobs().huey
     backend = "Redis" if current_app.config.get("REDIS_URL") else "SQLite"
     click.echo(f"worker: {workers} threads on {backend}; Ctrl-C stops it")
+    # flush_locks: an exclusive job's lock left by a worker that died mid-run is cleared
+    # (this is the one worker; with several, give the others flush_locks=False).
     consumer = StoppingConsumer(huey, workers=workers, worker_type="thread", periodic=True,
-                                check_worker_health=True, shutdown_timeout=shutdown_timeout)
+                                check_worker_health=True, shutdown_timeout=shutdown_timeout,
+                                flush_locks=True)
     pdf.start_pool(int(current_app.config.get("PDF_RENDER_PROCESSES", 1)))
     try:
         consumer.run()

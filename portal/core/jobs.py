@@ -50,7 +50,9 @@ def job(**settings: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def periodic(**schedule: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn`` to run on a crontab schedule (``minute="*"`` …) in the worker."""
+    """Register ``fn`` to run on a crontab schedule (``minute="*"`` …) in the worker.
+    ``exclusive=True``: a run that finds the previous one still going is skipped (a long
+    digest run must not take the worker's other thread too)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         _periodic[fn.__name__] = (fn, schedule)
@@ -87,9 +89,11 @@ class Jobs:
         for name, (fn, settings) in _registry.items():
             self.tasks[name] = huey.task(name=name, **settings)(self._in_context(fn))
         for name, (fn, schedule) in _periodic.items():
-            self.tasks[name] = huey.periodic_task(crontab(**schedule), name=name)(
-                self._in_context(fn)
-            )
+            when = dict(schedule)
+            run = self._in_context(fn)
+            if when.pop("exclusive", False):
+                run = _alone(huey, name, run)
+            self.tasks[name] = huey.periodic_task(crontab(**when), name=name)(run)
         return huey
 
     def _in_context(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -112,6 +116,26 @@ class Jobs:
         """Queue job ``name``; in immediate mode (tests) it runs now, for real."""
         self.huey  # noqa: B018 - builds and registers on first use
         return self.tasks[name](*args, **kwargs)
+
+
+def _alone(huey: Huey, name: str, run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` under the queue's lock named ``name``: skipped while another holds it. The
+    lock is made here, once, so the worker knows it and clears it when it starts (a run
+    that died with the worker must not hold it for ever)."""
+    from huey.exceptions import TaskLockedException
+
+    lock = huey.lock_task(name)
+
+    @wraps(run)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with lock:
+                return run(*args, **kwargs)
+        except TaskLockedException:
+            log.info("%s: the previous run is still going; this one is skipped", name)
+            return None
+
+    return guarded
 
 
 def init_app(app: Flask) -> None:

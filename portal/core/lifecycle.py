@@ -443,9 +443,11 @@ def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, meth
     item = Offer(lead_id=lead.id, partner_id=partner.id, offered_at=now,
                  expires_at=now + accept_sla(partner), method=method,
                  by_user_id=actor.user.id if actor.user else None, reason=reason[:300],
-                 explanation=explanation, lead_created_at=lead.created_at,
-                 product_line_id=lead.product_line_id, campaign_id=lead.campaign_id,
-                 source_id=lead.source_id, rank=lead.rank, region=lead.region or "")
+                 explanation=explanation, lead_created_at=lead.created_at or now,
+                 product_line_id=_id_of(lead.product_line, lead.product_line_id),
+                 campaign_id=_id_of(lead.campaign, lead.campaign_id),
+                 source_id=_id_of(lead.source, lead.source_id),
+                 rank=lead.rank, region=lead.region or "")
     session.add(item)
     lead.assigned_partner_id = partner.id
     lead.assigned_partner = partner
@@ -455,6 +457,12 @@ def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, meth
     if explanation is not None:
         lead.routing = explanation
     return item
+
+
+def _id_of(related: Any, column: int | None) -> int | None:
+    """A lead's catalog reference, set through the relationship or the column: a lead not
+    yet flushed has the object and no id in the column."""
+    return related.id if related is not None else column
 
 
 def mark_unassigned(session: Session, lead: Lead, actor: Actor, *,

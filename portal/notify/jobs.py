@@ -30,7 +30,10 @@ def sweep(now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     outcomes = {"interrupted": services.fail_stale(session, now)}
     outcomes.update(alerts.scan(session, now, gate=False))
     session.commit()
-    return send_each(NOTIFICATIONS, services.due(session, now, limit), outcomes, now=now)
+    # Alerts only: digests are the digest run's, so a run of 10,000 keeps this thread's
+    # hands free for the next offer's alert.
+    return send_each(NOTIFICATIONS, services.due(session, now, limit, digests=False),
+                     outcomes, now=now)
 
 
 @job()
@@ -52,7 +55,8 @@ def gate_check(now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     outcomes = {"gate": alerts.gate_changes(session, now)}
     session.commit()
-    return send_each(NOTIFICATIONS, services.due(session, now, 500), outcomes, now=now)
+    return send_each(NOTIFICATIONS, services.due(session, now, 500, digests=False), outcomes,
+                     now=now)
 
 
 @periodic(minute="*/10")
@@ -61,7 +65,8 @@ def gate_sweep() -> dict[str, int]:
     return gate_check()
 
 
-@periodic(minute="*/5")
+@periodic(minute="*/5", exclusive=True)
 def digest_run() -> dict[str, int]:
-    """Every five minutes: the digests whose hour has come in their users' zones."""
+    """Every five minutes: the digests whose hour has come in their users' zones (one run
+    at a time: a run still sending when the next is due lets it pass)."""
     return outbox.send_digests()

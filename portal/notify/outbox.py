@@ -78,8 +78,9 @@ def send_digests(now: datetime | None = None, *, frequency: str | None = None,
     session.commit()
     with shared_figures(), one_connection():
         # Each row leaves "pending and due" once tried (sent, skipped, failed, or a retry
-        # due later), so this ends; it stops early when the mail server is down.
-        while ids := services.due(session, clock(), 500):
+        # due later), so this ends; it stops early when the mail server is down. Alerts
+        # are not its to send: their nudges and the minute's sweep do.
+        while ids := services.due(session, clock(), 500, digests=True):
             send_each(NOTIFICATIONS, ids, outcomes, now=clock())
             if outcomes.get("stopped"):
                 break

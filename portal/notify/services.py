@@ -346,8 +346,13 @@ def bounced_lately(session: Session, user: User, row_id: int, now: datetime) -> 
     return f"Not sent: {user.email} bounced an email on {row.created_at:%Y-%m-%d}."
 
 
-def due(session: Session, now: datetime, limit: int) -> list[int]:
-    return due_ids(session, Notification, now, limit)
+def due(session: Session, now: datetime, limit: int, *, digests: bool | None = None
+        ) -> list[int]:
+    """Pending rows whose time has come: all, or only digests (True) or only alerts (False)."""
+    if digests is None:
+        return due_ids(session, Notification, now, limit)
+    kind = Notification.kind == "digest"
+    return due_ids(session, Notification, now, limit, kind if digests else ~kind)
 
 
 # --- the managers' view of it ---------------------------------------------------------------

@@ -945,3 +945,22 @@ def test_without_a_mail_server_staff_read_the_development_sink(
     client.post("/auth/logout", data={})
     auth.login("partner", partner=dealer)
     assert client.get(f"/manage/mail/sink/{names[0]}").status_code in (403, 404)
+
+
+def test_a_digest_run_still_going_makes_the_next_one_pass_and_sweeps_leave_digests(
+        session, app, make_lead, dealer, people, outbox):
+    from portal.core.jobs import jobs
+
+    offered(session, make_lead)
+    outbox.clear()
+    digests.plan(session, utcnow(), frequency="daily", by_hand=True)
+    session.commit()
+    notify_jobs.sweep()
+    assert outbox == []  # the minute's sweep sends alerts, not the digests
+    assert {r.status for r in rows(session, kind="digest")} == {"pending"}
+    queue = jobs()
+    with queue.huey.lock_task("digest_run"):  # a run still going
+        queue.enqueue("digest_run")
+    assert outbox == []
+    queue.enqueue("digest_run")
+    assert len(outbox) == 2  # the admin's and the seller's, once the lock is free

@@ -3,11 +3,13 @@ accepts, contacts and outcomes at fixed times, on both databases."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
@@ -299,3 +301,24 @@ def test_the_weekly_trend_puts_each_offer_in_its_week(session, world):
     assert offered == [0, 0, 0, 0, 0, 0, 0, 2, 4, 0, 0, 1]
     eighth = weeks[7][1]
     assert (eighth.accepted, eighth.won, eighth.follow_up_rate) == (2, 1, 0.5)
+
+
+def test_an_offer_keeps_the_lead_as_it_was_offered(session, make_partner, make_lead,
+                                                   make_product_line):
+    from portal.core.models import Campaign, Lead, Offer
+
+    partner = make_partner("PL", territories=["zip:50401"])
+    campaign = Campaign(code="SPRING", name="Spring")
+    session.add(campaign)
+    session.flush()
+    # Set through the relationships and not flushed (the demo builds its history so).
+    lead = Lead(id=uuid.uuid4(), first_name="Pat", email="p@example.com", postal_code="50401",
+                region="US-IA", product_line=make_product_line("TRC"), campaign=campaign,
+                status="qualified", rank="hot")
+    session.add(lead)
+    with session.no_autoflush:
+        lifecycle.offer(session, lead, partner, Actor.system(), now=T0)
+    session.commit()
+    offer = session.scalars(select(Offer).where(Offer.lead_id == lead.id)).one()
+    assert offer.product_line_id == lead.product_line_id is not None
+    assert offer.campaign_id == campaign.id and offer.region == "US-IA" and offer.rank == "hot"
