@@ -1,6 +1,6 @@
-"""The won / lost analysis against scenarios with known answers: outcomes, competitors,
-states and product lines at fixed times, on both databases; every figure on the page and
-in the CSV."""
+"""The won / lost analysis and campaign and source ROI against scenarios with known answers:
+outcomes, competitors, states, product lines, costs and leads at fixed times, on both
+databases; every figure on the pages and in the CSV."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import csv
 import html
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
-from portal.core.models import Competitor
-from portal.reports import metrics, wonlost
+from portal.core.models import Campaign, Competitor, Source
+from portal.reports import metrics, roi, wonlost
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
@@ -336,15 +336,264 @@ def test_an_empty_period_shows_dashes_not_errors(session, client, auth, outcomes
         ["state", "won", "lost", "win_rate", "lost_to_competitors"]]
 
 
+# --- campaign and source ROI ---------------------------------------------------------------
+
+SEP = datetime(2026, 9, 1, tzinfo=UTC)
+SEPTEMBER = {"period": "custom", "since": "2026-09-01", "until": "2026-09-30"}
+SEP_SCOPE = metrics.Scope(since=SEP, until=SEP + 30 * DAY)
+
+
+@pytest.fixture
+def campaigns_world(session, make_partner, make_user, make_lead):
+    """Three campaigns with costs, two sources, nine leads captured at fixed times:
+
+    - Spring Show (1,000, 1–30 Sep): S1 web hot, contacted in 2 h, won 3,000; S2 web warm,
+      contacted in 6 h, lost; S3 trade show, nurture; S4 trade show, disqualified.
+    - Fall Mailing (600, 15 Aug – 15 Oct, beyond the period): F1 web hot, contacted in 1 h,
+      won 500; F2 no source, hot, offered and never contacted.
+    - Idle Ads (300, 10–20 Sep): no leads. Old Campaign (500, Jan): not in the period.
+    - N1 no campaign, web, warm, contacted in 10 h.
+    - Outside the period: X1 Spring, 31 Aug 23:00; X2 Fall, 1 Oct 00:00.
+    """
+    spring = Campaign(code="SPRING", name="Spring Show", cost=Decimal("1000"),
+                      starts_on=date(2026, 9, 1), ends_on=date(2026, 9, 30))
+    fall = Campaign(code="FALL", name="Fall Mailing", cost=Decimal("600"),
+                    starts_on=date(2026, 8, 15), ends_on=date(2026, 10, 15))
+    idle = Campaign(code="IDLE", name="Idle Ads", cost=Decimal("300"),
+                    starts_on=date(2026, 9, 10), ends_on=date(2026, 9, 20))
+    old = Campaign(code="OLD", name="Old Campaign", cost=Decimal("500"),
+                   starts_on=date(2026, 1, 1), ends_on=date(2026, 2, 1))
+    web = Source(code="WEB", name="Web form", cost_per_lead=Decimal("10"))
+    show = Source(code="SHOW", name="Trade show", cost_per_lead=Decimal("0"))
+    session.add_all([spring, fall, idle, old, web, show])
+    a = make_partner("R", name="Romeo Dealer")
+    user = make_user("partner", partner=a)
+    session.flush()
+
+    def lead(campaign: Any, source: Any, at: datetime, *, region: str = "US-IA",
+             status: str = "qualified", rank: str = "hot", contact_after: float | None = None,
+             outcome: str | None = None, offer: bool = False, **data: Any) -> Any:
+        made = make_lead(status=status, rank=rank, created_at=at, region=region,
+                         campaign=campaign, source=source)
+        if contact_after is not None or outcome or offer:
+            lifecycle.offer(session, made, a, Actor.system(), now=at + 0.25 * HOUR)
+        if contact_after is not None:
+            lifecycle.accept(session, made, Actor.of(user), now=at + 0.5 * HOUR)
+            lifecycle.advance(session, made, "contacted", Actor.of(user),
+                              now=at + contact_after * HOUR)
+        if outcome:
+            lifecycle.close(session, made, outcome, Actor.of(user), data=data,
+                            now=at + 5 * DAY)
+        return made
+
+    lead(spring, web, SEP + 2 * DAY, contact_after=2, outcome="won", amount="3000")
+    lead(spring, web, SEP + 3 * DAY, rank="warm", contact_after=6, outcome="lost",
+         reason="price")
+    lead(spring, show, SEP + 4 * DAY, region="US-NE", status="nurture", rank="cold")
+    lead(spring, show, SEP + 5 * DAY, region="US-NE", status="disqualified", rank="cold")
+    lead(fall, web, SEP + 6 * DAY, contact_after=1, outcome="won", amount="500")
+    lead(fall, None, SEP + 7 * DAY, region="US-NE", offer=True)
+    lead(None, web, SEP + 8 * DAY, region="US-NE", rank="warm", contact_after=10)
+    lead(spring, web, SEP - HOUR, contact_after=1, outcome="won", amount="9999")
+    lead(fall, web, SEP + 30 * DAY, contact_after=1, outcome="won", amount="9999")
+    session.commit()
+    return {"spring": spring, "fall": fall, "idle": idle, "web": web}
+
+
+def test_each_campaign_and_source_has_its_known_figures(session, campaigns_world):
+    rows, none, total = roi.campaigns(session, SEP_SCOPE)
+    got = {r.code: r for r in rows}
+    assert list(got) == ["FALL", "IDLE", "SPRING"]  # by name; Old Campaign did not run
+    spring, fall, idle = got["SPRING"], got["FALL"], got["IDLE"]
+    assert (spring.leads, spring.qualified, spring.hot, spring.contacted, spring.won) == (
+        4, 2, 1, 2, 1)
+    assert (spring.qualified_share, spring.hot_share) == (0.5, 0.25)
+    assert (spring.cost, spring.cost_per_lead, spring.cost_per_qualified) == (
+        Decimal("1000"), Decimal("250.00"), Decimal("500.00"))
+    assert spring.revenue == Decimal("3000") and spring.roi == 2.0
+    assert spring.median_hours_to_contact == 4.0 and not spring.beyond
+    assert (fall.leads, fall.qualified, fall.hot, fall.won, fall.cost) == (
+        2, 2, 2, 1, Decimal("600"))
+    assert fall.beyond and fall.roi == pytest.approx(-100 / 600)
+    assert fall.median_hours_to_contact == 1.0
+    assert (idle.leads, idle.cost, idle.cost_per_lead, idle.qualified_share, idle.roi) == (
+        0, Decimal("300"), None, None, -1.0)
+    assert (none.name, none.leads, none.cost, none.roi, none.median_hours_to_contact) == (
+        "No campaign", 1, None, None, 10.0)
+    assert (total.leads, total.qualified, total.hot, total.won, total.revenue, total.cost) == (
+        6, 4, 3, 2, Decimal("3500"), Decimal("1900"))
+    assert total.cost_per_lead == Decimal("316.67") and total.cost_per_qualified == Decimal(
+        "475.00")
+    assert total.roi == pytest.approx(1600 / 1900) and total.median_hours_to_contact == 2.0
+
+    rows, none, total = roi.sources(session, SEP_SCOPE)
+    got = {r.code: r for r in rows}
+    web, show = got["WEB"], got["SHOW"]
+    assert (web.leads, web.qualified, web.hot, web.won, web.revenue, web.cost) == (
+        4, 4, 2, 2, Decimal("3500"), Decimal("40.00"))
+    assert web.cost_per_lead == Decimal("10.00") and web.roi == pytest.approx(86.5)
+    assert web.median_hours_to_contact == 4.0  # 1, 2, 6, 10 hours
+    assert (show.leads, show.qualified, show.cost, show.cost_per_lead, show.roi) == (
+        2, 0, None, None, None)
+    assert (none.name, none.leads, none.hot, none.contacted) == ("No source", 1, 1, 0)
+    assert (total.leads, total.cost, total.roi) == (6, Decimal("40.00"), pytest.approx(86.5))
+
+
+def test_a_filter_shares_a_campaigns_cost_out_by_its_leads(session, campaigns_world):
+    from dataclasses import replace
+
+    iowa = replace(SEP_SCOPE, region="US-IA")
+    rows, none, total = roi.campaigns(session, iowa)
+    got = {r.code: r for r in rows}
+    assert list(got) == ["FALL", "SPRING"] and none is None  # no Idle Ads: no leads here
+    assert (got["SPRING"].leads, got["SPRING"].cost, got["SPRING"].shared) == (
+        2, Decimal("500.00"), True)
+    assert (got["FALL"].leads, got["FALL"].cost, got["FALL"].cost_per_lead) == (
+        1, Decimal("300.00"), Decimal("300.00"))
+    assert total.cost == Decimal("800.00")
+    rows, _, _ = roi.sources(session, iowa)
+    assert [(r.code, r.leads, r.cost) for r in rows] == [("WEB", 3, Decimal("30.00"))]
+    # A campaign filter leaves the campaign's own leads whole: its whole cost.
+    fall_only = replace(SEP_SCOPE, campaign_id=campaigns_world["fall"].id)
+    rows, none, total = roi.campaigns(session, fall_only)
+    assert [(r.code, r.cost, r.shared) for r in rows] == [("FALL", Decimal("600"), False)]
+    assert none is None and total.leads == 2
+
+
+def test_the_campaigns_page_shows_every_figure_and_sorts(session, client, auth,
+                                                         campaigns_world):
+    auth.login("manager")
+    page = client.get("/reports/campaigns", query_string=SEPTEMBER).get_data(as_text=True)
+    campaigns = _rows(_section(page, "campaigns-title"))
+    assert campaigns[0] == (
+        "Campaign Leads Qualified Qualified % Hot Hot % Cost Per lead "
+        "Per qualified lead Won Revenue ROI Contacted To first contact")
+    assert campaigns[1:] == [
+        "Fall Mailing FALL · 2026-08-15 – 2026-10-15 · runs beyond the period: whole cost "
+        "2 2 100% 2 100% $600.00 $300.00 $300.00 1 $500.00 -17% 1 1.0 h",
+        "Idle Ads IDLE · 2026-09-10 – 2026-09-20 0 0 — 0 — $300.00 — — 0 $0.00 -100% 0 —",
+        "Spring Show SPRING · 2026-09-01 – 2026-09-30 "
+        "4 2 50% 1 25% $1,000.00 $250.00 $500.00 1 $3,000.00 200% 2 4.0 h",
+        "No campaign 1 1 100% 0 0% — — — 0 $0.00 — 1 10.0 h",
+        "All campaigns 6 4 67% 3 50% $1,900.00 $316.67 $475.00 2 $3,500.00 84% 3 2.0 h"]
+    sources = _rows(_section(page, "sources-title"))
+    assert sources[1:] == [
+        "Trade show SHOW 2 0 0% 0 0% — — — 0 $0.00 — 0 —",
+        "Web form WEB 4 4 100% 2 50% $40.00 $10.00 $10.00 2 $3,500.00 8650% 4 4.0 h",
+        "No source 1 1 100% 1 100% — — — 0 $0.00 — 0 —",
+        "All sources 6 4 67% 2 33% $40.00 $6.67 $10.00 2 $3,500.00 8650% 4 4.0 h"]
+    assert "the whole of it even when the campaign runs beyond the period" in page
+
+    by_roi = client.get("/reports/campaigns", query_string={
+        **SEPTEMBER, "sort": "roi", "dir": "desc"}).get_data(as_text=True)
+    names = [r.split(" ")[0] for r in _rows(_section(by_roi, "campaigns-title"))[1:4]]
+    assert names == ["Spring", "Fall", "Idle"] and 'aria-sort="descending"' in by_roi
+    by_cpl = client.get("/reports/campaigns", query_string={
+        **SEPTEMBER, "sort": "cost_per_lead", "dir": "asc"}).get_data(as_text=True)
+    names = [r.split(" ")[0] for r in _rows(_section(by_cpl, "campaigns-title"))[1:4]]
+    assert names == ["Spring", "Fall", "Idle"]  # no cost per lead: last
+
+
+def test_each_roi_count_opens_the_leads_behind_it(session, client, auth, campaigns_world):
+    auth.login("manager")
+    page = client.get("/reports/campaigns", query_string=SEPTEMBER).get_data(as_text=True)
+    links = re.findall(r'<a href="(/reports/campaigns/leads\?[^"]+)">([\d,]+)</a>', page)
+    assert len(links) > 20
+    for href, shown in links:
+        drill = client.get(html.unescape(href))
+        assert drill.status_code == 200, href
+        assert f"<p>{shown} lead" in drill.get_data(as_text=True), (href, shown)
+    won = client.get("/reports/campaigns/leads", query_string={
+        **SEPTEMBER, "by": "campaign", "code": "SPRING", "figure": "won"}).get_data(as_text=True)
+    assert "Won · Spring Show" in won and "$3,000.00" in won and "9,999" not in won
+    for bad in ({"figure": "nonsense"}, {"by": "partner"}, {"code": "NOPE"}):
+        assert client.get("/reports/campaigns/leads", query_string={
+            **SEPTEMBER, **bad}).status_code == 404
+
+
+def test_the_roi_csv_has_every_figure_and_cannot_run_a_formula(
+        session, client, auth, campaigns_world):
+    campaigns_world["spring"].name = "=HYPERLINK(\"http://evil.test\")"
+    session.commit()
+    auth.login("manager")
+    rows = _csv(client.get("/reports/campaigns", query_string={
+        **SEPTEMBER, "format": "csv", "table": "campaigns"}))
+    assert rows[0] == ["code", "name", "starts_on", "ends_on", "cost_counted", "leads",
+                       "qualified", "qualified_share", "hot", "hot_share", "cost",
+                       "cost_per_lead", "cost_per_qualified", "won", "revenue", "roi",
+                       "contacted", "median_hours_to_contact"]
+    got = {r[0]: r for r in rows[1:]}
+    assert got["SPRING"] == ["SPRING", "'=HYPERLINK(\"http://evil.test\")", "2026-09-01",
+                             "2026-09-30", "whole", "4", "2", "50.0", "1", "25.0", "1000.00",
+                             "250.00", "500.00", "1", "3000.00", "200.0", "2", "4.0"]
+    assert got["FALL"][4:] == ["whole, runs beyond the period", "2", "2", "100.0", "2",
+                               "100.0", "600.00", "300.00", "300.00", "1", "500.00", "-16.7",
+                               "1", "1.0"]
+    assert got["IDLE"][5:] == ["0", "0", "", "0", "", "300.00", "", "", "0", "0", "-100.0",
+                               "0", ""]
+    assert rows[-2][1:2] + rows[-2][5:] == ["No campaign", "1", "1", "100.0", "0", "0.0", "",
+                                            "", "", "0", "0", "", "1", "10.0"]
+    assert rows[-1][1] == "All campaigns" and rows[-1][10:16] == [
+        "1900.00", "316.67", "475.00", "2", "3500.00", "84.2"]
+    sources = _csv(client.get("/reports/campaigns", query_string={
+        **SEPTEMBER, "format": "csv", "table": "sources"}))
+    web = next(r for r in sources if r[0] == "WEB")
+    assert web[4:] == ["cost per lead × leads", "4", "4", "100.0", "2", "50.0", "40.00",
+                       "10.00", "10.00", "2", "3500.00", "8650.0", "4", "4.0"]
+    assert client.get("/reports/campaigns", query_string={
+        **SEPTEMBER, "format": "csv", "table": "partners"}).status_code == 404
+
+
+def test_roi_filters_and_an_empty_period(session, client, auth, campaigns_world):
+    auth.login("manager")
+    iowa = client.get("/reports/campaigns", query_string={**SEPTEMBER, "region": "IA"}
+                      ).get_data(as_text=True)
+    assert "each campaign's cost is shared out by its leads" in iowa
+    rows = _rows(_section(iowa, "campaigns-title"))
+    assert rows[1].startswith("Fall Mailing FALL · 2026-08-15 – 2026-10-15 · cost shared by "
+                              "leads 1 1 100% 1 100% $300.00 $300.00")
+    assert rows[2].startswith("Spring Show SPRING · 2026-09-01 – 2026-09-30 · cost shared "
+                              "by leads 2 2 100% 1 50% $500.00 $250.00")
+    warm = client.get("/reports/campaigns", query_string={**SEPTEMBER, "rank": "warm"})
+    assert "No source 1" not in warm.get_data(as_text=True)
+
+    june = {"period": "custom", "since": "2026-06-01", "until": "2026-06-30"}
+    empty = client.get("/reports/campaigns", query_string=june)
+    assert empty.status_code == 200
+    text = empty.get_data(as_text=True)
+    assert _rows(_section(text, "campaigns-title"))[1:] == [
+        "No campaign has leads in this period.",
+        "All campaigns 0 0 — 0 — — — — 0 $0.00 — 0 —"]
+    assert _rows(_section(text, "sources-title"))[-1] == (
+        "All sources 0 0 — 0 — — — — 0 $0.00 — 0 —")
+
+
 # --- who may see them ----------------------------------------------------------------------
 
 
-def test_partners_get_404_and_the_tab_shows_for_staff(session, client, auth, outcomes_world):
+def test_partners_get_404_and_the_tabs_show_for_staff(
+        session, client, auth, make_partner, outcomes_world):
     auth.login("partner", partner=outcomes_world["D"])
-    for url in ("/reports/won-lost", "/reports/won-lost?format=csv&table=reasons"):
+    for url in ("/reports/won-lost", "/reports/campaigns", "/reports/campaigns/leads",
+                "/reports/won-lost?format=csv&table=reasons",
+                "/reports/campaigns?format=csv&table=campaigns"):
         assert client.get(url).status_code == 404, url
-    assert "Won / lost" not in client.get("/reports/partners").get_data(as_text=True)
+    partners = client.get("/reports/partners").get_data(as_text=True)
+    assert "Won / lost" not in partners and "Campaigns and sources" not in partners
     auth.logout()
     assert client.get("/reports/won-lost").status_code in (302, 303)  # sign in first
     auth.login("manager")
-    assert ">Won / lost<" in client.get("/reports/partners").get_data(as_text=True)
+    partners = client.get("/reports/partners").get_data(as_text=True)
+    assert ">Won / lost<" in partners and ">Campaigns and sources<" in partners
+
+
+def test_the_pages_ask_the_same_queries_however_many_leads(
+        session, client, auth, outcomes_world, campaigns_world, count_queries):
+    auth.login("manager")
+    june = {"period": "custom", "since": "2026-06-01", "until": "2026-06-30"}
+    for url, busy in (("/reports/won-lost", OCTOBER), ("/reports/campaigns", SEPTEMBER)):
+        with count_queries() as full:
+            assert client.get(url, query_string=busy).status_code == 200
+        with count_queries() as empty:
+            assert client.get(url, query_string=june).status_code == 200
+        assert full.count == empty.count <= 25, (url, full.statements)
