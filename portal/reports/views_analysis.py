@@ -42,6 +42,7 @@ def _wants_csv() -> bool:
 
 # --- won / lost ----------------------------------------------------------------------------
 
+
 @bp.get("/won-lost")
 @staff_only
 def won_lost():  # type: ignore[no-untyped-def]

@@ -357,10 +357,6 @@ class Narrowing:
         return bool(self.args)
 
 
-NARROWING_ARGS = ("reason", "reason_not", "competitor", "except", "closed_from",
-                  "closed_before", "unset")
-
-
 def _is_rival(key: str) -> ColumnElement[bool] | None:
     kind, _, value = key.partition(":")
     if kind == "id" and value.isdigit():
