@@ -7,7 +7,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the area's blueprint."""
-    from portal.reports import views
+    """Register the area's blueprint (with the analysis pages' routes on it)."""
+    from portal.reports import views, views_analysis  # noqa: F401 - its routes join bp
 
     app.register_blueprint(views.bp)

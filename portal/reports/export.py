@@ -15,10 +15,11 @@ from portal.partners.csv import defuse
 def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
                  ) -> Response:
     """A CSV download: text cells a spreadsheet would run as a formula are quoted
-    (``=cmd|…`` becomes ``'=cmd|…``); numbers stay numbers; no value is ``None``."""
+    (``=cmd|…`` becomes ``'=cmd|…``), the header's too (it may carry a name); numbers stay
+    numbers; no value is ``None``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([defuse(h) for h in header])
     for row in rows:
         writer.writerow(["" if v is None else defuse(v) if isinstance(v, str) else v
                          for v in row])

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name
 from portal.core.pagination import Page
 from portal.extensions import db
-from portal.reports import charts, export, forms, metrics
+from portal.reports import charts, export, forms, metrics, wonlost
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -220,16 +220,25 @@ def leads():  # type: ignore[no-untyped-def]
             family |= set(db.session.scalars(
                 select(Partner.id).where(Partner.parent_id == partner.id)))
         ids = family if ids is None else ids & family
+    narrowed = wonlost.narrowing(db.session, request.args)  # the won / lost page's counts
+    if narrowed is None:
+        abort(404)
     query = (select(Offer, Lead, Partner).join(Lead, Lead.id == Offer.lead_id)
              .join(Partner, Partner.id == Offer.partner_id)
-             .where(*asked.scope.where(), metrics.not_forwarded(), conditions[figure])
+             .where(*asked.scope.where(), metrics.not_forwarded(), conditions[figure],
+                    *narrowed.where)
              .order_by(Offer.offered_at.desc()).limit(DRILL_MAX + 1))
     if ids is not None:
         query = query.where(Offer.partner_id.in_(sorted(ids) or [0]))
     found = db.session.execute(query).all()
     label = {c.figure: c.heading for c in COLUMNS if c.figure}.get(figure, figure)
+    if narrowed.said:
+        label = f"{label} {', '.join(narrowed.said)}"
+    back = ("reports.won_lost" if request.args.get("via") == "won_lost" and current_user.is_staff
+            else "reports.partners")
     return render_template("reports/leads.html", asked=asked, partner=partner, figure=figure,
                            label=label, rows=found[:DRILL_MAX], more=len(found) > DRILL_MAX,
+                           narrowed=narrowed, back=back,
                            display_name=display_name,
                            options=forms.choices(db.session, current_user))
 
