@@ -7,7 +7,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the area's blueprint."""
-    from portal.reports import views
+    """Register the area's blueprint (its routes live in views and views_overview)."""
+    from portal.reports import views, views_overview  # noqa: F401 - registers the routes
 
     app.register_blueprint(views.bp)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name
 from portal.extensions import db
-from portal.reports import charts, export, forms, metrics
+from portal.reports import charts, export, forms, metrics, speed
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -263,6 +263,7 @@ def scorecard(code: str):  # type: ignore[no-untyped-def]
         title=f"{partner.name}: weekly follow-up, acceptance and win rates", percent=True)
     return render_template("reports/scorecard.html", asked=asked, partner=partner, mine=mine,
                            medians=medians, columns=COLUMNS, chart=chart,
+                           speed=speed.offers(db.session, mine_scope),
                            weekly=list(zip(weeks, trend, strict=True)),
                            options=forms.choices(db.session, current_user),
                            back=url_for("reports.partners", **asked.query()))
