@@ -178,6 +178,20 @@ def csv_rows(response: Any) -> list[dict[str, str]]:
 # --- the overview --------------------------------------------------------------------------
 
 
+def test_a_manager_lands_on_the_overview_and_a_partner_keeps_its_dashboard(
+        client, auth, world):
+    auth.login("manager")
+    home = client.get("/")
+    assert home.status_code == 302 and home.headers["Location"] == "/reports/"
+    page = client.get("/reports/")
+    assert page.status_code == 200
+    assert "Channel overview" in text(page.get_data(as_text=True))
+    auth.logout()
+    auth.login_as(world["users"]["A"])
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200 and "Your leads" in dashboard.get_data(as_text=True)
+
+
 def test_the_three_questions_and_the_capture_figures(client, auth, world):
     auth.login("manager")
     page = client.get("/reports/", query_string=NOVEMBER).get_data(as_text=True)
