@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
@@ -16,10 +16,11 @@ bp = Blueprint("home", __name__)
 @bp.get("/")
 @login_required
 def index():  # type: ignore[no-untyped-def]
-    """Dashboard: counts by status for staff; a partner sees its own leads only."""
-    query = select(Lead.status, func.count()).group_by(Lead.status)
-    if not current_user.is_staff:
-        query = query.where(Lead.assigned_partner_id == current_user.partner_id)
+    """Staff start on the channel overview; a partner sees the dashboard of its own leads."""
+    if current_user.is_staff:
+        return redirect(url_for("reports.overview"))
+    query = (select(Lead.status, func.count())
+             .where(Lead.assigned_partner_id == current_user.partner_id).group_by(Lead.status))
     counts = dict(db.session.execute(query).all())
     partner = db.session.get(Partner, current_user.partner_id) if current_user.partner_id else None
     return render_template(

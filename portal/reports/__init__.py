@@ -7,7 +7,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the area's blueprint (with the analysis pages' routes on it)."""
-    from portal.reports import views, views_analysis  # noqa: F401 - its routes join bp
+    """Register the area's blueprint (its routes live in views, views_overview and
+    views_analysis)."""
+    from portal.reports import views, views_analysis, views_overview  # noqa: F401 - routes
 
     app.register_blueprint(views.bp)

@@ -23,13 +23,14 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def bars(rows: Sequence[tuple[str, float]], *, title: str, width: int = 640,
+def bars(rows: Sequence[tuple[str, float | None]], *, title: str, width: int = 640,
          fmt: Callable[[float], str] = _number) -> Markup:
-    """Horizontal bars, one per row, each labelled and with its value written at its end."""
+    """Horizontal bars, one per row, each labelled and with its value written at its end;
+    ``None`` (a rate with nothing to divide by) draws no bar and reads "—"."""
     chart_id = f"chart-{next(_ids)}"
     label_w, row_h, pad = 190, 26, 8
     height = pad * 2 + row_h * max(len(rows), 1)
-    top = max((v for _, v in rows), default=0) or 1
+    top = max((v for _, v in rows if v is not None), default=0) or 1
     room = width - label_w - 70
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
              f'aria-labelledby="{chart_id}" viewBox="0 0 {width} {height}" '
@@ -37,14 +38,14 @@ def bars(rows: Sequence[tuple[str, float]], *, title: str, width: int = 640,
              f'<title id="{chart_id}">{escape(title)}</title>']
     for i, (label, value) in enumerate(rows):
         y = pad + i * row_h
-        w = max(room * (value / top), 1 if value else 0)
+        w = 0 if value is None else max(room * (value / top), 1 if value else 0)
         text = escape(label if len(label) <= 28 else label[:27] + "…")
         parts.append(f'<text x="{label_w - 6}" y="{y + 17}" text-anchor="end" {FONT} '
                      f'fill="#1d2733">{text}</text>')
         parts.append(f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" '
                      f'fill="#1f5f99"/>')
         parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 17}" {FONT} '
-                     f'fill="#1d2733">{escape(fmt(value))}</text>')
+                     f'fill="#1d2733">{"—" if value is None else escape(fmt(value))}</text>')
     if not rows:
         parts.append(f'<text x="{width / 2}" y="{height / 2 + 4}" text-anchor="middle" '
                      f'{FONT} fill="#5b6675">No data in this period</text>')

@@ -12,11 +12,12 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name
 from portal.core.pagination import Page
 from portal.extensions import db
-from portal.reports import charts, export, forms, metrics, wonlost
+from portal.reports import charts, export, forms, metrics, speed, wonlost
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -114,7 +115,7 @@ PER_PAGE = 100
 
 def _visible_partners(asked: forms.Asked) -> list[Partner]:
     assert asked.scope is not None
-    query = select(Partner).order_by(Partner.name)
+    query = select(Partner).options(selectinload(Partner.parent)).order_by(Partner.name)
     if asked.scope.partner_ids is not None:
         query = query.where(Partner.id.in_(sorted(asked.scope.partner_ids) or [0]))
     return list(db.session.scalars(query))
@@ -277,6 +278,7 @@ def scorecard(code: str):  # type: ignore[no-untyped-def]
         title=f"{partner.name}: weekly follow-up, acceptance and win rates", percent=True)
     return render_template("reports/scorecard.html", asked=asked, partner=partner, mine=mine,
                            medians=medians, columns=COLUMNS, chart=chart,
+                           speed=speed.offers(db.session, mine_scope),
                            weekly=weekly,
                            options=forms.choices(db.session, current_user),
                            back=url_for("reports.partners", **asked.query()))

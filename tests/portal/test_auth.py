@@ -50,7 +50,7 @@ def test_sign_in_redirects_to_dashboard(client, make_user):
     response = sign_in(client, user.email, PASSWORD)
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
-    dashboard = client.get("/")
+    dashboard = client.get("/", follow_redirects=True)  # a manager's is the channel overview
     assert dashboard.status_code == 200
     assert user.name in dashboard.get_data(as_text=True)
 
@@ -129,7 +129,7 @@ def test_logout_is_post_only_and_needs_csrf(app, client, make_user):
     assert client.get("/auth/logout").status_code == 405
     refused = client.post("/auth/logout")
     assert refused.status_code == 400
-    dashboard = client.get("/")
+    dashboard = client.get("/", follow_redirects=True)
     assert dashboard.status_code == 200  # still signed in
     token = csrf_token_from(dashboard.get_data(as_text=True))
     response = client.post("/auth/logout", data={"csrf_token": token})

@@ -101,7 +101,7 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
     for email, _ in DEMO_LOGINS:
         response = client.post("/auth/login", data={"email": email, "password": PASSWORD})
         assert response.status_code == 303, (email, response.get_data(as_text=True)[:300])
-        assert client.get("/").status_code == 200
+        assert client.get("/", follow_redirects=True).status_code == 200
         client.post("/auth/logout")
     refused = client.post("/auth/login", data={"email": "admin@demo.test", "password": "nope"})
     assert "Wrong email or password." in refused.get_data(as_text=True)

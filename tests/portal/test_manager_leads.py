@@ -248,7 +248,7 @@ def test_conflicts_are_listed_and_marked_reviewed(client, session, manager, part
 
 def test_manager_dashboard_counts_link_to_the_queue(client, session, manager, make_lead):
     _routed(session, make_lead, postal_code="99501", region="US-AK")
-    page = _text(client.get("/"))
+    page = _text(client.get("/", follow_redirects=True))  # the channel overview
     assert 'href="/leads/queue"><span class="num">1</span><span class="label">Unassigned' in page
 
 

@@ -301,7 +301,7 @@ def test_reset_password_ends_sessions_and_sends_a_link(app, admin, client, sessi
     sign_in(user_client, user)
     token = user_client.post("/api/v1/tokens",
                              json={"email": user.email, "password": PASSWORD}).json["token"]
-    assert user_client.get("/").status_code == 200
+    assert user_client.get("/", follow_redirects=True).status_code == 200
 
     confirm = client.get(f"/manage/users/{user.id}/reset-password")
     assert confirm.status_code == 200
