@@ -20,6 +20,7 @@ import pytest
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Competitor, Lead, utcnow
+from portal.reports import metrics
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 LAST_90 = {"period": "90d"}
@@ -110,6 +111,35 @@ def channel(app, session, make_partner, make_user, make_product_line):
             "manager": manager}
 
 
+# --- the known answers themselves --------------------------------------------------------
+
+
+def test_the_last_90_days_of_each_partner_in_one_query(session, channel, count_queries):
+    partners = [channel[code] for code in "ABCDQ"]
+    with count_queries() as counter:
+        got = metrics.counts_for(session, metrics.last_days(90), partners)
+    assert counter.count == 1
+    a, b, c, d, q = (got[p.id] for p in partners)
+    assert (a.offered, a.accepted, a.followed_up, a.on_time) == (4, 3, 3, 2)  # not a5
+    assert (a.follow_up_rate, a.on_time_follow_up_rate) == (0.75, 0.5)
+    assert (a.overdue, a.accepted_past_due, a.outcome_compliance) == (1, 2, 0.5)
+    assert (a.won, a.lost, a.win_rate, a.untouched) == (1, 1, 0.5, 1)
+    assert (b.offered, b.follow_up_rate, b.overdue, b.outcome_compliance) == (2, 0, 1, 0)
+    assert b.win_rate is None and b.untouched == 1  # the declined b1
+    assert (c.offered, c.follow_up_rate, c.on_time_follow_up_rate) == (2, 0.5, 0.5)
+    assert (c.outcome_compliance, c.win_rate) == (1, 1)
+    # The distributor passed d1 on: it counts for C, and D shows C's figures rolled up.
+    assert (d.offered, d.followed_up, d.won, d.outcome_compliance) == (2, 1, 1, 1)
+    assert q.offered == 0 and q.follow_up_rate is None and q.win_rate is None
+    # The same as the league table's "Last 90 days" finds for each.
+    league = {row.partner.code: row.shown for row in metrics.league(
+        session, metrics.last_days(90), partners)}
+    for code, figures in zip("ABCDQ", (a, b, c, d, q), strict=True):
+        assert league[code].as_json() | {"median_hours_to_accept": None, "lost_to": {},
+                                         "declined_by_reason": {}} == \
+            figures.as_json() | {"median_hours_to_accept": None}
+
+
 # --- the scorecard PDF -------------------------------------------------------------------
 
 
@@ -198,3 +228,62 @@ def test_the_scorecard_pdf_follows_the_scorecards_access_rules(
     assert client.get("/reports/partners/NOPE.pdf").status_code == 404
     auth.logout()
     assert client.get("/reports/partners/A.pdf").status_code == 302  # sign in first
+
+
+# --- the partners list and the partner page ----------------------------------------------
+
+
+def _cells(page: str, code: str, last: int = 5) -> list[str]:
+    """The last ``last`` cells of the partners list's row for ``code``, as they read."""
+    start = page.index(f">{code}</a></td>")
+    row = page[start:page.index("</tr>", start)]
+    cells = [" ".join(re.sub(r"<[^>]+>", " ", cell).split())
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+    return cells[-last:]
+
+
+def test_the_partners_list_shows_each_partners_last_90_days(client, auth, channel):
+    auth.login("manager")
+    page = client.get("/manage/partners").get_data(as_text=True)
+    # follow-up, on time, overdue, outcome compliance, win rate
+    assert _cells(page, "A") == ["75%", "50%", "1", "50%", "50%"]
+    assert _cells(page, "B") == ["0%", "0%", "1", "0%", "—"]
+    assert _cells(page, "C") == ["50%", "50%", "0", "100%", "100%"]
+    assert _cells(page, "D") == ["50%", "50%", "0", "100%", "100%"]  # with its dealer
+    assert _cells(page, "Q") == ["—"] * 5
+    # Each figure opens the report behind it: the scorecard, the overdue leads, the
+    # league table sorted by the column.
+    assert 'href="/reports/partners/A?period=90d"' in page
+    assert "/reports/leads?figure=overdue&amp;partner=A&amp;rolled=0&amp;period=90d" in page
+    assert "/reports/partners?period=90d&amp;sort=follow_up_rate&amp;dir=desc" in page
+    drill = client.get("/reports/leads", query_string={
+        "figure": "overdue", "partner": "A", **LAST_90}).get_data(as_text=True)
+    assert "1 offer." in drill
+
+
+def test_the_partners_list_asks_once_for_the_whole_page(
+        session, client, auth, channel, make_partner, make_lead, count_queries):
+    auth.login("manager")
+    with count_queries() as few:
+        assert client.get("/manage/partners").status_code == 200
+    for n in range(6):  # six more partners on the page, each with an offer
+        lifecycle.offer(session, make_lead(), make_partner(f"X{n}", name=f"Extra {n}"),
+                        Actor.system())
+    session.commit()
+    with count_queries() as more:
+        page = client.get("/manage/partners").get_data(as_text=True)
+    assert _cells(page, "X5") == ["0%", "0%", "0", "—", "—"]
+    assert more.count == few.count
+
+
+def test_the_partner_page_shows_the_same_figures(client, auth, channel):
+    auth.login("manager")
+    page = client.get("/manage/partners/A").get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert ("Follow-up and compliance, last 90 days Offered 4 Follow-up 75% On time 50% "
+            "Overdue 1 Outcome compliance 50% Win rate 50%") in text
+    distributor = " ".join(re.sub(r"<[^>]+>", " ", client.get(
+        "/manage/partners/D").get_data(as_text=True)).split())
+    assert "Offered 2 (with its dealers') Follow-up 50%" in distributor
+    quiet = client.get("/manage/partners/Q").get_data(as_text=True)
+    assert "No offers in the last 90 days." in quiet
