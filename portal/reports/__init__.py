@@ -7,7 +7,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the area's blueprint."""
-    from portal.reports import views
+    """Register the area's blueprint (its routes are in views and views_compliance)."""
+    from portal.reports import views, views_compliance  # noqa: F401 - adds its routes
 
     app.register_blueprint(views.bp)

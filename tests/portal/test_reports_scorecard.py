@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import select as sa_select
 
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
@@ -287,3 +289,271 @@ def test_the_partner_page_shows_the_same_figures(client, auth, channel):
     assert "Offered 2 (with its dealers') Follow-up 50%" in distributor
     quiet = client.get("/manage/partners/Q").get_data(as_text=True)
     assert "No offers in the last 90 days." in quiet
+
+
+# --- the compliance list and its reminder ------------------------------------------------
+
+
+def _text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def _compliance_rows(page: str) -> dict[str, str]:
+    """Each row of the compliance list, tags stripped, by its partner's code."""
+    body = page[page.index("<tbody>"):page.index("</tbody>")]
+    rows = {}
+    for row in body.split("<tr>")[1:]:
+        code = re.search(r'<span class="muted">([A-Z0-9]+)', row)
+        assert code
+        rows[code.group(1)] = _text(row)
+    return rows
+
+
+def _part(message: Any, content_type: str) -> str:
+    """One part of an email as received, decoded."""
+    for part in message.walk():
+        if part.get_content_type() == content_type:
+            return str(part.get_payload(decode=True).decode()).replace("\r\n", "\n")
+    raise AssertionError(f"no {content_type} part")
+
+
+def test_the_compliance_list_shows_who_sits_on_leads_oldest_first(
+        client, auth, channel, count_queries, make_partner, make_lead, session):
+    auth.login("manager")
+    with count_queries() as three:
+        response = client.get("/reports/compliance")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'aria-current="page">Compliance</a>' in page  # its tab, now that it exists
+    rows = _compliance_rows(page)
+    assert list(rows) == ["A", "B", "C"]  # oldest first: 110 days, 60 days, 10 hours
+    # overdue outcomes, oldest overdue, untouched, oldest untouched, last reminded
+    assert "Alpha Dealer A — 2 110 days 1 6 h Never Remind" == rows["A"]
+    assert "Bravo Dealer B — 1 60 days 0 — Never Remind" == rows["B"]
+    assert "Charlie Dealer C Delta Distributor 0 — 1 10 h Never Remind" == rows["C"]
+    assert 'href="/leads/search?partner=A&amp;overdue=y"' in page
+    assert 'href="/leads/search?partner=A&amp;status=offered"' in page
+    # A distributor's dealers only, when asked.
+    only_d = _compliance_rows(client.get("/reports/compliance",
+                                         query_string={"distributor": "D"}).get_data(as_text=True))
+    assert list(only_d) == ["C"]
+    # The page asks the same few queries however many partners it lists.
+    for n in range(4):
+        lifecycle.offer(session, make_lead(), make_partner(f"Y{n}", name=f"Slow {n}"),
+                        Actor.system())
+    session.commit()
+    with count_queries() as seven:
+        assert len(_compliance_rows(client.get("/reports/compliance").get_data(
+            as_text=True))) == 7
+    assert seven.count == three.count
+
+
+def test_the_compliance_list_is_for_staff(client, auth, channel):
+    auth.login_as(channel["users"]["D"])
+    assert client.get("/reports/compliance").status_code == 403
+    assert client.post("/reports/compliance/C/remind").status_code == 403
+    assert "Compliance" not in client.get("/reports/partners").get_data(as_text=True)
+
+
+def test_a_reminder_emails_the_partners_users_the_list_once_and_is_logged(
+        session, client, auth, channel, outbox, make_user):
+    from portal.core.models import ComplianceReminder, MailPreference, Notification
+
+    quiet = make_user("partner", partner=channel["A"], email="quiet@alpha.test")
+    session.add(MailPreference(user_id=quiet.id, alerts="off"))
+    make_user("partner", partner=channel["A"], email="gone@alpha.test", active=False)
+    session.commit()
+    auth.login_as(channel["manager"])
+    outbox.clear()
+
+    response = client.post("/reports/compliance/A/remind")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/reports/compliance"
+    assert sorted(m["To"] for m in outbox) == ["ann@alpha.test", "sam@alpha.test"]
+    message = next(m for m in outbox if m["To"] == "ann@alpha.test")
+    assert message["Subject"] == "Reminder: leads to bring up to date: 2 overdue, 1 waiting"
+    text, html = _part(message, "text/plain"), _part(message, "text/html")
+    assert "Mia Manager asks Alpha Dealer to bring these leads up to date." in text
+    overdue_part = text[text.index("OUTCOME OVERDUE: 2"):text.index("WAITING FOR YOUR ANSWER")]
+    # The oldest first (a5, then a1), each with its link; how late each is.
+    items = re.findall(r"^- (.+)\n  (http\S+)$", overdue_part, re.MULTILINE)
+    assert [line for line, _ in items] == [
+        "Hot · Tractors · Mason City, IA 50401 — accepted 109 days ago, outcome 64 days overdue",
+        "Hot · Tractors · Mason City, IA 50401 — accepted 69 days ago, outcome 24 days overdue"]
+    assert all(re.fullmatch(r"http://portal\.test/leads/[0-9a-f-]{36}", link)
+               for _, link in items)
+    assert "WAITING FOR YOUR ANSWER: 1\n- Hot · Tractors · Mason City, IA 50401 — " \
+           "offered 6 h ago, not yet accepted" in text
+    assert "Open your overdue leads: http://portal.test/leads/?tab=overdue" in text
+    assert 'href="http://portal.test/leads/?tab=overdue"' in html
+    assert "Outcome overdue: 2" in html and html.count('<li style=') == 3
+
+    page = client.get("/reports/compliance").get_data(as_text=True)
+    assert "Reminder sent to 2 people at Alpha Dealer: 2 overdue outcomes, 1 untouched " \
+           "lead." in _text(page)
+    row = _compliance_rows(page)["A"]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC by Mia Manager to 2 people: "
+                     r"2 overdue, 1 untouched then", row), row
+
+    # A double click: the second finds the first and sends nothing.
+    again = client.post("/reports/compliance/A/remind")
+    assert again.status_code == 303 and len(outbox) == 2
+    assert "Alpha Dealer was reminded 1 min ago by Mia Manager; not sent again." in _text(
+        client.get("/reports/compliance").get_data(as_text=True))
+    reminders = session.scalars(sa_select(ComplianceReminder)).all()
+    assert len(reminders) == 1 and reminders[0].recipients == 2
+    assert reminders[0].by_user_id == channel["manager"].id
+    sent = session.scalars(sa_select(Notification).where(
+        Notification.kind == "compliance_reminder")).all()
+    assert sorted(n.status for n in sent) == ["sent", "sent"]
+
+    # A minute later, a new click is a new reminder.
+    reminders[0].created_at -= timedelta(minutes=2)
+    session.commit()
+    assert client.post("/reports/compliance/A/remind").status_code == 303
+    assert len(outbox) == 4
+    assert len(session.scalars(sa_select(ComplianceReminder)).all()) == 2
+
+
+def test_a_reminder_needs_the_csrf_token(app, session, client, auth, channel, outbox):
+    from portal.core.models import ComplianceReminder
+    from tests.portal.test_auth import csrf_token_from
+
+    auth.login_as(channel["manager"])
+    outbox.clear()
+    app.config["WTF_CSRF_ENABLED"] = True
+    refused = client.post("/reports/compliance/B/remind")
+    assert refused.status_code == 400
+    assert outbox == [] and session.scalars(sa_select(ComplianceReminder)).all() == []
+    token = csrf_token_from(client.get("/reports/compliance").get_data(as_text=True))
+    done = client.post("/reports/compliance/B/remind", data={"csrf_token": token})
+    assert done.status_code == 303
+    assert [m["To"] for m in outbox] == ["bob@bravo.test"]
+    assert "Reminder: leads to bring up to date: 1 overdue" == outbox[0]["Subject"]
+
+
+def test_no_reminder_when_there_is_nothing_to_say_or_nobody_to_tell(
+        session, client, auth, channel, outbox):
+    from portal.core.models import ComplianceReminder, MailPreference
+
+    session.add(MailPreference(user_id=channel["users"]["C"].id, alerts="off"))
+    session.commit()
+    auth.login_as(channel["manager"])
+    outbox.clear()
+    page = client.get("/reports/compliance").get_data(as_text=True)
+    assert "Nobody to email" in _compliance_rows(page)["C"]
+    client.post("/reports/compliance/C/remind")
+    assert "Nobody at Charlie Dealer takes alert emails" in _text(
+        client.get("/reports/compliance").get_data(as_text=True))
+    client.post("/reports/compliance/Q/remind")
+    assert "Quiet Dealer has no overdue outcome and no untouched lead now" in _text(
+        client.get("/reports/compliance").get_data(as_text=True))
+    assert client.post("/reports/compliance/NOPE/remind").status_code == 404
+    assert outbox == [] and session.scalars(sa_select(ComplianceReminder)).all() == []
+
+
+# --- two clicks at the same moment -------------------------------------------------------
+
+
+@pytest.fixture
+def racing(migrated_app, smtp_server):
+    """A second app on the run's database with no outer transaction (so requests truly
+    overlap on PostgreSQL), and a partner with one untouched lead and one user, and a
+    manager, all committed; removed afterwards."""
+    import uuid
+
+    from portal import create_app
+    from portal.core.models import (
+        ComplianceReminder,
+        LoginAttempt,
+        Notification,
+        Partner,
+        User,
+    )
+    from portal.extensions import db
+    from tests.conftest import PASSWORD, base_config
+
+    config = base_config(migrated_app.config["DATABASE_URL"])
+    config.update(PROPAGATE_EXCEPTIONS=False, WTF_CSRF_ENABLED=False,
+                  MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
+    app = create_app(config)
+    tag = uuid.uuid4().hex[:8]
+    with app.app_context():
+        session = db.session
+        partner = Partner(code=f"R{tag}".upper(), name=f"Race {tag}", kind="dealer",
+                          postal_code="50401", country="US", region="US-IA")
+        users = [User(email=f"{who}{tag}@race.test", name=who.title(), role=role,
+                      partner=partner if role == "partner" else None)
+                 for who, role in (("rita", "partner"), ("max", "manager"))]
+        for user in users:
+            user.set_password(PASSWORD)
+        session.add_all([partner, *users])
+        session.flush()
+        lead = Lead(first_name="Ray", last_name=tag, email=f"ray{tag}@example.com",
+                    postal_code="50401", country="US", region="US-IA")
+        lifecycle.capture(session, lead, Actor.system("test"))
+        lifecycle.qualify(session, lead, "qualified", reason="test", score=80, rank="hot",
+                          actor=Actor.system("test"))
+        lifecycle.offer(session, lead, partner, Actor.system())
+        session.commit()
+        ids = {"partner": partner.id, "code": partner.code, "lead": lead.id,
+               "users": [u.id for u in users], "emails": [u.email for u in users]}
+    try:
+        yield app, ids
+    finally:
+        with app.app_context():
+            session = db.session
+            for model, column in ((Notification, Notification.partner_id),
+                                  (ComplianceReminder, ComplianceReminder.partner_id)):
+                session.execute(sa_delete(model).where(column == ids["partner"]))
+            session.execute(sa_delete(Lead).where(Lead.id == ids["lead"]))
+            session.execute(sa_delete(Notification).where(
+                Notification.user_id.in_(ids["users"])))
+            session.execute(sa_delete(User).where(User.id.in_(ids["users"])))
+            session.execute(sa_delete(LoginAttempt).where(
+                LoginAttempt.email.in_(ids["emails"])))
+            session.delete(session.get(Partner, ids["partner"]))
+            session.commit()
+            db.engine.dispose()
+
+
+def test_clicks_at_the_same_moment_send_one_reminder(racing, outbox):
+    import threading
+
+    from portal.core.models import ComplianceReminder, Notification
+    from portal.extensions import db
+    from tests.conftest import PASSWORD
+
+    app, ids = racing
+    outbox.clear()  # (this test has no ``app`` fixture to clear it)
+    clients = []
+    for _ in range(6):  # six tabs, one manager
+        client = app.test_client()
+        signed_in = client.post("/auth/login", data={"email": ids["emails"][1],
+                                                     "password": PASSWORD})
+        assert signed_in.status_code == 303
+        clients.append(client)
+    start = threading.Barrier(len(clients))
+    answers: list[int] = []
+
+    def click(client: Any) -> None:
+        start.wait()
+        answers.append(client.post(f"/reports/compliance/{ids['code']}/remind").status_code)
+
+    threads = [threading.Thread(target=click, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [303] * len(clients)
+    with app.app_context():
+        session = db.session
+        reminders = session.scalars(sa_select(ComplianceReminder).where(
+            ComplianceReminder.partner_id == ids["partner"])).all()
+        rows = session.scalars(sa_select(Notification).where(
+            Notification.partner_id == ids["partner"],
+            Notification.kind == "compliance_reminder")).all()
+        session.rollback()
+    assert len(reminders) == 1 and len(rows) == 1
+    assert [m["To"] for m in outbox if m["Subject"].startswith("Reminder: leads")] == [
+        ids["emails"][0]]
