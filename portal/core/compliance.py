@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.core.models import WORKING_STATUSES, Lead, utcnow
+from portal.core.models import WORKING_STATUSES, Lead, LeadStatus, utcnow
 
 
 def overdue_cutoff(now: datetime | None = None) -> datetime:
@@ -59,6 +59,12 @@ def overdue_ranges(cutoff: datetime | ColumnElement[datetime]) -> list[ColumnEle
     and filtered an IN list of statuses instead, reading all of a dealer's 5,000 leads."""
     return [and_(Lead.status == str(status), part)
             for status in WORKING_STATUSES for part in _late(cutoff)]
+
+
+def untouched_clause() -> ColumnElement[bool]:
+    """A WHERE clause: the lead waits for its partner's first answer, neither accepted,
+    contacted nor closed (DESIGN §7's untouched, as of now; the partner's New tab)."""
+    return Lead.status == LeadStatus.OFFERED
 
 
 def overdue_counts(session: Session, partner_ids: Iterable[int],

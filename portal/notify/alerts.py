@@ -57,12 +57,13 @@ TITLES = {
     K.EXPIRED: "Offer expired unanswered",
     K.CONTACT_LATE: "First contact is late",
     K.GATE: "Partner held back by the compliance gate",
+    K.COMPLIANCE_REMINDER: "Reminder: leads to bring up to date",
 }
 #: kinds whose email links to the lead (the recipient may still see it)
 _LINKED = {K.OFFER, K.FORWARD, K.REASSIGN, K.REPEAT, K.ACCEPT_REMINDER, K.CONTACT_REMINDER,
            K.CONTACT_LATE}
 #: kinds that go to those who chose "escalations only" too
-ESCALATIONS = {K.EXPIRED, K.CONTACT_LATE, K.GATE}
+ESCALATIONS = {K.EXPIRED, K.CONTACT_LATE, K.GATE, K.COMPLIANCE_REMINDER}
 
 
 def head(lead: Lead) -> dict[str, Any]:
@@ -296,6 +297,17 @@ def scan(session: Session, now: datetime | None = None, *, gate: bool = True
 
 
 @dataclass(frozen=True)
+class LeadList:
+    """A titled list of leads in an alert (a compliance reminder's overdue ones): each
+    line's text and link, and where to see them all when the list stops short."""
+
+    title: str
+    lines: list[tuple[str, str]]
+    more: int = 0
+    more_link: str = ""
+
+
+@dataclass(frozen=True)
 class AlertEmail:
     """What one alert says, for its templates."""
 
@@ -311,6 +323,7 @@ class AlertEmail:
     link_label: str
     preferences_url: str
     unsubscribe_url: str
+    lists: tuple[LeadList, ...] = ()
 
 
 def _still_current(session: Session, row: Notification, lead: Lead | None) -> str | None:

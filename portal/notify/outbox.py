@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from portal.core.mail import MailOutbox, one_connection, send_each
 from portal.core.models import Notification, NotificationKind, User, utcnow
 from portal.extensions import db
-from portal.notify import alerts, digests, services
+from portal.notify import alerts, digests, reminders, services
 
 _SHARED = "portal.notify.figures"
 
@@ -48,7 +48,10 @@ def message(session: Session, row_id: int, now: datetime) -> EmailMessage | None
             services.skip(session, row, digest)
             return None
         return digests.digest_message(digest)
-    alert = alerts.alert_email(session, row, user, now)
+    if row.kind == NotificationKind.COMPLIANCE_REMINDER:
+        alert = reminders.reminder_email(session, row, user, now)
+    else:
+        alert = alerts.alert_email(session, row, user, now)
     if isinstance(alert, str):
         services.skip(session, row, alert)
         return None

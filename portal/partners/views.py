@@ -32,8 +32,13 @@ from portal.partners.forms import (
     ResumeForm,
     choices,
 )
+from portal.reports import metrics
 
 bp = Blueprint("partners", __name__, url_prefix="/manage")
+
+#: the list and the partner page show the compliance figures of this many days of offers
+#: (the reports' "Last 90 days", which their links open)
+COMPLIANCE_DAYS = 90
 
 
 def _load(code: str) -> Partner:
@@ -58,7 +63,8 @@ def partners():  # type: ignore[no-untyped-def]
     )
     page = service.list_partners(db.session, filters, page=request.args.get("page", 1, type=int),
                                  per_page=current_app.config["PAGE_SIZE"])
-    return render_template("partners/list.html", form=form, page=page)
+    figures = metrics.counts_for(db.session, metrics.last_days(COMPLIANCE_DAYS), page.items)
+    return render_template("partners/list.html", form=form, page=page, figures=figures)
 
 
 @bp.route("/partners/new", methods=["GET", "POST"])
@@ -114,11 +120,16 @@ def partner_edit(code: str):  # type: ignore[no-untyped-def]
 def partner(code: str):  # type: ignore[no-untyped-def]
     """One partner: details, territories, product lines, users and dealers."""
     partner = _load(code)
+    return _detail(partner, PauseForm(), ResumeForm())
+
+
+def _detail(partner: Partner, pause_form: PauseForm, resume_form: ResumeForm) -> str:
     dealers, dealer_count = service.partner_dealers(db.session, partner)
+    figures = metrics.counts_for(db.session, metrics.last_days(COMPLIANCE_DAYS), [partner])
     return render_template(
         "partners/detail.html", partner=partner, dealers=dealers,
         dealer_count=dealer_count, users=service.partner_users(db.session, partner),
-        pause_form=PauseForm(), resume_form=ResumeForm(),
+        pause_form=pause_form, resume_form=resume_form, figures=figures.get(partner.id),
     )
 
 
@@ -129,12 +140,7 @@ def partner_pause(code: str):  # type: ignore[no-untyped-def]
     partner = _load(code)
     form = PauseForm()
     if not form.validate_on_submit():
-        dealers, dealer_count = service.partner_dealers(db.session, partner)
-        return render_template(
-            "partners/detail.html", partner=partner, dealers=dealers,
-            dealer_count=dealer_count, users=service.partner_users(db.session, partner),
-            pause_form=form, resume_form=ResumeForm(),
-        ), 422
+        return _detail(partner, form, ResumeForm()), 422
     service.pause_partner(db.session, partner, form.reason.data or "")
     flash(f"{partner.code} is paused: it gets no new offers until resumed.", "success")
     return redirect(url_for("partners.partner", code=partner.code), 303)

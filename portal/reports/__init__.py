@@ -7,8 +7,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the area's blueprint (its routes live in views, views_overview and
-    views_analysis)."""
-    from portal.reports import views, views_analysis, views_overview  # noqa: F401 - routes
+    """Register the area's blueprint (its routes live in views, views_overview,
+    views_analysis and views_compliance)."""
+    from portal.reports import (  # noqa: F401 - each adds its routes to the blueprint
+        views,
+        views_analysis,
+        views_compliance,
+        views_overview,
+    )
 
     app.register_blueprint(views.bp)

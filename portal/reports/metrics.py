@@ -13,8 +13,8 @@ rolled-up row adds its dealers' offers to its own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -255,6 +255,21 @@ def _key(by: str, scope: Scope | None = None) -> Any:
     return literal(1)
 
 
+def _counted(end: datetime) -> tuple[dict[str, ColumnElement[bool]], list[Any]]:
+    """Each counted figure's condition and, for a grouped select, its filtered count (and
+    the won revenue)."""
+    counted = conditions(end)
+    columns = [func.count().filter(cond).label(name) for name, cond in counted.items()]
+    columns.append(func.sum(Offer.amount).filter(counted["won"]).label("revenue_won"))
+    return counted, columns
+
+
+def _figures(values: Any, counted: Iterable[str]) -> Figures:
+    fig = Figures(**{name: int(values[name] or 0) for name in counted})
+    fig.revenue_won = Decimal(values["revenue_won"] or 0)
+    return fig
+
+
 def figures_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
                now: datetime | None = None) -> dict[Any, Figures]:
     """Figures per partner (``BY_PARTNER``), per distributor with its dealers and per
@@ -263,18 +278,13 @@ def figures_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
     key = _key(by, scope)
     end = scope.end(now)
     where = [*scope.where(), not_forwarded()]
-    counted = conditions(end)
-    columns = [func.count().filter(cond).label(name) for name, cond in counted.items()]
-    columns.append(func.sum(Offer.amount).filter(counted["won"]).label("revenue_won"))
+    counted, columns = _counted(end)
     query = select(key.label("k"), *columns).where(*where).group_by(key)
     if by == BY_ROLLUP:
         query = query.join(Partner, Partner.id == Offer.partner_id)
     found: dict[Any, Figures] = {}
     for row in session.execute(query):
-        values = row._mapping
-        fig = Figures(**{name: int(values[name] or 0) for name in counted})
-        fig.revenue_won = Decimal(values["revenue_won"] or 0)
-        found[values["k"]] = fig
+        found[row._mapping["k"]] = _figures(row._mapping, counted)
     for k, median in medians(session, scope, by, now=now).items():
         if k in found:
             found[k].median_hours_to_accept = median
@@ -319,6 +329,45 @@ def medians(session: Session, scope: Scope, by: str, *, now: datetime | None = N
     middle = or_(inner.c.rn == (inner.c.n + 1) // 2, inner.c.rn == (inner.c.n + 2) // 2)
     return {k: round(float(h), 2) for k, h in session.execute(
         select(inner.c.k, func.avg(inner.c.h)).where(middle).group_by(inner.c.k))}
+
+
+def counts_for(session: Session, scope: Scope, partners: Iterable[Partner], *,
+               now: datetime | None = None) -> dict[int, Figures]:
+    """The counted figures (no median, declines by reason or competitors) of just these
+    partners, each distributor with its dealers as the league table shows it, in one
+    grouped query: what a page listing some partners shows beside each. ``scope``'s own
+    partner filter is replaced by these partners and their dealers."""
+    chosen = list(partners)
+    if not chosen:
+        return {}
+    ids = sorted({p.id for p in chosen})
+    distributors = sorted({p.id for p in chosen if p.kind == "distributor"})
+    family = or_(Partner.id.in_(ids), Partner.parent_id.in_(distributors)) \
+        if distributors else Partner.id.in_(ids)
+    counted, columns = _counted(scope.end(now))
+    query = (select(Offer.partner_id.label("k"), Partner.parent_id.label("parent"), *columns)
+             .join(Partner, Partner.id == Offer.partner_id)
+             .where(*replace(scope, partner_ids=None).where(), not_forwarded(),
+                    Offer.partner_id.in_(select(Partner.id).where(family)))
+             .group_by(Offer.partner_id, Partner.parent_id))
+    found = {pid: Figures() for pid in ids}
+    rolled = set(distributors)
+    for row in session.execute(query):
+        values = row._mapping
+        fig = _figures(values, counted)
+        if values["k"] in found:
+            found[values["k"]].add(fig)
+        if values["parent"] in rolled:
+            found[values["parent"]].add(fig)
+    return found
+
+
+def last_days(days: int, now: datetime | None = None) -> Scope:
+    """The last ``days`` days to the end of today (UTC), as the reports' "Last N days"
+    preset asks for them: a link to the reports finds the same offers."""
+    today = (now or utcnow()).astimezone(UTC).date()
+    start = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=days - 1)
+    return Scope(since=start, until=start + timedelta(days=days))
 
 
 def channel(session: Session, scope: Scope, *, now: datetime | None = None) -> Figures:

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name
+from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name, utcnow
 from portal.core.pagination import Page
 from portal.extensions import db
+from portal.fulfilment import library, pdf
 from portal.reports import charts, export, forms, metrics, speed, wonlost
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -246,21 +247,31 @@ def leads():  # type: ignore[no-untyped-def]
 
 # --- a partner's scorecard -----------------------------------------------------------------
 
+#: the scorecard's rows: the league table's columns, with outcome compliance after overdue
+_AFTER_OVERDUE = COLUMNS.index(BY_NAME["overdue"]) + 1
+SCORECARD_COLUMNS = (
+    *COLUMNS[:_AFTER_OVERDUE],
+    Column("outcome_compliance", "Outcome compliance", lambda f: f.outcome_compliance,
+           "1 − overdue ÷ accepted offers whose outcome is due (— when none is due yet).",
+           kind="rate"),
+    *COLUMNS[_AFTER_OVERDUE:],
+)
 
-@bp.get("/partners/<code>")
-@login_required
-def scorecard(code: str):  # type: ignore[no-untyped-def]
-    """One partner's figures against the channel's median partner, and its trend."""
-    asked = _asked()
-    assert asked.scope is not None
+
+def _visible_partner(code: str) -> Partner:
+    """The partner called ``code`` if the user may see its figures, else 404."""
     partner = db.session.scalars(select(Partner).where(Partner.code == code)).first()
     visible = forms.visible_partner_ids(db.session, current_user)
     if partner is None or (visible is not None and partner.id not in visible):
         abort(404)
-    from dataclasses import replace
+    return partner
 
-    channel_scope = replace(asked.scope, partner_ids=None)
-    everyone = metrics.figures_by(db.session, channel_scope)
+
+def _scorecard(partner: Partner, asked: forms.Asked) -> dict[str, Any]:
+    """What the scorecard page and its PDF show: the partner's figures (a distributor's
+    with its dealers'), the channel's median partner, the weekly trend and its chart."""
+    assert asked.scope is not None
+    everyone = metrics.figures_by(db.session, replace(asked.scope, partner_ids=None))
     mine_scope = replace(asked.scope, partner_ids=frozenset({partner.id}))
     if partner.kind == PartnerKind.DISTRIBUTOR:
         mine_scope = replace(mine_scope, partner_ids=frozenset(
@@ -268,7 +279,7 @@ def scorecard(code: str):  # type: ignore[no-untyped-def]
                 select(Partner.id).where(Partner.parent_id == partner.id))}))
     mine = metrics.channel(db.session, mine_scope)
     medians = {c.name: metrics.median_of(c.value(f) for f in everyone.values() if f.offered)
-               for c in COLUMNS if c.kind in ("rate", "hours")}
+               for c in SCORECARD_COLUMNS if c.kind in ("rate", "hours")}
     weekly = metrics.weekly(db.session, mine_scope)
     chart = charts.lines(
         [f"{start:%d %b}" for start, _ in weekly],
@@ -276,9 +287,42 @@ def scorecard(code: str):  # type: ignore[no-untyped-def]
          ("Acceptance rate", [f.acceptance_rate for _, f in weekly]),
          ("Win rate", [f.win_rate for _, f in weekly])],
         title=f"{partner.name}: weekly follow-up, acceptance and win rates", percent=True)
-    return render_template("reports/scorecard.html", asked=asked, partner=partner, mine=mine,
-                           medians=medians, columns=COLUMNS, chart=chart,
-                           speed=speed.offers(db.session, mine_scope),
-                           weekly=weekly,
+    return {"asked": asked, "partner": partner, "mine": mine, "medians": medians,
+            "columns": SCORECARD_COLUMNS, "chart": chart, "weekly": weekly,
+            "speed": speed.offers(db.session, mine_scope)}
+
+
+@bp.get("/partners/<code>")
+@login_required
+def scorecard(code: str):  # type: ignore[no-untyped-def]
+    """One partner's figures against the channel's median partner, and its trend."""
+    asked = _asked()
+    partner = _visible_partner(code)
+    return render_template("reports/scorecard.html", **_scorecard(partner, asked),
                            options=forms.choices(db.session, current_user),
                            back=url_for("reports.partners", **asked.query()))
+
+
+#: the paper a scorecard PDF is laid out for, by its name in the query string
+PAPER = {"letter": "Letter", "a4": "A4"}
+
+
+@bp.get("/partners/<code>.pdf")
+@login_required
+def scorecard_pdf(code: str):  # type: ignore[no-untyped-def]
+    """The scorecard as a PDF to send (WeasyPrint, from templates/pdf/scorecard.html):
+    the same figures, chart and numbers, on Letter or A4 (``paper=a4``), legible in grey."""
+    asked = _asked()
+    partner = _visible_partner(code)
+    paper = PAPER.get(request.args.get("paper", "").lower(), "Letter")
+    html = render_template("pdf/scorecard.html", **_scorecard(partner, asked),
+                           made_at=utcnow(), paper=paper)
+    try:
+        data = pdf.render_pdf(html, css=render_template("pdf/scorecard.css", paper=paper),
+                              **library.render_options())  # type: ignore[arg-type]
+    except pdf.RenderError as error:
+        current_app.logger.warning("scorecard PDF for %s failed: %s", partner.code, error)
+        abort(503, "The PDF could not be made just now. Try again in a minute.")
+    name = f"scorecard-{partner.code}-{asked.start}-{asked.end}.pdf"
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -69,6 +69,8 @@ class NotificationKind(enum.StrEnum):
     EXPIRED = "expired"  #: escalation: an offer ran out unanswered
     CONTACT_LATE = "contact_late"  #: escalation: the first-contact SLA was missed
     GATE = "gate"  #: to managers: a partner hit the compliance gate
+    #: a channel manager's reminder of a partner's overdue and untouched leads
+    COMPLIANCE_REMINDER = "compliance_reminder"
     DIGEST = "digest"
 
 
@@ -115,3 +117,27 @@ class Notification(Base):
     last_error: Mapped[str] = mapped_column(String(2000), default="")
 
     user: Mapped[User] = relationship()
+
+
+class ComplianceReminder(Base):
+    """A channel manager reminded a partner's users of its overdue and untouched leads
+    (one click on the compliance list): when, by whom, what there was and who was told.
+    Each recipient's email is a ``Notification`` keyed on this row; the newest row of a
+    partner is what the list shows, and a second click within a minute finds it."""
+
+    __tablename__ = "compliance_reminders"
+    __table_args__ = (
+        Index("ix_compliance_reminders_partner_created", "partner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: what the list showed when the manager clicked
+    overdue: Mapped[int] = mapped_column(default=0)
+    untouched: Mapped[int] = mapped_column(default=0)
+    #: how many of the partner's users were sent it
+    recipients: Mapped[int] = mapped_column(default=0)
+
+    by_user: Mapped[User | None] = relationship()
