@@ -36,6 +36,7 @@ KINDS = {
     "Offer expired unanswered": "escalation-expired",
     "First contact is late": "escalation-contact-late",
     "Partner held back by the compliance gate": "escalation-gate",
+    "Reminder: leads to bring up to date": "reminder-compliance",
     "Channel weekly digest": "digest-manager-weekly",
 }
 
@@ -88,6 +89,14 @@ def live_through_it(app: object) -> None:
     session.commit()
     app.config["COMPLIANCE_GATE_MAX_OVERDUE"] = 3  # type: ignore[attr-defined]
     jobs.gate_check(now=now + timedelta(hours=25, minutes=1))
+    # A channel manager's one-click reminder from the compliance list.
+    from portal.reports.services import compliance_list, remind
+
+    for row in compliance_list(session).items:
+        if row.recipients:
+            remind(session, row.partner, manager)
+            session.commit()
+            break
 
 
 def kind_of(subject: str, to: str) -> str | None:

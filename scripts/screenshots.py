@@ -166,7 +166,41 @@ def take(browser: Browser, live: LiveServer, out: Path) -> None:
     shoot_region(page, history, out / "routing-history.png")
     page.goto("/manage/partners")
     shoot(page, out / "partners.png")
+    reports(page, out)
     page.context.close()
+
+    page = signed_in(browser, live, "distributor1@demo.test", DESKTOP)
+    page.goto("/reports/partners?sort=overdue&dir=desc")
+    shoot(page, out / "reports-distributor.png", full_page=True)
+    page.context.close()
+
+
+def reports(page: Page, out: Path) -> None:
+    """The channel reports as a manager sees them, and a sample scorecard PDF. The three
+    clicks of "which dealers in Iowa ignore their leads, and who do we lose to there"."""
+    page.goto("/reports/")
+    shoot(page, out / "reports-overview.png", full_page=True)
+    page.goto("/reports/partners")
+    page.get_by_label("State").fill("IA")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("link", name="Follow-up").click()  # worst first after a second click
+    page.get_by_role("link", name="Follow-up ▼").click()
+    shoot(page, out / "reports-partners-iowa.png", full_page=True)
+    page.get_by_role("link", name="Won / lost").click()
+    shoot(page, out / "reports-won-lost-iowa.png", full_page=True)
+    page.goto("/reports/campaigns")
+    shoot(page, out / "reports-campaigns.png", full_page=True)
+    page.goto("/reports/speed")
+    shoot(page, out / "reports-speed.png", full_page=True)
+    page.goto("/reports/compliance")
+    shoot(page, out / "reports-compliance.png", full_page=True)
+    page.goto("/reports/partners")
+    page.locator("table.league tbody th a").first.click()
+    shoot(page, out / "reports-scorecard.png", full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download PDF").click()
+    download.value.save_as(out / "sample-scorecard.pdf")
+    print(f"wrote {(out / 'sample-scorecard.pdf').relative_to(ROOT)}")
 
 
 def main() -> None:
