@@ -64,6 +64,10 @@ NOTIFICATIONS = MailOutbox(
     failed=services.record_failure, sent=services.record_sent)
 
 
+#: digests sent between two looks for alerts that came in meanwhile
+DIGEST_BATCH = 50
+
+
 def send_digests(now: datetime | None = None, *, frequency: str | None = None,
                  by_hand: bool = False) -> dict[str, int]:
     """Plan the digests due now (once per user and period), then send every pending one,
@@ -83,7 +87,12 @@ def send_digests(now: datetime | None = None, *, frequency: str | None = None,
         # Each row leaves "pending and due" once tried (sent, skipped, failed, or a retry
         # due later), so this ends; it stops early when the mail server is down. Alerts
         # are not its to send: their nudges and the minute's sweep do.
-        while ids := services.due(session, clock(), 500, digests=True):
+        while ids := services.due(session, clock(), DIGEST_BATCH, digests=True):
+            # Alerts first: an offer's alert written during the run goes out within a
+            # batch, not after 10,000 digests (the worker's other thread may be busy).
+            alerts_due = services.due(session, clock(), 500, digests=False)
+            if alerts_due:
+                send_each(NOTIFICATIONS, alerts_due, outcomes, now=clock())
             send_each(NOTIFICATIONS, ids, outcomes, now=clock())
             if outcomes.get("stopped"):
                 break

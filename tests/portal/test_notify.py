@@ -964,3 +964,22 @@ def test_a_digest_run_still_going_makes_the_next_one_pass_and_sweeps_leave_diges
     assert outbox == []
     queue.enqueue("digest_run")
     assert len(outbox) == 2  # the admin's and the seller's, once the lock is free
+
+
+def test_a_digest_run_sends_alerts_that_come_in_before_its_next_batch(
+        session, make_lead, dealer, people, outbox, monkeypatch):
+    monkeypatch.setattr(notify_outbox, "DIGEST_BATCH", 1)
+    offered(session, make_lead)
+    outbox.clear()
+    digests.plan(session, utcnow(), frequency="daily", by_hand=True)
+    # An offer whose nudge was lost (the queue was down): only a sweep or a run finds it.
+    lead = make_lead(postal_code="50401")
+    routing_service.route_lead(session, lead)
+    from portal.core.jobs import _NUDGES
+
+    session.info.pop(_NUDGES, None)
+    session.commit()
+    assert outbox == []
+    notify_outbox.send_digests(frequency="daily", by_hand=True)
+    kinds = ["digest" if "digest" in subject(m) else "alert" for m in outbox]
+    assert kinds == ["alert", "alert", "digest", "digest"]
