@@ -1,11 +1,12 @@
 """Benchmark the channel reports at scale: 1,000,000 leads, 10,000 partners (issue 14).
 
     python bench/bench_reports.py [--backend sqlite|postgresql|both] [--leads 1000000]
-        [--partners 10000] [--requests 20] [--state IA] [--workers 2]
+        [--partners 10000] [--requests 20] [--warm 4] [--state IA] [--workers 2]
         [--workdir /tmp/bench-reports] [--reuse] [--no-events] [--analyze]
-        [--pages auto|league,league-state,api,csv,csv-state,scorecard,scorecard-state,
-                 overview,overview-state]
-        [--sql "CREATE INDEX …"]... [--explain] [--no-serve]
+        [--pages auto|all|league,league-state,api,csv,csv-state,scorecard,scorecard-state,
+                 overview,overview-state,won-lost,campaigns,speed,compliance]
+        [--sql "CREATE INDEX …"]... [--explain] [--explain-pages league,…]
+        [--profile PAGE,…] [--no-serve]
 
 Each backend gets a fresh, migrated database (``bench_reports_<pid>_…`` on PostgreSQL,
 dropped afterwards; ``--reuse`` keeps ``bench_reports_kept`` / the SQLite file in
