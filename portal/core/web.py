@@ -181,3 +181,16 @@ def is_htmx() -> bool:
     headers = request.headers
     return (headers.get("HX-Request") == "true"
             and headers.get("HX-History-Restore-Request") != "true")
+
+
+def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Managers' pages: anyone else gets a 404, as for a lead they may not see."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_staff:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped

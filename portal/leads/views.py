@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
-from functools import wraps
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,7 +40,7 @@ from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
-from portal.core.web import is_htmx
+from portal.core.web import is_htmx, staff_only
 from portal.extensions import db
 from portal.leads import forms, manager_search, partner_inbox, services
 from portal.partners import services as partner_service
@@ -54,18 +53,6 @@ _ACTIONS = ",".join(services.PAGE_ACTIONS)
 
 # --- helpers ----------------------------------------------------------------------------------
 
-
-def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Managers' pages: anyone else gets a 404, as for a lead they may not see."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not current_user.is_staff:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 def _my_partner() -> Partner:

@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal.core.models import Campaign, Lead, LeadStatus, Rank, Source
+from portal.reports import overview
 from portal.reports.metrics import Scope, hours_between
 
 S = LeadStatus
@@ -44,21 +45,11 @@ FIGURES: dict[str, ColumnElement[bool]] = {
 
 
 def lead_where(scope: Scope) -> list[ColumnElement[bool]]:
-    """The leads a scope asks for: captured in the period, and the filters as the lead
-    has them (a distributor filter: leads now with it or one of its dealers)."""
-    clauses = [Lead.created_at >= scope.since, Lead.created_at < scope.until]
+    """The leads a scope asks for: the overview's (captured in the period, the filters as
+    the lead has them), and for a distributor filter, leads now with it or its dealers."""
+    clauses = overview.lead_where(scope)
     if scope.partner_ids is not None:
         clauses.append(Lead.assigned_partner_id.in_(sorted(scope.partner_ids) or [0]))
-    if scope.region:
-        clauses.append(Lead.region == scope.region)
-    if scope.product_line_id is not None:
-        clauses.append(Lead.product_line_id == scope.product_line_id)
-    if scope.campaign_id is not None:
-        clauses.append(Lead.campaign_id == scope.campaign_id)
-    if scope.source_id is not None:
-        clauses.append(Lead.source_id == scope.source_id)
-    if scope.rank:
-        clauses.append(Lead.rank == scope.rank)
     return clauses
 
 

@@ -6,30 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import wraps
 from typing import Any
 
 from flask import abort, render_template, request
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import ColumnElement, select
 
 from portal.core.models import Campaign, Lead, Partner, Source, display_name
+from portal.core.web import staff_only
 from portal.extensions import db
 from portal.reports import charts, export, forms, roi, wonlost
 from portal.reports.views import bp
-
-
-def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Managers' reports: a partner user gets a 404, as for anything it may not see."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not current_user.is_staff:
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 def _asked() -> forms.Asked:
