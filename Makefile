@@ -23,6 +23,7 @@ test: $(VENV)/.installed static/vendor/htmx.min.js
 setup: $(VENV)/.installed static/vendor/htmx.min.js instance/config.py
 	@scripts/system-deps.sh
 	@$(FLASK) db upgrade
+	@$(FLASK) reports rebuild --if-stale
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

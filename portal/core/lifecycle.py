@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from portal.core import rollups  # noqa: F401  (its flush hook keeps the reports' counts)
 from portal.core import transitions as table
 from portal.core.database import PortalSession
 from portal.core.errors import (

@@ -10,6 +10,7 @@ def init_app(app: Flask) -> None:
     """Register the area's blueprint (its routes live in views, views_overview,
     views_analysis and views_compliance)."""
     from portal.reports import (  # noqa: F401 - each adds its routes to the blueprint
+        commands,
         views,
         views_analysis,
         views_compliance,
@@ -17,3 +18,4 @@ def init_app(app: Flask) -> None:
     )
 
     app.register_blueprint(views.bp)
+    app.cli.add_command(commands.reports_group)

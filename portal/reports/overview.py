@@ -14,7 +14,7 @@ their offers: what the distributor's family did with them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -26,16 +26,25 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    or_,
     select,
 )
 from sqlalchemy.orm import Session, selectinload
 
-from portal.core.models import Lead, LeadEvent, LeadStatus, Offer
-from portal.reports.metrics import Scope, hours_between
+from portal.core import rollups
+from portal.core.models import (
+    DurationMonth,
+    Lead,
+    LeadDay,
+    LeadEvent,
+    LeadFacts,
+    LeadStatus,
+    Offer,
+    utcnow,
+)
+from portal.reports.metrics import Scope, cover, duration, hours_between, median_of_counts
 
 #: a lead reached a partner "at once" when its first offer came within this many seconds
-ROUTED_WITHIN_SECONDS = 60
+ROUTED_WITHIN_SECONDS = rollups.ROUTED_WITHIN_SECONDS
 
 
 def seconds_between(start: Any, end: Any) -> ColumnElement[float]:
@@ -184,6 +193,13 @@ class Overview:
     median_hours_to_offer: float | None = None
     median_hours_to_contact: float | None = None
 
+    def add_day(self, scope: Scope, day: date, counts: Counts) -> None:
+        """Add one day of capture's counts to the total and to its week."""
+        self.total.add(counts)
+        index = (day - scope.since.astimezone(UTC).date()).days // 7
+        if 0 <= index < len(self.weeks):
+            self.weeks[index].counts.add(counts)
+
     def funnel(self) -> list[tuple[str, str, int, float | None, float | None]]:
         """Each stage: figure, label, leads, share of captured, share of the stage before."""
         stages = []
@@ -212,7 +228,11 @@ def _day(value: Any) -> date:
 
 def overview(session: Session, scope: Scope, *, now: datetime | None = None) -> Overview:
     """The overview's figures: counts per day of capture summed into the period and its
-    weeks, and the two medians (three queries whatever the number of leads)."""
+    weeks, and the two medians. From the rollups when ``rolled_up`` allows (the days from
+    ``lead_days``, the medians from ``duration_months`` and ``lead_facts``), else read
+    live (one grouped query for the counts, one for each median)."""
+    if rolled_up(session, scope, now=now):
+        return _from_rollups(session, scope)
     end = scope.end(now)
     facts = lead_facts(scope, end)
     counted = conditions(facts)
@@ -221,36 +241,87 @@ def overview(session: Session, scope: Scope, *, now: datetime | None = None) -> 
                            for name, cond in counted.items() if name != "captured"],
                     func.count().label("captured"))
              .group_by(day))
-    starts = weeks_of(scope)
-    weeks = [Week(start) for start in starts]
-    total = Counts()
+    ov = Overview(total=Counts(), weeks=[Week(start) for start in weeks_of(scope)])
     for row in session.execute(query):
         values = row._mapping
-        counts = Counts(**{f.name: int(values[f.name] or 0) for f in fields(Counts)})
-        total.add(counts)
-        index = (_day(values["day"]) - scope.since.date()).days // 7
-        if 0 <= index < len(weeks):
-            weeks[index].counts.add(counts)
+        ov.add_day(scope, _day(values["day"]),
+                   Counts(**{f.name: int(values[f.name] or 0) for f in fields(Counts)}))
     routed = counted["routed"]
-    return Overview(
-        total=total, weeks=weeks,
-        median_hours_to_offer=median(session, hours_between(facts.c.created_at,
-                                                            facts.c.routed_at), routed),
-        median_hours_to_contact=median(session, hours_between(facts.c.created_at,
-                                                              facts.c.touched_at),
-                                       and_(routed, counted["contacted"])))
+    ov.median_hours_to_offer = median(session, facts.c.created_at, facts.c.routed_at, routed)
+    ov.median_hours_to_contact = median(session, facts.c.created_at, facts.c.touched_at,
+                                        and_(routed, counted["contacted"]))
+    return ov
 
 
-def median(session: Session, value: ColumnElement[float], where: ColumnElement[bool]
+def median(session: Session, start: Any, end: Any, where: ColumnElement[bool]
            ) -> float | None:
-    """The median of ``value`` over the rows ``where`` holds: a window numbers them in
-    order, and the middle one (or the mean of the middle two) is the answer."""
-    ranked = (select(value.label("v"), func.row_number().over(order_by=value).label("rn"),
-                     func.count().over().label("n"))
-              .where(where).subquery())
-    middle = or_(ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.rn == (ranked.c.n + 2) // 2)
-    found = session.scalar(select(func.avg(ranked.c.v)).where(middle))
-    return None if found is None else float(found)
+    """The median time from ``start`` to ``end`` in hours over the rows ``where`` holds:
+    the rows counted by how long they took (``duration``), the middle found in the counts
+    (as the rollups keep them)."""
+    took = duration(start, end)
+    return median_of_counts(session.execute(
+        select(took, func.count()).where(where).group_by(took)).all())
+
+
+# --- from the rollups ----------------------------------------------------------------------
+
+
+def _midnight(moment: datetime) -> bool:
+    return moment.astimezone(UTC).time() == time(0)
+
+
+def rolled_up(session: Session, scope: Scope, *, now: datetime | None = None) -> bool:
+    """May the overview be read from the rollups: whole days, by now (a period that has
+    not ended), no filter (they count every lead) and the rollups built."""
+    return (not scope.live and now is None and not scope.filters_leads
+            and scope.partner_ids is None and scope.until >= utcnow()
+            and _midnight(scope.since) and _midnight(scope.until)
+            and rollups.readable(session))
+
+
+def days(session: Session, scope: Scope) -> list[LeadDay]:
+    """The rollup rows of the scope's days of capture."""
+    return list(session.scalars(select(LeadDay).where(
+        LeadDay.day >= scope.since.astimezone(UTC).date(),
+        LeadDay.day < scope.until.astimezone(UTC).date()).order_by(LeadDay.day)))
+
+
+def _from_rollups(session: Session, scope: Scope) -> Overview:
+    ov = Overview(total=Counts(), weeks=[Week(start) for start in weeks_of(scope)])
+    for row in days(session, scope):
+        ov.add_day(scope, row.day, Counts(**{f.name: getattr(row, f.name)
+                                             for f in fields(Counts)}))
+    ov.median_hours_to_offer = rolled_median(session, scope, "offer")
+    ov.median_hours_to_contact = rolled_median(session, scope, "contact")
+    return ov
+
+
+def rolled_median(session: Session, scope: Scope, kind: str) -> float | None:
+    """The median capture → first offer (``offer``) or → first contact (``contact``) of
+    the leads captured in the scope: the months from ``duration_months``, with the days
+    of a month the period holds in part added from ``lead_facts`` or taken away
+    (``metrics.cover``)."""
+    found: dict[int, int] = {}
+
+    def count(rows: Any, sign: int = 1) -> None:
+        for seconds, n in rows:
+            found[int(seconds)] = found.get(int(seconds), 0) + sign * int(n)
+
+    the_cover = cover(scope.since, scope.until, utcnow())
+    if the_cover.months:
+        count(session.execute(
+            select(DurationMonth.seconds, func.sum(DurationMonth.n))
+            .where(DurationMonth.kind == kind, DurationMonth.month.in_(the_cover.months))
+            .group_by(DurationMonth.seconds)))
+    f = LeadFacts
+    to = f.routed_at if kind == "offer" else f.touched_at
+    took = duration(f.created_at, to)
+    for piece in the_cover.pieces:
+        count(session.execute(
+            select(took, func.count())
+            .where(f.created_at >= piece.since, f.created_at < piece.until,
+                   f.routed_at.is_not(None), to.is_not(None)).group_by(took)), piece.sign)
+    return median_of_counts(found.items())
 
 
 # --- from a number to its leads ------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from portal.core.models import Offer, Partner
+from portal.core.models import SPEED_KEYS, Offer, Partner
 from portal.reports import overview
 from portal.reports.metrics import BY_NOTHING, BY_PARTNER, BY_ROLLUP, Scope, not_forwarded
 
@@ -102,6 +102,15 @@ def _counted(inner: Any) -> Any:
 def channel(session: Session, scope: Scope, *, now: datetime | None = None) -> Speed:
     """Leads captured in the scope and routed to a partner, by time from capture to the
     first contact by any partner, with how many were won and lost."""
+    if overview.rolled_up(session, scope, now=now):
+        found_speed = Speed()
+        for day in overview.days(session, scope):
+            for b in found_speed.buckets:
+                suffix = SPEED_KEYS[b.key]
+                b.leads += getattr(day, f"speed_{suffix}")
+                b.won += getattr(day, f"speed_won_{suffix}")
+                b.lost += getattr(day, f"speed_lost_{suffix}")
+        return found_speed
     facts = overview.lead_facts(scope, scope.end(now))
     seconds = overview.seconds_between(facts.c.created_at, facts.c.touched_at)
     inner = (select(literal(1).label("k"), bucket_of(seconds).label("bucket"),

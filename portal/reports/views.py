@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from portal.core.models import Lead, Offer, Partner, PartnerKind, display_name, utcnow
 from portal.core.pagination import Page
@@ -90,7 +90,8 @@ COLUMNS = (
     Column("acceptance_rate", "Accept rate", lambda f: f.acceptance_rate,
            "accepted ÷ offered.", kind="rate"),
     Column("median_hours_to_accept", "Median to accept", lambda f: f.median_hours_to_accept,
-           "The middle of the hours from offer to accept.", kind="hours"),
+           "The middle of the hours from offer to accept (to the second under an hour, "
+           "the minute under two days, the hour beyond).", kind="hours"),
     Column("follow_up_rate", "Follow-up", lambda f: f.follow_up_rate,
            "Offered leads with a contact, a later stage or an outcome ÷ offered.",
            "followed_up", kind="rate"),
@@ -114,12 +115,28 @@ BY_NAME = {c.name: c for c in COLUMNS}
 PER_PAGE = 100
 
 
-def _visible_partners(asked: forms.Asked) -> list[Partner]:
+class Listed(NamedTuple):
+    """A partner as the reports list it: what a row shows, read as plain rows (the league
+    table of 10,000 partners loads no ORM object)."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    active: bool
+    parent_id: int | None
+    parent_code: str
+
+
+def _visible_partners(asked: forms.Asked) -> list[Listed]:
     assert asked.scope is not None
-    query = select(Partner).options(selectinload(Partner.parent)).order_by(Partner.name)
+    parent = aliased(Partner)
+    query = (select(Partner.id, Partner.code, Partner.name, Partner.kind, Partner.active,
+                    Partner.parent_id, func.coalesce(parent.code, ""))
+             .outerjoin(parent, parent.id == Partner.parent_id).order_by(Partner.name))
     if asked.scope.partner_ids is not None:
         query = query.where(Partner.id.in_(sorted(asked.scope.partner_ids) or [0]))
-    return list(db.session.scalars(query))
+    return [Listed._make(row) for row in db.session.execute(query)]
 
 
 def _sorted(rows: list[metrics.Row], sort: str, descending: bool) -> list[metrics.Row]:
@@ -137,9 +154,15 @@ def _asked() -> forms.Asked:
     return forms.read(db.session, request.args, current_user)
 
 
-def _league(asked: forms.Asked) -> tuple[list[metrics.Row], metrics.Figures]:
+def _league(asked: forms.Asked, *, medians: bool = True, details: bool = True
+            ) -> tuple[list[metrics.Row], metrics.Figures]:
+    """Every visible partner's row and the total: with every median and the declines by
+    reason and competitors (the CSV, the API), or without (the page reads the medians of
+    the rows it shows, and shows no reasons)."""
     assert asked.scope is not None
-    return metrics.league_and_total(db.session, asked.scope, _visible_partners(asked))
+    return metrics.league_and_total(db.session, asked.scope, _visible_partners(asked),
+                                    medians_of=metrics.ALL if medians else (),
+                                    details=details)
 
 
 @bp.get("/partners")
@@ -150,11 +173,13 @@ def partners():  # type: ignore[no-untyped-def]
             and current_user.partner.kind != PartnerKind.DISTRIBUTOR:
         return scorecard(current_user.partner.code)
     asked = _asked()
-    rows, total = _league(asked)
+    sort = request.args.get("sort", "")
+    # The medians of the rows shown only, unless the table is sorted by them.
+    by_median = sort == "median_hours_to_accept"
+    rows, total = _league(asked, medians=by_median, details=False)
     everyone = request.args.get("show") == "all"
     if not everyone:  # partners the period gave nothing to say nothing
         rows = [r for r in rows if r.shown.offered]
-    sort = request.args.get("sort", "")
     descending = request.args.get("dir", "desc") != "asc"
     rows = _sorted(rows, sort, descending)
     try:
@@ -165,6 +190,9 @@ def partners():  # type: ignore[no-untyped-def]
     number = min(number, pages)
     page = Page(items=rows[(number - 1) * PER_PAGE:number * PER_PAGE], number=number,
                 pages=pages, total=len(rows))
+    if not by_median:
+        assert asked.scope is not None
+        metrics.fill_medians(db.session, asked.scope, page.items)
     return render_template("reports/partners.html", asked=asked, page=page, total=total,
                            columns=COLUMNS, sort=sort, descending=descending,
                            everyone=everyone, options=forms.choices(db.session, current_user))
@@ -183,8 +211,8 @@ def partners_csv():  # type: ignore[no-untyped-def]
         f = row.shown
         values = [export.rate(c.value(f)) if c.kind == "rate" else c.value(f)
                   for c in COLUMNS]
-        parent = row.partner.parent.code if row.partner.parent else ""
-        return [row.partner.code, row.partner.name, row.partner.kind, parent, row.dealers,
+        return [row.partner.code, row.partner.name, row.partner.kind, row.partner.parent_code,
+                row.dealers,
                 *values, f.no_interest, f.accepted_past_due, export.rate(f.outcome_compliance),
                 "; ".join(f"{k}: {v}" for k, v in sorted(f.declined_by.items())),
                 "; ".join(f"{k}: {v}" for k, v in sorted(f.lost_to.items()))]
@@ -271,7 +299,8 @@ def _scorecard(partner: Partner, asked: forms.Asked) -> dict[str, Any]:
     """What the scorecard page and its PDF show: the partner's figures (a distributor's
     with its dealers'), the channel's median partner, the weekly trend and its chart."""
     assert asked.scope is not None
-    everyone = metrics.figures_by(db.session, replace(asked.scope, partner_ids=None))
+    everyone = metrics.figures_by(db.session, replace(asked.scope, partner_ids=None),
+                                  details=False)
     mine_scope = replace(asked.scope, partner_ids=frozenset({partner.id}))
     if partner.kind == PartnerKind.DISTRIBUTOR:
         mine_scope = replace(mine_scope, partner_ids=frozenset(

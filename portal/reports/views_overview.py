@@ -48,6 +48,11 @@ class Figure:
     part_href: str | None = None
 
 
+#: how the medians count a time (what the rollups keep: a year's medians from their counts)
+UNITS = ("Times are counted to the second under an hour, to the minute under two days, "
+         "to the hour beyond.")
+
+
 def _staff_only() -> None:
     if not current_user.is_staff:
         abort(404)
@@ -95,20 +100,21 @@ def _figures(asked: forms.Asked, ov: leads_overview.Overview, work: metrics.Figu
                    part_href=_lead_list(asked, "routed_fast")),
             Figure("median_capture_to_offer", "Median capture → offer",
                    ov.median_hours_to_offer,
-                   "The middle of the times from capture to that first offer.",
+                   "The middle of the times from capture to that first offer. " + UNITS,
                    kind="duration"),
             Figure("median_capture_to_first_contact", "Median capture → first contact",
                    ov.median_hours_to_contact,
                    "The middle of the times from capture to the first contact a partner "
                    "logged (or its outcome, if it reported one without a contact), over the "
-                   "routed leads that were contacted.", kind="duration"),
+                   "routed leads that were contacted. " + UNITS, kind="duration"),
         ],
         "work": [
             Figure("offered", "Offers made", work.offered, BY_NAME["offered"].how,
                    href=_offer_list(asked, "offered")),
             Figure("median_offer_to_accept", "Median offer → accept",
                    work.median_hours_to_accept,
-                   "The middle of the times from offer to accept, over the offers accepted.",
+                   "The middle of the times from offer to accept, over the offers accepted. "
+                   + UNITS,
                    kind="duration"),
             Figure("follow_up_rate", "Follow-up rate", work.follow_up_rate,
                    BY_NAME["follow_up_rate"].how, kind="rate", part=work.followed_up,
@@ -132,7 +138,8 @@ def _report() -> tuple[forms.Asked, leads_overview.Overview, metrics.Figures, sp
     asked = _asked()
     assert asked.scope is not None
     return (asked, leads_overview.overview(db.session, asked.scope),
-            metrics.channel(db.session, asked.scope), speed.channel(db.session, asked.scope))
+            metrics.channel(db.session, asked.scope, details=False),
+            speed.channel(db.session, asked.scope))
 
 
 def _speed_chart(found: speed.Speed, title: str) -> Any:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal import create_app
-from portal.core import lifecycle
+from portal.core import lifecycle, rollups
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     OPEN_STATUSES,
@@ -90,6 +90,7 @@ def world(own_app: Flask) -> Iterator[dict[str, Any]]:
     finally:
         with own_app.app_context():
             session = db.session
+            rollups.forget_leads(session.connection(), [ids["lead"]])  # counted, going
             session.execute(sa.delete(Lead).where(Lead.id == ids["lead"]))
             session.execute(sa.delete(User).where(User.id.in_(ids["users"])))
             session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email.in_(ids["emails"])))

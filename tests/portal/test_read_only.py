@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal import create_app
-from portal.core import lifecycle
+from portal.core import lifecycle, rollups
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     Lead,
@@ -94,6 +94,7 @@ def committed(own_app: Flask) -> Iterator[dict[str, Any]]:
     finally:
         with own_app.app_context():
             session = db.session
+            rollups.forget_leads(session.connection(), [ids["lead"]])  # counted, going
             session.execute(sa.delete(Lead).where(Lead.id == ids["lead"]))
             session.execute(sa.delete(User).where(User.id == ids["user"]))
             session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == ids["email"]))

@@ -54,8 +54,28 @@ from portal.core.models.partners import (
     Territory,
     partner_product_lines,
 )
+from portal.core.models.rollups import (
+    LEAD_COUNTS,
+    OFFER_COUNTS,
+    SPEED_KEYS,
+    DurationMonth,
+    LeadDay,
+    LeadFacts,
+    OfferDay,
+    OfferMonth,
+    RollupState,
+)
 
 __all__ = [
+    "LEAD_COUNTS",
+    "OFFER_COUNTS",
+    "SPEED_KEYS",
+    "DurationMonth",
+    "LeadDay",
+    "LeadFacts",
+    "OfferDay",
+    "OfferMonth",
+    "RollupState",
     "Base",
     "CLOSED_STATUSES",
     "Campaign",

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.core.models.accounts import User
@@ -190,6 +190,10 @@ class LeadEvent(Base):
         Index("ix_lead_events_lead_seq", "lead_id", "seq"),
         Index("ix_lead_events_kind_at", "kind", "at"),
         Index("ix_lead_events_partner_at", "partner_id", "at"),
+        # When a lead was first qualified (the reports' "qualified" and lead_facts).
+        Index("ix_lead_events_qualified", "lead_id", "at",
+              postgresql_where=text("to_status = 'qualified'"),
+              sqlite_where=text("to_status = 'qualified'")),
     )
 
     #: global order of events (commit order within one database)
@@ -213,6 +217,13 @@ class LeadEvent(Base):
     partner: Mapped[Partner | None] = relationship()
 
 
+#: what the reports read of an offer (the covering indexes' extra columns)
+REPORT_COLUMNS = ("id", "partner_id", "lead_id", "method", "response", "responded_at",
+                  "accepted_at", "contacted_at", "closed_at", "outcome", "amount",
+                  "lost_reason", "competitor_id", "competitor_other", "decline_reason",
+                  "lead_created_at", "product_line_id", "campaign_id", "source_id", "rank")
+
+
 class Offer(Base):
     """One offer of a lead to a partner: by rule or by hand, with its explanation and response.
 
@@ -226,30 +237,42 @@ class Offer(Base):
     __tablename__ = "offers"
     __table_args__ = (
         Index("ix_offers_lead", "lead_id"),
-        Index("ix_offers_partner_offered", "partner_id", "offered_at"),
+        # A partner's offers; with what its median time to accept needs, on PostgreSQL.
+        Index("ix_offers_partner_offered", "partner_id", "offered_at",
+              postgresql_include=["accepted_at", "response"]),
         Index("ix_offers_response_expires", "response", "expires_at"),
-        Index("ix_offers_offered", "offered_at"),
+        # The reports read a period's offers from the index alone on PostgreSQL (the rows
+        # are wide with routing explanations), and one state's from the second.
+        Index("ix_offers_offered", "offered_at", postgresql_include=list(REPORT_COLUMNS)),
+        Index("ix_offers_region_offered", "region", "offered_at",
+              postgresql_include=list(REPORT_COLUMNS)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
-    offered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # active_history: the reports' rollups count an offer's change as old → new, so the
+    # old value is read before a change even when the attribute was not loaded.
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), active_history=True)
+    offered_at: Mapped[datetime] = mapped_column(default=utcnow, active_history=True)
     expires_at: Mapped[datetime | None]
     method: Mapped[str] = mapped_column(String(12))  #: rule, manual, forward
     by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(String(300), default="")  #: why, for manual/forward
     explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    response: Mapped[str] = mapped_column(String(12), default=OfferResponse.PENDING)
+    response: Mapped[str] = mapped_column(String(12), default=OfferResponse.PENDING,
+                                          active_history=True)
     responded_at: Mapped[datetime | None]
     decline_reason: Mapped[str] = mapped_column(String(300), default="")
     # What this partner did with it (kept when the lead moves on: a reassignment after
     # the accept leaves accepted_at; a re-opened outcome is cleared).
-    accepted_at: Mapped[datetime | None]
-    contacted_at: Mapped[datetime | None]  #: first contact or later stage, by this partner
-    closed_at: Mapped[datetime | None]
-    outcome: Mapped[str | None] = mapped_column(String(12))  #: won, lost, no_interest
-    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))  #: won amount
+    accepted_at: Mapped[datetime | None] = mapped_column(active_history=True)
+    #: first contact or later stage, by this partner
+    contacted_at: Mapped[datetime | None] = mapped_column(active_history=True)
+    closed_at: Mapped[datetime | None] = mapped_column(active_history=True)
+    #: won, lost, no_interest
+    outcome: Mapped[str | None] = mapped_column(String(12), active_history=True)
+    #: won amount
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), active_history=True)
     lost_reason: Mapped[str | None] = mapped_column(String(20))
     competitor_id: Mapped[int | None] = mapped_column(ForeignKey("competitors.id"))
     competitor_other: Mapped[str] = mapped_column(String(120), default="")
