@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Connection, and_, case, delete, event, func, inspect, select, update
+from sqlalchemy import Connection, and_, case, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -313,52 +313,104 @@ def sla_hours() -> float:
     return float(current_app.config["CONTACT_SLA_HOURS"]) if has_app_context() else 48.0
 
 
-def _old(obj: Any, name: str) -> Any:
-    history = inspect(obj).attrs[name].history
-    if history.deleted:
-        return history.deleted[0]
-    if history.unchanged:
-        return history.unchanged[0]
-    return getattr(obj, name)
+#: Session.info key: what this transaction changed, counted when it commits
+_TOUCHED = "portal.rollups.touched"
+
+
+@dataclass
+class Touched:
+    """The offers and leads a transaction changed. ``offers`` keeps each offer's values
+    as they were before the transaction touched it (None: made in it), read from the
+    database under the lead's lock, not from objects a session may have kept."""
+
+    offers: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    leads: set[uuid.UUID] = field(default_factory=set)
+    stale: bool = False
+
+
+def _touched(session: Session) -> Touched:
+    found: Touched = session.info.setdefault(_TOUCHED, Touched())
+    return found
+
+
+def _offer_values(conn: Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    found = {}
+    for part in _chunks(sorted(set(ids))):
+        for row in conn.execute(select(Offer.id, *[getattr(Offer, n) for n in OFFER_FIELDS])
+                                .where(Offer.id.in_(part))):
+            values = dict(row._mapping)
+            found[values.pop("id")] = values
+    return found
+
+
+@event.listens_for(PortalSession, "before_flush")
+def _remember_offers(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    # An offer about to change for the first time in this transaction: its values now.
+    changing = [o.id for o in (*session.dirty, *session.deleted)
+                if isinstance(o, Offer) and o.id is not None and session.is_modified(o)]
+    touched = session.info.get(_TOUCHED)
+    fresh = [i for i in changing if touched is None or i not in touched.offers]
+    if fresh:
+        _touched(session).offers.update(_offer_values(session.connection(), fresh))
 
 
 @event.listens_for(PortalSession, "after_flush")
-def _count_changes(session: Session, _context: UOWTransaction) -> None:
+def _note_changes(session: Session, _context: UOWTransaction) -> None:
     offers_new = [o for o in session.new if isinstance(o, Offer)]
     offers_dirty = [o for o in session.dirty if isinstance(o, Offer)]
-    offers_gone = [o for o in session.deleted if isinstance(o, Offer)]
     leads = [o for o in session.new if isinstance(o, Lead)]
-    events = [o for o in session.new if isinstance(o, LeadEvent)]
-    leads_gone = any(isinstance(o, Lead) for o in session.deleted)
-    if not (offers_new or offers_dirty or offers_gone or leads or events or leads_gone):
+    events = [o for o in session.new if isinstance(o, LeadEvent)
+              and o.to_status == LeadStatus.QUALIFIED]
+    gone = any(isinstance(o, (Lead, Offer)) for o in session.deleted)
+    if not (offers_new or offers_dirty or leads or events or gone):
+        return
+    touched = _touched(session)
+    # Nothing deletes leads or offers today; if something does, the counts of what went
+    # are gone with it: the reports read live until the next rebuild rather than be wrong.
+    touched.stale |= gone
+    for offer in offers_new:
+        touched.offers.setdefault(offer.id, None)
+    # A lead's facts come from its capture, its offers and its "qualified" events: a lead
+    # whose other columns changed (its version, a note's time) is not read again.
+    touched.leads |= {o.lead_id for o in (*offers_new, *offers_dirty)}
+    touched.leads |= {lead.id for lead in leads} | {e.lead_id for e in events}
+    touched.leads.discard(None)  # type: ignore[arg-type]
+
+
+@event.listens_for(PortalSession, "before_commit")
+def _count_changes(session: Session) -> None:
+    """Count what the transaction changed, as it commits: every rollup row it moves is
+    locked only now, in one order (table by table, keys sorted), so two writers never
+    wait on each other crosswise; a rolled-back savepoint's changes are not counted
+    because the counts are read from the database as it is now."""
+    session.flush()  # the commit would flush after this hook: count that too
+    touched: Touched | None = session.info.pop(_TOUCHED, None)
+    if touched is None:
         return
     conn = session.connection()
-    if offers_gone or leads_gone:
-        # Nothing deletes leads or offers today; if something does, the counts of what
-        # went are gone with it: read live until the next rebuild rather than be wrong.
+    if touched.stale:
         mark(conn, "stale")
         return
     sla = sla_hours()
     change = Contribution()
-    for offer in offers_new:
-        change.add(offer_contribution({n: getattr(offer, n) for n in OFFER_FIELDS}, sla))
-    for offer in offers_dirty:
-        if not session.is_modified(offer):
+    now = _offer_values(conn, touched.offers)
+    for offer_id, before in touched.offers.items():
+        if before == now.get(offer_id):
             continue
-        change.add(offer_contribution({n: _old(offer, n) for n in OFFER_FIELDS}, sla), -1)
-        change.add(offer_contribution({n: getattr(offer, n) for n in OFFER_FIELDS}, sla))
-    change = change.nonzero()
-    apply_offers(conn, change)
-    apply_durations(conn, change.durations)
+        change.add(offer_contribution(before, sla) if before else None, -1)
+        change.add(offer_contribution(now[offer_id], sla) if offer_id in now else None)
+    offers = change.nonzero()
+    apply_offers(conn, offers)
+    leads = recount_leads(conn, touched.leads)
+    durations = Contribution(durations=offers.durations)
+    durations.add(Contribution(durations=leads.durations))
+    apply_durations(conn, durations.nonzero().durations)
 
-    # A lead's facts come from its capture, its offers and its "qualified" events: a
-    # lead whose other columns changed (its version, a note's time) is not read again.
-    lead_ids = {o.lead_id for o in (*offers_new, *offers_dirty)}
-    lead_ids |= {lead.id for lead in leads if lead in session.new}
-    lead_ids |= {e.lead_id for e in events if e.to_status == LeadStatus.QUALIFIED}
-    lead_ids.discard(None)
-    for part in _chunks(sorted(lead_ids)):
-        recount_leads(conn, part)
+
+@event.listens_for(PortalSession, "after_transaction_end")
+def _forget_changes(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # rolled back, or counted at the commit
+        session.info.pop(_TOUCHED, None)
 
 
 def _chunks(items: list[Any], size: int = 2_000) -> Iterator[list[Any]]:
@@ -366,34 +418,34 @@ def _chunks(items: list[Any], size: int = 2_000) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
-def recount_leads(conn: Connection, lead_ids: Iterable[uuid.UUID]) -> None:
-    """Count these leads again: their facts as they are now against the facts counted."""
+def recount_leads(conn: Connection, lead_ids: Iterable[uuid.UUID]) -> Contribution:
+    """Count these leads again: their facts as they are now against the facts counted
+    (``lead_facts``), the days' counts moved; returns what moved (its durations are the
+    caller's to apply, with the others, in one order)."""
     every = sorted(set(lead_ids))
-    if not every:
-        return
-    facts_table = LeadFacts.__table__
-    before = {row.lead_id: Facts.of(row) for row in conn.execute(
-        select(facts_table).where(facts_table.c.lead_id.in_(every)))}
-    after = {row.lead_id: Facts.of(row) for row in conn.execute(facts_query(every))}
     change = Contribution()
-    changed = []
-    for lead_id in every:
-        old, new = before.get(lead_id), after.get(lead_id)
-        if old == new:
-            continue
-        change.add(lead_contribution(old), -1)
-        change.add(lead_contribution(new))
-        changed.append(lead_id)
-    if not changed:
-        return
-    conn.execute(delete(facts_table).where(facts_table.c.lead_id.in_(changed)))
-    fresh = [{"lead_id": i, **{n: getattr(after[i], n) for n in Facts.NAMES}}
-             for i in changed if i in after]
-    if fresh:
-        conn.execute(facts_table.insert(), fresh)
+    facts_table = LeadFacts.__table__
+    for part in _chunks(every):
+        before = {row.lead_id: Facts.of(row) for row in conn.execute(
+            select(facts_table).where(facts_table.c.lead_id.in_(part)))}
+        after = {row.lead_id: Facts.of(row) for row in conn.execute(facts_query(part))}
+        changed = []
+        for lead_id in part:
+            old, new = before.get(lead_id), after.get(lead_id)
+            if old == new:
+                continue
+            change.add(lead_contribution(old), -1)
+            change.add(lead_contribution(new))
+            changed.append(lead_id)
+        if changed:
+            conn.execute(delete(facts_table).where(facts_table.c.lead_id.in_(changed)))
+            fresh = [{"lead_id": i, **{n: getattr(after[i], n) for n in Facts.NAMES}}
+                     for i in changed if i in after]
+            if fresh:
+                conn.execute(facts_table.insert(), fresh)
     change = change.nonzero()
-    apply(conn, change, ("day",), LeadDay.__table__)
-    apply_durations(conn, change.durations)
+    apply(conn, Contribution(change.rows), ("day",), LeadDay.__table__)
+    return change
 
 
 def forget_leads(conn: Connection, lead_ids: Iterable[uuid.UUID]) -> None:
@@ -449,7 +501,13 @@ def rebuild(conn: Connection, *, batch: int = 20_000) -> dict[str, int]:
     """Count every offer and lead again from scratch, then mark the rollups built (with
     the contact time they were counted with). Returns the rows counted."""
     sla = sla_hours()
-    for table in (OfferMonth, OfferDay, LeadDay, DurationMonth, LeadFacts):
+    tables = (OfferMonth, OfferDay, LeadDay, DurationMonth, LeadFacts)
+    if conn.dialect.name == "postgresql":
+        # Writers count their changes as they commit: they wait for the rebuild, then add
+        # theirs to its counts (SQLite has one writer at a time anyway).
+        conn.exec_driver_sql("LOCK TABLE " + ", ".join(t.__tablename__ for t in tables)
+                             + " IN EXCLUSIVE MODE")
+    for table in tables:
         conn.execute(delete(table.__table__))
     months = Contribution()
     offers = 0

@@ -41,16 +41,22 @@ from portal.core.models import (
     Offer,
     utcnow,
 )
-from portal.reports.metrics import Scope, cover, duration, hours_between, median_of_counts
+from portal.reports.metrics import (
+    Scope,
+    cover,
+    duration,
+    median_of_counts,
+    rounded_seconds,
+)
 
 #: a lead reached a partner "at once" when its first offer came within this many seconds
 ROUTED_WITHIN_SECONDS = rollups.ROUTED_WITHIN_SECONDS
 
 
-def seconds_between(start: Any, end: Any) -> ColumnElement[float]:
-    """Whole seconds from ``start`` to ``end``: compared at a boundary (60 s, 1 h) the same
-    way on both databases, where fractional hours could land a hair either side."""
-    return func.round(hours_between(start, end) * 3600.0)
+def seconds_between(start: Any, end: Any) -> ColumnElement[int]:
+    """Seconds from ``start`` to ``end`` to the nearest: compared at a boundary (60 s, 1 h)
+    the same way on both databases and in the rollups."""
+    return rounded_seconds(start, end)
 
 
 def lead_where(scope: Scope) -> list[ColumnElement[bool]]:

@@ -136,7 +136,7 @@ def _visible_partners(asked: forms.Asked) -> list[Listed]:
              .outerjoin(parent, parent.id == Partner.parent_id).order_by(Partner.name))
     if asked.scope.partner_ids is not None:
         query = query.where(Partner.id.in_(sorted(asked.scope.partner_ids) or [0]))
-    return [Listed._make(row) for row in db.session.execute(query)]
+    return [Listed._make(row) for row in db.session.connection().execute(query)]
 
 
 def _sorted(rows: list[metrics.Row], sort: str, descending: bool) -> list[metrics.Row]:

@@ -56,7 +56,8 @@ def history(app, session, make_partner, make_user, make_product_line):
         lifecycle.capture(session, lead, Actor.system("test"), now=t)
         if rng.random() < 0.1:  # never qualified, never offered
             continue
-        t += timedelta(seconds=rng.choice([5, 30, 59, 61, 300, 4000]))
+        # around the one-minute boundary, to the microsecond (halves round up)
+        t += timedelta(seconds=rng.choice([5, 30, 59, 59.6, 60.4, 60.5, 61, 300, 4000]))
         lifecycle.qualify(session, lead, "qualified", reason="test", score=80,
                           rank=rng.choice(["hot", "warm"]), actor=Actor.system("test"), now=t)
         if rng.random() < 0.1:
@@ -65,7 +66,8 @@ def history(app, session, make_partner, make_user, make_product_line):
         lifecycle.offer(session, lead, partner, Actor.system(), now=t)
         session.commit()
         for _step in range(rng.randint(1, 7)):
-            t += timedelta(seconds=rng.randint(60, 4 * 86400))
+            t += timedelta(seconds=rng.randint(60, 4 * 86400),
+                           microseconds=rng.randint(0, 999_999))
             if t >= now - MINUTE:
                 break
             holder = lead.assigned_partner
@@ -107,6 +109,7 @@ def history(app, session, make_partner, make_user, make_product_line):
                 continue
             session.commit()
         session.commit()
+    session.commit()  # a lead captured last and never qualified (the rollups count commits)
     return {"partners": partners, "now": now}
 
 
@@ -229,3 +232,22 @@ def test_a_median_is_the_middle_of_the_counts():
     assert rollups.duration_seconds(t, t + timedelta(seconds=3719)) == 3660
     assert rollups.duration_seconds(t, t + timedelta(hours=50, minutes=59)) == 50 * 3600
     assert rollups.duration_seconds(t + HOUR, t) == 0
+
+
+def test_a_rolled_back_savepoint_counts_nothing(session, history, make_user):
+    """Changes undone by a savepoint's rollback are not counted; the rest of the
+    transaction is, when it commits."""
+    year = metrics.last_days(365)
+    before = metrics.channel(session, year)
+    pending = list(session.scalars(select(Lead).where(Lead.status == "offered")))
+    assert len(pending) >= 2
+    first, second = pending[:2]
+    savepoint = session.begin_nested()
+    lifecycle.accept(session, first, Actor.of(first.assigned_partner.users[0]))
+    session.flush()
+    savepoint.rollback()
+    lifecycle.accept(session, second, Actor.of(second.assigned_partner.users[0]))
+    session.commit()
+    after = metrics.channel(session, year)
+    assert after.accepted == before.accepted + 1
+    check_everything(session, history)
