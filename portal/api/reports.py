@@ -27,6 +27,7 @@ def report_partners():  # type: ignore[no-untyped-def]
         return json_error(422, "invalid_input", "Give since and until as YYYY-MM-DD.",
                           asked.errors)
     assert asked.scope is not None
+    metrics.tune(db.session)
     query = select(Partner).order_by(Partner.code)
     if asked.scope.partner_ids is not None:
         query = query.where(Partner.id.in_(sorted(asked.scope.partner_ids) or [0]))

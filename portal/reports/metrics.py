@@ -561,6 +561,15 @@ def _channel_days(scope: Scope, end: datetime) -> list[Select[Any]]:
     return parts
 
 
+def tune(session: Session) -> None:
+    """For a report's transaction on PostgreSQL: sums of 10,000 partners in memory, not
+    in batches on disk; and a plan for each statement's own period, never the generic plan
+    psycopg's prepared statements (after five runs) would settle on for any dates."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '32MB'"))
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def counts_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
               now: datetime | None = None) -> dict[Any, Figures]:
     """The counted figures per key (no medians, reasons or competitors) in one statement:
@@ -586,9 +595,6 @@ def counts_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
                 since, until = the_plan.due
                 parts.append(_live(replace(scope, since=since, until=until), by, end,
                                    only=due_figures))
-        if session.get_bind().dialect.name == "postgresql":
-            # 10,000 partners' sums, a few times over: in memory, not in batches on disk
-            session.execute(text("SET LOCAL work_mem = '32MB'"))
         every = union_all(*parts).subquery()
         # bigint, not numeric: 130,000 Decimals would cost more than the sums
         query = select(every.c.k,
@@ -596,8 +602,9 @@ def counts_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
                          for n in Figures.COUNTS],
                        func.sum(every.c.revenue_won).label("revenue_won")).group_by(every.c.k)
     found = {}
-    # Core, not the ORM's result machinery: 10,000 plain rows (key, the counts, revenue)
-    for k, *counts, revenue in session.connection().execute(query):
+    # Core, not the ORM's result machinery: 10,000 plain rows (key, the counts, revenue),
+    # fetched at once (iterating a Core result fetches them one by one)
+    for k, *counts, revenue in session.connection().execute(query).all():
         found[k] = Figures(*[int(n or 0) for n in counts], revenue_won=Decimal(revenue or 0))
     return found
 
@@ -685,7 +692,7 @@ def medians(session: Session, scope: Scope, by: str, *, now: datetime | None = N
             chosen = sorted(set(keys)) or [0]
             query = query.where(Offer.partner_id.in_(chosen) if by == BY_PARTNER else or_(
                 Partner.id.in_(chosen), Partner.parent_id.in_(chosen)))
-        for k, seconds, n in session.connection().execute(query):
+        for k, seconds, n in session.connection().execute(query).all():
             count(k, seconds, piece.sign * n)
     found = {}
     for k, histogram in histograms.items():

@@ -43,6 +43,11 @@ def _report_tabs() -> dict[str, Any]:
     return {"report_tabs": tabs}
 
 
+@bp.before_request
+def _tune() -> None:
+    metrics.tune(db.session)
+
+
 @bp.app_template_filter("rate")
 def rate_filter(value: float | None, digits: int = 0) -> str:
     """A rate as a percentage; "—" when it is undefined (nothing to divide by)."""
@@ -136,7 +141,7 @@ def _visible_partners(asked: forms.Asked) -> list[Listed]:
              .outerjoin(parent, parent.id == Partner.parent_id).order_by(Partner.name))
     if asked.scope.partner_ids is not None:
         query = query.where(Partner.id.in_(sorted(asked.scope.partner_ids) or [0]))
-    return [Listed._make(row) for row in db.session.connection().execute(query)]
+    return [Listed._make(row) for row in db.session.connection().execute(query).all()]
 
 
 def _sorted(rows: list[metrics.Row], sort: str, descending: bool) -> list[metrics.Row]:
