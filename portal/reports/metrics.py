@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from flask import current_app
@@ -242,7 +243,7 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Figures:
     """One partner's (or a roll-up's, or the channel's) figures for a scope."""
 
@@ -290,9 +291,9 @@ class Figures:
 
     def add(self, other: Figures) -> None:
         """Add ``other``'s counts (a roll-up); the median is recomputed, not added."""
-        mine, theirs_ = self.__dict__, other.__dict__  # a roll-up adds 10,000 of these
-        for name in self.COUNTS:
-            mine[name] += theirs_[name]
+        for name, mine_n, theirs_n in zip(self.COUNTS, counts_of(self), counts_of(other),
+                                          strict=True):
+            setattr(self, name, mine_n + theirs_n)
         self.revenue_won += other.revenue_won
         for mine, theirs in ((self.declined_by, other.declined_by),
                              (self.lost_to, other.lost_to)):
@@ -316,6 +317,10 @@ class Figures:
             "revenue_won": str(self.revenue_won.quantize(Decimal("0.01"))),
             "untouched": self.untouched,
         }
+
+
+#: a Figures' counts as a tuple, in ``Figures.COUNTS`` order
+counts_of = attrgetter(*Figures.COUNTS)
 
 
 def conditions(end: datetime) -> dict[str, ColumnElement[bool]]:
@@ -751,7 +756,7 @@ def channel(session: Session, scope: Scope, *, now: datetime | None = None,
 # --- the league table ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One partner in the league table: its own figures and, for a distributor, with its
     dealers rolled up."""
@@ -848,14 +853,16 @@ def weekly(session: Session, scope: Scope, weeks: int = 12, *, now: datetime | N
 
 def sum_of(figures: Iterable[Figures]) -> Figures:
     """The figures added up, a column at a time (the channel total of 10,000 partners)."""
-    chosen = [f.__dict__ for f in figures]
-    total = Figures(**{name: sum(f[name] for f in chosen) for name in Figures.COUNTS})
-    total.revenue_won = sum((f["revenue_won"] for f in chosen), Decimal(0))
+    chosen = list(figures)
+    columns = list(zip(*map(counts_of, chosen), strict=True)) or [()] * len(Figures.COUNTS)
+    total = Figures(*map(sum, columns))
+    total.revenue_won = sum((f.revenue_won for f in chosen), Decimal(0))
     for f in chosen:
-        for mine, theirs in ((total.declined_by, f["declined_by"]),
-                             (total.lost_to, f["lost_to"])):
-            for key, count in theirs.items():
-                mine[key] = mine.get(key, 0) + count
+        if f.declined_by or f.lost_to:
+            for mine, theirs in ((total.declined_by, f.declined_by),
+                                 (total.lost_to, f.lost_to)):
+                for key, count in theirs.items():
+                    mine[key] = mine.get(key, 0) + count
     return total
 
 
