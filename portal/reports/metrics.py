@@ -12,7 +12,7 @@ rolled-up row adds its dealers' offers to its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -160,10 +160,29 @@ def duration(start: Any, end: Any) -> ColumnElement[int]:
     """A duration as the medians count it, in seconds: whole seconds to an hour, whole
     minutes to two days, whole hours beyond, never negative
     (``rollups.duration_seconds`` in SQL)."""
-    seconds = elapsed_seconds(start, end)
+    return _bucket(elapsed_seconds(start, end))
+
+
+def _bucket(seconds: Any) -> ColumnElement[int]:
     return case((seconds < 0, 0), (seconds < rollups.SECONDS_UP_TO, seconds),
                 (seconds < rollups.MINUTES_UP_TO, (seconds // 60) * 60),
                 else_=(seconds // 3600) * 3600)
+
+
+def durations(session: Session, key: Any, start: Any, end: Any, where: Sequence[Any],
+              join: Callable[[Select[Any]], Select[Any]] | None = None) -> list[Any]:
+    """(key, duration, how many) of the rows ``where`` holds: each row's elapsed time
+    computed once (on SQLite a subquery it does not flatten: its exact seconds parse the
+    stored text, too dear to repeat in each branch of the bucket's CASE)."""
+    inner = select(key.label("k"), elapsed_seconds(start, end).label("s")).where(*where)
+    if join is not None:
+        inner = join(inner)
+    if session.get_bind().dialect.name == "sqlite":
+        inner = inner.limit(-1)  # a subquery with a LIMIT is not flattened into a GROUP BY
+    rows = inner.subquery()
+    took = _bucket(rows.c.s)
+    return session.connection().execute(
+        select(rows.c.k, took, func.count()).group_by(rows.c.k, took)).all()
 
 
 def median_of_counts(counts: Iterable[tuple[int, int]]) -> float | None:
@@ -685,19 +704,21 @@ def medians(session: Session, scope: Scope, by: str, *, now: datetime | None = N
             count(1, seconds, n)
         pieces = list(the_plan.cover.pieces)
     key = _key(by, scope)
-    took = duration(Offer.offered_at, Offer.accepted_at)
-    for piece in pieces:
-        part = replace(scope, since=piece.since, until=piece.until)
-        query = (select(key.label("k"), took.label("m"), func.count())
-                 .where(*part.where(), not_forwarded(), Offer.accepted_at < end)
-                 .group_by(key, took))
+
+    def join(query: Select[Any]) -> Select[Any]:
         if by == BY_ROLLUP:
             query = query.join(Partner, Partner.id == Offer.partner_id)
         if keys is not None and by != BY_NOTHING:
             chosen = sorted(set(keys)) or [0]
             query = query.where(Offer.partner_id.in_(chosen) if by == BY_PARTNER else or_(
                 Partner.id.in_(chosen), Partner.parent_id.in_(chosen)))
-        for k, seconds, n in session.connection().execute(query).all():
+        return query
+
+    for piece in pieces:
+        part = replace(scope, since=piece.since, until=piece.until)
+        for k, seconds, n in durations(session, key, Offer.offered_at, Offer.accepted_at,
+                                       [*part.where(), not_forwarded(),
+                                        Offer.accepted_at < end], join):
             count(k, seconds, piece.sign * n)
     found = {}
     for k, histogram in histograms.items():

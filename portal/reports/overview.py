@@ -26,6 +26,7 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal,
     select,
 )
 from sqlalchemy.orm import Session, selectinload
@@ -44,7 +45,7 @@ from portal.core.models import (
 from portal.reports.metrics import (
     Scope,
     cover,
-    duration,
+    durations,
     median_of_counts,
     rounded_seconds,
 )
@@ -264,9 +265,8 @@ def median(session: Session, start: Any, end: Any, where: ColumnElement[bool]
     """The median time from ``start`` to ``end`` in hours over the rows ``where`` holds:
     the rows counted by how long they took (``duration``), the middle found in the counts
     (as the rollups keep them)."""
-    took = duration(start, end)
-    return median_of_counts(session.execute(
-        select(took, func.count()).where(where).group_by(took)).all())
+    return median_of_counts((seconds, n) for _, seconds, n in durations(
+        session, literal(1), start, end, [where]))
 
 
 # --- from the rollups ----------------------------------------------------------------------
@@ -321,12 +321,11 @@ def rolled_median(session: Session, scope: Scope, kind: str) -> float | None:
             .group_by(DurationMonth.seconds)))
     f = LeadFacts
     to = f.routed_at if kind == "offer" else f.touched_at
-    took = duration(f.created_at, to)
     for piece in the_cover.pieces:
-        count(session.execute(
-            select(took, func.count())
-            .where(f.created_at >= piece.since, f.created_at < piece.until,
-                   f.routed_at.is_not(None), to.is_not(None)).group_by(took)), piece.sign)
+        count(((seconds, n) for _, seconds, n in durations(
+            session, literal(1), f.created_at, to,
+            [f.created_at >= piece.since, f.created_at < piece.until,
+             f.routed_at.is_not(None), to.is_not(None)])), piece.sign)
     return median_of_counts(found.items())
 
 
