@@ -629,7 +629,9 @@ def counts_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
     # Core, not the ORM's result machinery: 10,000 plain rows (key, the counts, revenue),
     # fetched at once (iterating a Core result fetches them one by one)
     for k, *counts, revenue in session.connection().execute(query).all():
-        found[k] = Figures(*[int(n or 0) for n in counts], revenue_won=Decimal(revenue or 0))
+        if counts[0]:  # a month less its days outside the period may leave nothing offered
+            found[k] = Figures(*[int(n or 0) for n in counts],
+                               revenue_won=Decimal(revenue or 0))
     return found
 
 

@@ -251,3 +251,20 @@ def test_a_rolled_back_savepoint_counts_nothing(session, history, make_user):
     after = metrics.channel(session, year)
     assert after.accepted == before.accepted + 1
     check_everything(session, history)
+
+
+def test_a_partner_whose_offers_all_fall_outside_the_period_is_not_listed(
+        session, history, make_partner, make_lead):
+    """A month read as the month less its days outside the period leaves a partner with
+    only those days' offers at nothing: it is not counted, as a live read does not."""
+    month = (history["now"] - 60 * DAY).replace(day=1, hour=0, minute=0, second=0,
+                                                microsecond=0)
+    z = make_partner("Z", name="Zulu Dealer")
+    lead = make_lead()
+    lifecycle.offer(session, lead, z, Actor.system(), now=month + HOUR)
+    session.commit()
+    scope = replace(metrics.last_days(1), since=month + 2 * DAY)
+    assert metrics.plan(session, scope).cover.pieces[0].sign == -1  # month less 2 days
+    rolled = metrics.figures_by(session, scope)
+    assert z.id not in rolled
+    assert set(rolled) == set(metrics.figures_by(session, replace(scope, live=True)))
