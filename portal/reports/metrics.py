@@ -113,13 +113,16 @@ class elapsed_seconds(FunctionElement[int]):  # noqa: N801 - reads as a SQL func
 
 def _sqlite_micros(start: str, end: str) -> str:
     """Microseconds from ``start`` to ``end`` in SQLite, exactly: whole seconds by
-    strftime('%s'), the fractions from the stored text (julianday() rounds to the
-    millisecond). SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    strftime('%s') of the text to the second, the fractions from the rest of the stored
+    text (SQLite's date functions round to the millisecond, so 59.9997 s would read as 60).
+    SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff'."""
     def fraction(x: str) -> str:
         return f"CAST(substr({x} || '.000000', 21, 6) AS INTEGER)"
 
-    return (f"((CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) "
-            f"AS INTEGER)) * 1000000 + {fraction(end)} - {fraction(start)})")
+    def whole(x: str) -> str:  # the text to the second: strftime would round .9995 up
+        return f"CAST(strftime('%s', substr({x}, 1, 19)) AS INTEGER)"
+
+    return f"(({whole(end)} - {whole(start)}) * 1000000 + {fraction(end)} - {fraction(start)})"
 
 
 @compiles(elapsed_seconds)

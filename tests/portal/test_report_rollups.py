@@ -268,3 +268,22 @@ def test_a_partner_whose_offers_all_fall_outside_the_period_is_not_listed(
     rolled = metrics.figures_by(session, scope)
     assert z.id not in rolled
     assert set(rolled) == set(metrics.figures_by(session, replace(scope, live=True)))
+
+
+def test_seconds_on_the_database_are_python_s_to_the_microsecond(session):
+    """The live reads count a time as the rollups do: SQLite's date functions round to the
+    millisecond (59.9997 s would be a minute), PostgreSQL's round(double) halves to even."""
+    from sqlalchemy import literal
+
+    from portal.core.models.base import UtcDateTime
+
+    start = datetime(2026, 8, 5, 10, 0, 0, 100, tzinfo=UTC)
+    for seconds in (59.9996, 59.9997, 60.4999, 60.5, 3599.9999, 172799.9996):
+        end = start + timedelta(seconds=seconds)
+        a, b = literal(start, UtcDateTime()), literal(end, UtcDateTime())
+        elapsed, rounded = session.execute(
+            select(metrics.elapsed_seconds(a, b), metrics.rounded_seconds(a, b))).one()
+        assert elapsed == (end - start) // timedelta(seconds=1), seconds
+        assert rounded == rollups.whole_seconds(start, end), seconds
+        assert session.scalar(select(metrics.duration(a, b))) == \
+            rollups.duration_seconds(start, end), seconds
