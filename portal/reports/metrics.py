@@ -508,21 +508,26 @@ def _zero() -> Any:
     return literal(0, Integer())
 
 
+def _summed(table: Any, due: ColumnElement[bool]) -> list[Any]:
+    """A rollup table's counts summed (its ``held`` as due and ``held_open`` as overdue
+    where ``due`` holds), and the won revenue, labelled as ``Figures`` names them."""
+
+    def total(name: str) -> Any:
+        if name == "accepted_past_due":
+            return func.sum(case((due, table.held), else_=0))
+        if name == "overdue":
+            return func.sum(case((due, table.held_open), else_=0))
+        return func.sum(getattr(table, name))
+
+    return [*[total(n).label(n) for n in Figures.COUNTS],
+            func.sum(table.revenue_won).label("revenue_won")]
+
+
 def _rolled(scope: Scope, by: str, the_plan: Plan) -> Select[Any]:
     """The whole months' counts per key, from ``offer_months``."""
     key = _rolled_key(by)
     m = OfferMonth
-    due = m.month < the_plan.due_month
-
-    def total(name: str) -> Any:
-        if name == "accepted_past_due":
-            return func.sum(case((due, m.held), else_=0))
-        if name == "overdue":
-            return func.sum(case((due, m.held_open), else_=0))
-        return func.sum(getattr(m, name))
-
-    query = (select(key.label("k"), *[total(n).label(n) for n in Figures.COUNTS],
-                    func.sum(m.revenue_won).label("revenue_won"))
+    query = (select(key.label("k"), *_summed(m, m.month < the_plan.due_month))
              .where(m.month.in_(the_plan.cover.months or [date.min])).group_by(key))
     if scope.partner_ids is not None:
         query = query.where(m.partner_id.in_(sorted(scope.partner_ids) or [0]))
@@ -567,18 +572,8 @@ def _channel_days(scope: Scope, end: datetime) -> list[Select[Any]]:
     d = OfferDay
     cutoff = end - outcome_due()
     due_day = cutoff.astimezone(UTC).date()
-    due = d.day < due_day
-
-    def total(name: str) -> Any:
-        if name == "accepted_past_due":
-            return func.sum(case((due, d.held), else_=0))
-        if name == "overdue":
-            return func.sum(case((due, d.held_open), else_=0))
-        return func.sum(getattr(d, name))
-
     parts: list[Select[Any]] = [
-        select(literal(1).label("k"), *[total(n).label(n) for n in Figures.COUNTS],
-               func.sum(d.revenue_won).label("revenue_won"))
+        select(literal(1).label("k"), *_summed(d, d.day < due_day))
         .where(d.day >= scope.since.astimezone(UTC).date(),
                d.day < scope.until.astimezone(UTC).date())]
     start = datetime(due_day.year, due_day.month, due_day.day, tzinfo=UTC)

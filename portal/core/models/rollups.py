@@ -43,12 +43,9 @@ LEAD_COUNTS = ("captured", "qualified", "offered", "routed", "routed_fast", "acc
                  for what in ("speed", "speed_won", "speed_lost")))
 
 
-class OfferMonth(Base):
-    __tablename__ = "offer_months"
+class OfferCounts:
+    """DESIGN §7's counts of offers, as ``offer_months`` and ``offer_days`` keep them."""
 
-    partner_id: Mapped[int] = mapped_column(
-        ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True)
-    month: Mapped[date] = mapped_column(Date, primary_key=True)  #: the 1st, UTC
     offered: Mapped[int] = mapped_column(default=0)
     accepted: Mapped[int] = mapped_column(default=0)
     declined: Mapped[int] = mapped_column(default=0)
@@ -64,26 +61,21 @@ class OfferMonth(Base):
     revenue_won: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
 
 
-class OfferDay(Base):
+class OfferMonth(OfferCounts, Base):
+    __tablename__ = "offer_months"
+
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  #: the 1st, UTC
+
+
+class OfferDay(OfferCounts, Base):
     """The channel's offers per day offered: the same counts as ``offer_months``, for every
     partner at once (the overview's offer figures, a whole-day period with no edges)."""
 
     __tablename__ = "offer_days"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    offered: Mapped[int] = mapped_column(default=0)
-    accepted: Mapped[int] = mapped_column(default=0)
-    declined: Mapped[int] = mapped_column(default=0)
-    expired: Mapped[int] = mapped_column(default=0)
-    followed_up: Mapped[int] = mapped_column(default=0)
-    on_time: Mapped[int] = mapped_column(default=0)
-    held: Mapped[int] = mapped_column(default=0)
-    held_open: Mapped[int] = mapped_column(default=0)
-    won: Mapped[int] = mapped_column(default=0)
-    lost: Mapped[int] = mapped_column(default=0)
-    no_interest: Mapped[int] = mapped_column(default=0)
-    untouched: Mapped[int] = mapped_column(default=0)
-    revenue_won: Mapped[Decimal] = mapped_column(Numeric(16, 2), default=0)
 
 
 class LeadFacts(Base):
