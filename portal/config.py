@@ -62,6 +62,9 @@ class Defaults:
     NOTIFY_SENDING_TIMEOUT_SECONDS = 600
     #: the routing what-if refuses edits that concern more recent leads than this
     WHATIF_MAX_AFFECTED = 20_000
+    #: new password hashes: Argon2id at OWASP's parameters (portal/core/passwords.py), or a
+    #: Werkzeug method ("scrypt", "pbkdf2:sha256:600000"); older hashes upgrade at sign-in
+    PASSWORD_HASH_METHOD = "argon2id"
     # Sign-in throttling: failures within the window before further tries are refused.
     LOGIN_WINDOW_MINUTES = 15
     LOGIN_MAX_FAILURES_PER_ACCOUNT = 5

@@ -11,16 +11,15 @@ from flask import current_app, render_template
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
-from portal.core import jobs
+from portal.core import jobs, passwords
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
 from portal.core.mail import build_message, public_url
 from portal.core.models import LoginAttempt, PasswordLink, User, utcnow
 
-#: one hash computed once, checked against when the account does not exist, so an
-#: unknown email costs the same time as a wrong password
-_DUMMY_HASH: str | None = None
+#: one hash per method, computed once, checked against when the account does not exist,
+#: so an unknown email costs the same time as a wrong password
+_DUMMY_HASHES: dict[str, str] = {}
 MIN_PASSWORD_LENGTH = 10
 INVITE_MAX_AGE = timedelta(days=7)
 RESET_MAX_AGE = timedelta(hours=2)
@@ -67,7 +66,6 @@ def _failures(session: Session, column: object, value: str, since: datetime) -> 
 def authenticate(session: Session, email: str, password: str, address: str,
                  now: datetime | None = None) -> User:
     """Return the user for these credentials, recording the attempt; else ``SignInRefused``."""
-    global _DUMMY_HASH
     now = now or utcnow()
     email = normalise_email(email)
     limits = _throttle()
@@ -84,16 +82,15 @@ def authenticate(session: Session, email: str, password: str, address: str,
         )
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is None:
-        if _DUMMY_HASH is None:
-            # Same method as real hashes, so an unknown email costs the same time.
-            method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
-            _DUMMY_HASH = generate_password_hash("not a real password", method=method)
-        from werkzeug.security import check_password_hash
-
-        check_password_hash(_DUMMY_HASH, password)
+        method = passwords.method()  # as real hashes, so an unknown email costs the same
+        if method not in _DUMMY_HASHES:
+            _DUMMY_HASHES[method] = passwords.hash_password("not a real password")
+        passwords.verify(_DUMMY_HASHES[method], password)
         ok = False
     else:
         ok = user.check_password(password) and user.active
+        if ok and passwords.needs_rehash(user.password_hash or ""):
+            user.set_password(password)  # an older method's hash, made anew at sign-in
     session.add(LoginAttempt(email=email[:254], address=address[:64], success=ok, at=now))
     if not ok or user is None:
         raise SignInRefused("Wrong email or password.")

@@ -250,6 +250,46 @@ def test_passwords_are_stored_hashed(client, auth, session):
     assert not user.check_password("Plain text secret")
 
 
+def test_new_passwords_hash_with_argon2id_at_owasp_parameters(app, auth, client, session,
+                                                              make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", "argon2id")  # the default
+    user = make_user("manager")
+    assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not user.check_password(PASSWORD.upper())
+    auth.login_as(user)
+    home = client.get("/", follow_redirects=True)
+    assert home.status_code == 200 and home.request.path != "/auth/login"  # signed in
+
+
+def test_an_older_hash_is_made_anew_at_sign_in_and_still_works(app, auth, client, session,
+                                                               make_user, monkeypatch):
+    from werkzeug.security import generate_password_hash
+
+    user = make_user("manager")
+    user.password_hash = generate_password_hash(PASSWORD, method="scrypt:1024:8:1")
+    session.flush()
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", "argon2id")
+    # A wrong password leaves the old hash as it is.
+    refused = client.post("/auth/login", data={"email": user.email, "password": "wrong one"})
+    assert "Wrong email or password." in refused.get_data(as_text=True)
+    session.refresh(user)
+    assert user.password_hash.startswith("scrypt:1024:8:1$")
+    auth.login_as(user)
+    session.refresh(user)
+    assert user.password_hash.startswith("$argon2id$")
+    auth.logout()
+    auth.login_as(user)  # the new hash takes the same password
+
+
+def test_an_unknown_email_is_refused_like_a_wrong_password_with_argon2id(app, client,
+                                                                          monkeypatch):
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", "argon2id")
+    response = client.post("/auth/login", data={"email": "nobody@portal.test",
+                                                "password": "whatever it is"})
+    assert "Wrong email or password." in response.get_data(as_text=True)
+
+
 def test_api_token_for_good_credentials_only_and_dies_with_password_change(
         app, client, make_user, outbox):
     user = make_user("manager")

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from portal.core import passwords
 from portal.core.models.base import Base, utcnow
 
 if TYPE_CHECKING:
@@ -51,15 +51,12 @@ class User(UserMixin, Base):
         return f"{self.id}:{self.session_version}"
 
     def set_password(self, password: str) -> None:
-        """Hash and store ``password`` (scrypt via Werkzeug)."""
-        from flask import current_app
-
-        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
-        self.password_hash = generate_password_hash(password, method=method)
+        """Hash and store ``password`` (Argon2id: :mod:`portal.core.passwords`)."""
+        self.password_hash = passwords.hash_password(password)
 
     def check_password(self, password: str) -> bool:
         """True when ``password`` matches the stored hash."""
-        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+        return passwords.verify(self.password_hash, password)
 
     @property
     def is_staff(self) -> bool:
