@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,8 +42,7 @@ PASSWORD = "demo-password"
 SEED = 2026
 LEAD_COUNT = 2000
 HISTORY_DAYS = 120
-BATCH = 250  #: leads simulated side by side between flushes
-_DONE = object()
+BATCH = 500  #: leads written to the database at once
 
 PRODUCT_LINES = (
     ("TRC", "Compact tractors", "25–60 hp compact and utility tractors, loaders, backhoes."),
@@ -374,6 +373,11 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     if is_loaded(session):
         return False
     now = now or utcnow()
+    from portal.fulfilment import library, pdf
+
+    # The brochures are rendered at the end: the render process starts (and imports
+    # WeasyPrint) on the other core meanwhile.
+    pdf.start_pool(int(library.render_options()["processes"]))  # type: ignore[call-overload]
     with lifecycle.loading_history(session):  # months ago: nobody is alerted of those
         _DemoBuilder(session, now).build()
         session.flush()
@@ -617,8 +621,8 @@ class _DemoBuilder:
         user = User(email=email, name=name, role=role, partner=partner,
                     partner_admin=partner_admin,
                     created_at=self.now - timedelta(days=HISTORY_DAYS + 20))
-        # One hash for all: they share the demo password, and hashing ~50 times with
-        # scrypt would cost seconds for nothing.
+        # One hash for all: they share the demo password, and ~50 Argon2id hashes would
+        # cost over a second for nothing.
         if self.password_hash is None:
             user.set_password(PASSWORD)
             self.password_hash = user.password_hash
@@ -674,15 +678,14 @@ class _DemoBuilder:
         # A few arrived in the last two hours: some of them are not routed yet.
         moments += [self.now - timedelta(minutes=7 + 19 * k) for k in range(6)]
         moments.sort()
-        # Each lead's story is a generator that pauses where the next lifecycle call looks
-        # up the lead's offer in SQL (which needs a flush). Running a batch of stories side
-        # by side turns thousands of tiny autoflushes into a few hundred bulk flushes.
+        # Each lead's story runs through the lifecycle in memory (the offers of a lead this
+        # transaction created are in hand, no query needed); a batch of them is then
+        # written with a few bulk INSERTs per table.
         with self.session.no_autoflush:
             for start in range(0, len(moments), BATCH):
-                stories = [self._one_lead(created) for created in moments[start:start + BATCH]]
-                while stories:
-                    stories = [story for story in stories if next(story, _DONE) is not _DONE]
-                    self.session.flush()
+                for created in moments[start:start + BATCH]:
+                    self._one_lead(created)
+                self.session.flush()
 
     def _pick_home(self) -> tuple[Place, str, _PartnerInfo | None]:
         """Where the prospect is, what they want, and the partner territory that covers it."""
@@ -738,7 +741,7 @@ class _DemoBuilder:
             created_at=created,
         )
 
-    def _one_lead(self, created: datetime) -> Iterator[None]:
+    def _one_lead(self, created: datetime) -> None:
         rng, session = self.rng, self.session
         place, line, target = self._pick_home()
         lead = self._new_lead(created, place, line)
@@ -765,7 +768,7 @@ class _DemoBuilder:
                                   reason="hand-raise: asked for a quote from a nurture email",
                                   score=rng.randint(62, 85), rank="warm", actor=self.system,
                                   now=later)
-                yield from self._route(lead, place, line, target,
+                self._route(lead, place, line, target,
                                        later + timedelta(seconds=30))
             return
         lead.answers = self._answers(ready=True)
@@ -778,7 +781,7 @@ class _DemoBuilder:
                           score=score, rank=rank, actor=self.system, now=qualified_at)
         if self.now - created < timedelta(hours=2) and rng.random() < 0.5:
             return  # captured moments ago: the next routing run will place it
-        yield from self._route(lead, place, line, target, qualified_at + timedelta(seconds=40))
+        self._route(lead, place, line, target, qualified_at + timedelta(seconds=40))
 
     def _answers(self, *, ready: bool) -> dict[str, str]:
         rng = self.rng
@@ -821,7 +824,7 @@ class _DemoBuilder:
         self.open[info.partner.id] += 1
 
     def _route(self, lead: Lead, place: Place, line: str, target: _PartnerInfo | None,
-               when: datetime) -> Iterator[None]:
+               when: datetime) -> None:
         rng = self.rng
         if target is not None and target.place.zip == PAUSED_DEALER and (
                 self.now - when < timedelta(days=30)):
@@ -849,10 +852,10 @@ class _DemoBuilder:
                                           "the customer will travel",
                                    now=later)
                 self.open[nearest.partner.id] += 1
-                yield from self._respond(lead, nearest, later, place, tries=1)
+                self._respond(lead, nearest, later, place, tries=1)
             return
         self._offer(lead, target, when, place)
-        yield from self._respond(lead, target, when, place, tries=1)
+        self._respond(lead, target, when, place, tries=1)
 
     @property
     def manager_actor(self) -> Actor:
@@ -866,7 +869,7 @@ class _DemoBuilder:
         return Actor(user=info.actor.user, device=device, partner_id=info.partner.id)
 
     def _respond(self, lead: Lead, info: _PartnerInfo, offered_at: datetime, place: Place,
-                 tries: int) -> Iterator[None]:
+                 tries: int) -> None:
         """What the partner did with the offer, up to now."""
         rng, session = self.rng, self.session
         line = lead.product_line.code
@@ -880,13 +883,12 @@ class _DemoBuilder:
                                           self._partner_actor(info),
                                           "closest dealer to the customer")
             if forward_at is not None and forward_at < self.now:
-                yield  # flush barrier; pick the dealer after it, as other stories ran meanwhile
                 dealers = [d for d in info.dealers if line in d.lines and self._has_room(d)
                            and d.place.zip != PAUSED_DEALER]
                 if dealers:
                     dealer = min(dealers, key=lambda d: distance_km(d.place.point, place.point))
                     self._forward(lead, info, dealer, forward_at, actor, why, place)
-                    yield from self._respond(lead, dealer, forward_at, place, tries=3)
+                    self._respond(lead, dealer, forward_at, place, tries=3)
                     return
         roll = rng.random()
         if roll < 0.07 and tries < 3:
@@ -895,29 +897,26 @@ class _DemoBuilder:
                 return
             reason = (rng.choice(DECLINE_FREE_TEXT) if rng.random() < 0.25
                       else rng.choice(DECLINE_CHOICES))
-            yield  # flush barrier: the next call looks up the offer
             lifecycle.decline(session, lead, self._partner_actor(info), reason=reason, now=when)
             self.open[info.partner.id] -= 1
-            yield from self._reroute(lead, info, when, place, tries)
+            self._reroute(lead, info, when, place, tries)
             return
         if roll < 0.12 and tries < 3:
             when = offered_at + lifecycle.accept_sla(info.partner)
             if when >= self.now:
                 return
-            yield  # flush barrier: the next call looks up the offer
             lifecycle.expire(session, lead, now=when)
             self.open[info.partner.id] -= 1
-            yield from self._reroute(lead, info, when, place, tries)
+            self._reroute(lead, info, when, place, tries)
             return
         accepted_at = offered_at + timedelta(hours=min(23.0, rng.lognormvariate(1.1, 0.9)))
         if accepted_at >= self.now:
             return
-        yield  # flush barrier: the next call looks up the offer
         lifecycle.accept(session, lead, self._partner_actor(info), now=accepted_at)
-        yield from self._work(lead, info, accepted_at, place)
+        self._work(lead, info, accepted_at, place)
 
     def _reroute(self, lead: Lead, previous: _PartnerInfo, when: datetime, place: Place,
-                 tries: int) -> Iterator[None]:
+                 tries: int) -> None:
         if self.now - when < timedelta(hours=2):
             return  # declined moments ago: waits in ``qualified`` for the next routing run
         options = self._alternatives(place, lead.product_line.code, {previous.partner.id})
@@ -931,7 +930,7 @@ class _DemoBuilder:
         target = options[0]
         at = when + timedelta(minutes=self.rng.randint(1, 15))
         self._offer(lead, target, at, place)
-        yield from self._respond(lead, target, at, place, tries + 1)
+        self._respond(lead, target, at, place, tries + 1)
 
     def _forward(self, lead: Lead, dist: _PartnerInfo, dealer: _PartnerInfo, when: datetime,
                  actor: Actor, reason: str, place: Place) -> None:
@@ -944,21 +943,19 @@ class _DemoBuilder:
         self.open[dealer.partner.id] += 1
 
     def _work(self, lead: Lead, info: _PartnerInfo, accepted_at: datetime,
-              place: Place) -> Iterator[None]:
+              place: Place) -> None:
         """Contact, appointment, quote and an outcome, each only if its time has come."""
         rng, session = self.rng, self.session
         line = lead.product_line.code
         fate = rng.choices(("won", "lost", "no_interest", "stalled"), (26, 34, 20, 20))[0]
         if rng.random() < 0.02 and accepted_at + timedelta(days=2) < self.now:
             manager = self.manager_actor
-            yield  # flush barrier: the next call looks up the offer
             lifecycle.disqualify(session, lead, manager, reason="duplicate of an existing lead",
                                  now=accepted_at + timedelta(days=rng.uniform(0.5, 2)))
             self.open[info.partner.id] -= 1
             return
         when = accepted_at + timedelta(hours=rng.uniform(2, 48))
         if rng.random() < 0.02 and not info.partner.is_distributor and when < self.now:
-            yield  # flush barrier: the next call looks up the offer
             others = [d for d in self._alternatives(place, line, {info.partner.id})
                       if not d.partner.is_distributor]
             if others:
@@ -966,7 +963,7 @@ class _DemoBuilder:
                                    reason=rng.choice(REASSIGN_REASONS), now=when)
                 self.open[info.partner.id] -= 1
                 self.open[others[0].partner.id] += 1
-                yield from self._respond(lead, others[0], when, place, tries=3)
+                self._respond(lead, others[0], when, place, tries=3)
                 return
         low, high = LINE_PRICES[line]
         price = Decimal(rng.randrange(low, high, 50))

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, event, func, inspect, select, update
+from sqlalchemy import bindparam, case, event, func, inspect, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -91,6 +91,9 @@ def a_status(status: str) -> str:
 
 #: Session.info key: the leads whose rows this transaction holds
 _LOCKED = "portal.locked_leads"
+#: Session.info key: lead id → the offers made to it, for the leads this transaction
+#: created (nobody else can see those: all of their offers are in this session)
+_MADE = "portal.offers_of_new_leads"
 
 
 def lock(session: Session, lead: Lead) -> None:
@@ -125,13 +128,16 @@ def _release(session: Session, transaction: SessionTransaction) -> None:
     # The database lets go of the rows when the transaction ends: so does the bookkeeping.
     if transaction.parent is None:
         session.info.pop(_LOCKED, None)
+        session.info.pop(_MADE, None)
 
 
 @event.listens_for(PortalSession, "after_soft_rollback")
 def _forget_after_rollback(session: Session, _previous: SessionTransaction) -> None:
     # A rolled-back savepoint gives back the row locks taken inside it: forget them all
     # (locking again a row still held costs one statement; skipping a lock is a race).
+    # Its offers are gone too: current_offer reads the database again.
     session.info.pop(_LOCKED, None)
+    session.info.pop(_MADE, None)
 
 
 def roles_of(actor: Actor, lead: Lead) -> frozenset[str]:
@@ -261,16 +267,31 @@ def _move(
     )
 
 
+#: the counter's statements, built once: every offer, decline and outcome runs one, and a
+#: statement built anew costs more to construct and key for the cache than to execute
+_ADJUST_OPEN = (
+    update(Partner)
+    .where(Partner.id == bindparam("partner"))
+    .values(open_leads=case((Partner.open_leads + bindparam("delta") < 0, 0),
+                            else_=Partner.open_leads + bindparam("delta")))
+    .execution_options(synchronize_session=False)
+)
+_CLAIM_FORCED = (
+    update(Partner)
+    .where(Partner.id == bindparam("partner"))
+    .values(open_leads=Partner.open_leads + 1, last_offered_at=bindparam("now"))
+    .returning(Partner.open_leads)
+    .execution_options(synchronize_session=False)
+)
+#: refused (no row) when the partner is full
+_CLAIM = _CLAIM_FORCED.where(
+    (Partner.capacity.is_(None)) | (Partner.open_leads < Partner.capacity))
+
+
 def _adjust_open(session: Session, partner_id: int | None, delta: int) -> None:
     if partner_id is None or delta == 0:
         return
-    session.execute(
-        update(Partner)
-        .where(Partner.id == partner_id)
-        .values(open_leads=case((Partner.open_leads + delta < 0, 0),
-                                else_=Partner.open_leads + delta))
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_ADJUST_OPEN, {"partner": partner_id, "delta": delta})
     # The UPDATE bypasses the session: a loaded Partner would keep showing the old count
     # (and a later recount or routing decision would read it), so let it reload.
     loaded = session.identity_map.get(identity_key(Partner, partner_id))
@@ -291,14 +312,8 @@ def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: dat
     A conditional UPDATE takes the row lock on PostgreSQL and the write lock on SQLite,
     so two routers working at once can never both fill the last place.
     """
-    stmt = update(Partner).where(Partner.id == partner.id)
-    if not force:
-        stmt = stmt.where((Partner.capacity.is_(None)) | (Partner.open_leads < Partner.capacity))
-    row = session.execute(
-        stmt.values(open_leads=Partner.open_leads + 1, last_offered_at=now)
-        .returning(Partner.open_leads)
-        .execution_options(synchronize_session=False)
-    ).first()
+    row = session.execute(_CLAIM_FORCED if force else _CLAIM,
+                          {"partner": partner.id, "now": now}).first()
     if row is None:
         raise AtCapacity(f"{partner.code} is at capacity")
     # Keep the loaded object in step without reloading it.
@@ -308,6 +323,10 @@ def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: dat
 
 def current_offer(session: Session, lead: Lead) -> Offer | None:
     """The pending or accepted offer that put the lead with its partner now."""
+    made = session.info.get(_MADE, {}).get(lead.id)
+    if made is not None:  # a lead of this transaction's: its offers are all in hand
+        return next((o for o in reversed(made) if o.partner_id == lead.assigned_partner_id),
+                    None)
     return session.scalars(
         select(Offer)
         .where(Offer.lead_id == lead.id, Offer.partner_id == lead.assigned_partner_id)
@@ -353,6 +372,7 @@ def capture(session: Session, lead: Lead, actor: Actor, *, now: datetime | None 
         lead.id = uuid.uuid4()
     session.add(lead)
     held(session, [lead])  # a row this transaction inserts is its own until it commits
+    session.info.setdefault(_MADE, {})[lead.id] = []
     record_event(session, lead, "captured", actor, now=now, to_status=S.CAPTURED,
                  data=data or {})
     return lead
@@ -441,7 +461,11 @@ def offer(
 def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, method: str,
            reason: str, explanation: dict[str, Any] | None, now: datetime) -> Offer:
     """The offer row and the lead's assignment, for an offer and a forward alike."""
+    # The response is set here, not left to the column's default: a lead of this
+    # transaction's finds its offer before any flush (current_offer), and the default
+    # only arrives with the INSERT.
     item = Offer(lead_id=lead.id, partner_id=partner.id, offered_at=now,
+                 response=OfferResponse.PENDING, decline_reason="", competitor_other="",
                  expires_at=now + accept_sla(partner), method=method,
                  by_user_id=actor.user.id if actor.user else None, reason=reason[:300],
                  explanation=explanation, lead_created_at=lead.created_at or now,
@@ -450,6 +474,9 @@ def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, meth
                  source_id=_id_of(lead.source, lead.source_id),
                  rank=lead.rank, region=lead.region or "")
     session.add(item)
+    made = session.info.get(_MADE, {}).get(lead.id)
+    if made is not None:
+        made.append(item)
     lead.assigned_partner_id = partner.id
     lead.assigned_partner = partner
     lead.offered_at = now

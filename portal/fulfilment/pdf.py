@@ -149,9 +149,17 @@ def _terminate(pool: Any, timeout: float = 5.0) -> None:
         child.join(1.0)
 
 
+def _import_renderer() -> None:
+    import weasyprint  # noqa: F401  # the second or so a first render would spend on it
+
+
 def start_pool(processes: int) -> None:
-    """Start the render children now; from the main thread they ignore Ctrl-C from birth."""
-    _get_pool(processes)
+    """Start the render children now, and their import of WeasyPrint without waiting for
+    it (the first render then costs only itself); from the main thread they ignore Ctrl-C
+    from birth."""
+    pool = _get_pool(processes)
+    for _ in range(processes):
+        pool.apply_async(_import_renderer)
 
 
 def shutdown() -> None:

@@ -224,6 +224,40 @@ def test_offer_to_won_records_one_event_per_step(session, make_lead, dealer, dea
     assert open_count(session, dealer) == 0
 
 
+def test_a_lead_worked_in_the_transaction_that_captured_it_keeps_every_offer_right(
+        session, make_product_line, make_partner, make_user):
+    # The demo's history (and any writer that works a lead before writing it): captured,
+    # offered, declined, offered again, accepted and closed before anything is written (no
+    # alert listener flushes meanwhile). The lifecycle finds each offer in hand, with no
+    # flush and no query, and every response lands on the right row.
+    first = make_partner("DLR-A", territories=["zip:504*"])
+    second = make_partner("DLR-B", territories=["zip:504*"])
+    a_user, b_user = make_user("partner", partner=first), make_user("partner", partner=second)
+    session.flush()
+    with session.no_autoflush, lifecycle.loading_history(session):
+        lead = lifecycle.capture(session, Lead(
+            first_name="Walk", last_name="In", email="walk.in@example.com",
+            email_normalized="walk.in@example.com", postal_code="50401", region="US-IA",
+            country="US", product_line=make_product_line("TRC"), answers={}), SYSTEM, now=T0)
+        lifecycle.qualify(session, lead, "qualified", reason="r", score=80, rank="hot",
+                          actor=SYSTEM, now=at(0.1))
+        lifecycle.offer(session, lead, first, SYSTEM, now=at(1))
+        lifecycle.decline(session, lead, Actor.of(a_user), reason="out_of_area", now=at(2))
+        lifecycle.offer(session, lead, second, SYSTEM, now=at(3))
+        lifecycle.accept(session, lead, Actor.of(b_user), now=at(4))
+        lifecycle.close(session, lead, "lost", Actor.of(b_user),
+                        data={"reason": "price"}, now=at(5))
+    session.flush()
+    session.expire_all()
+    declined, worked = offers_of(session, lead)
+    assert (declined.partner_id, declined.response, declined.responded_at) == (
+        first.id, "declined", at(2))
+    assert (worked.partner_id, worked.response, worked.accepted_at) == (
+        second.id, "accepted", at(4))
+    assert (worked.outcome, worked.closed_at, worked.lost_reason) == ("lost", at(5), "price")
+    assert open_count(session, first) == 0 and open_count(session, second) == 0
+
+
 def test_stages_never_go_backwards(session, accepted, dealer_user):
     actor = Actor.of(dealer_user)
     lifecycle.advance(session, accepted, "quoted", actor, data={"amount": "9000"}, now=at(3))

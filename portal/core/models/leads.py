@@ -198,8 +198,11 @@ class LeadEvent(Base):
 
     #: global order of events (commit order within one database)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    #: made by the client for offline actions, so a retried push is recognised
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    #: made by the client for offline actions, so a retried push is recognised; also the
+    #: ORM's insert sentinel: SQLite cannot return new ``seq`` values in the order of a
+    #: multi-row INSERT, so without it a flush of N events is N INSERTs there
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4,
+                                          insert_sentinel=True)
     lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(24))  #: captured, offered, accepted, won …
     from_status: Mapped[str | None] = mapped_column(String(16))
