@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     """Register the app-wide commands and the groups the areas add to."""
     app.cli.add_command(worker)
     app.cli.add_command(demo)
+    app.cli.add_command(prepare)
     app.cli.add_command(import_group)
     app.cli.add_command(export_group)
 
@@ -77,8 +78,14 @@ def worker(workers: int, shutdown_timeout: float) -> None:
 @click.option("--quiet", is_flag=True, help="print nothing but errors")
 def demo(quiet: bool) -> None:
     """Load the demo data once (idempotent) and print the demo logins."""
-    from portal.demo import DEMO_LOGINS, load_demo
+    _load_demo(quiet)
 
+
+def _load_demo(quiet: bool) -> None:
+    from portal.demo import DEMO_LOGINS, is_loaded, load_demo
+
+    if not quiet and not is_loaded(db.session):
+        click.echo("Loading the demo data (first run only) ...", err=True)
     created = load_demo(db.session)
     db.session.commit()
     if quiet:
@@ -87,3 +94,20 @@ def demo(quiet: bool) -> None:
     click.echo("Demo logins (password for all: demo-password):")
     for email, what in DEMO_LOGINS:
         click.echo(f"  {email:<32} {what}")
+
+
+@click.command("prepare")
+@click.option("--demo", "with_demo", is_flag=True, help="also load the demo data once")
+@click.option("--quiet", is_flag=True, help="print nothing but errors")
+def prepare(with_demo: bool, quiet: bool) -> None:
+    """What a start or a deploy needs, in one process: the migrations (``db upgrade``),
+    the reports' rollups when they are stale (``reports rebuild --if-stale``) and, with
+    ``--demo``, the demo data once (``demo``)."""
+    from flask_migrate import upgrade
+
+    from portal.reports.commands import count_again
+
+    upgrade()
+    count_again(if_stale=True, quiet=quiet)
+    if with_demo:
+        _load_demo(quiet)

@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # Serve the portal on http://127.0.0.1:5000 with gunicorn and the job worker beside it.
+# First the database: migrations, rollups and (with --demo) the demo data, in one process.
 # Ctrl-C (or TERM) stops both.
+#   scripts/serve.sh [--demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5000}
+case "${1:-}" in
+  --demo) demo=(--demo) ;;
+  "") demo=() ;;
+  *) echo "usage: $0 [--demo]" >&2; exit 2 ;;
+esac
 
+echo "== database: migrations, rollups${demo:+, demo data}"
+# What it prints on stdout (the demo logins) is shown beside the address once the portal
+# answers; its progress (stderr) shows as it goes.
+said=$("$BIN/flask" --app portal prepare "${demo[@]}")
+
+echo "== web server and worker"
 "$BIN/flask" --app portal worker &
 worker=$!
 # --preload: the app, the postal centroids and the routing snapshot are loaded once and the
@@ -28,6 +41,7 @@ trap stop EXIT
 for _ in $(seq 1 600); do
   if "$BIN/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
       "http://$HOST:$PORT/readyz" 2>/dev/null; then
+    [[ -n "$said" ]] && echo "$said"
     echo "Portal on http://$HOST:$PORT  (Ctrl-C stops it)"
     break
   fi
