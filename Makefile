@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app portal
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# uv installs without compiling bytecode: Python caches it at the first import, as it
+# does by default. An environment that sets PYTHONDONTWRITEBYTECODE would instead compile
+# ~2 s of modules at every start of every process (web, worker, each command).
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: run test setup assets system-deps lint bench clean
 
