@@ -73,9 +73,9 @@ class _Stay(urllib.request.HTTPRedirectHandler):
 
 def sign_ins(port: int, times: int = 24) -> list[float]:
     """Seconds of each POST of the sign-in form to its answer (the redirect, not followed,
-    or the form again): the manager's right password, and every other time a stranger's
-    address with any password (the same hash check against a dummy hash; the throttle
-    allows 20 failures an address), after one sign-in per web worker to warm it."""
+    or the form again): the manager's right password, and every other time an email with
+    no account (the same hash check, against a dummy hash; a new one each time, as the
+    throttle refuses a sixth failure for one email; 20 for one address)."""
     seconds = []
     for attempt in range(times):
         opener = urllib.request.build_opener(
@@ -85,7 +85,7 @@ def sign_ins(port: int, times: int = 24) -> list[float]:
         assert token is not None, "no CSRF token on the sign-in page"
         form = urllib.parse.urlencode({
             "csrf_token": token.group(1),
-            "email": "manager@demo.test" if attempt % 2 == 0 else "stranger@example.com",
+            "email": "manager@demo.test" if attempt % 2 == 0 else f"stranger{attempt}@example.com",
             "password": "demo-password" if attempt % 2 == 0 else "not the password",
         }).encode()
         started = time.perf_counter()
