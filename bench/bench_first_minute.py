@@ -146,6 +146,8 @@ def steps(lines: list[tuple[float, str]], total: float) -> list[tuple[str, float
                 starts.append((name, lines[index][0]))
                 position = index
                 break
+    if not starts:  # a checkout from before the steps were marked
+        return []
     ends = [*(at for _, at in starts[1:]), total]
     return [(name, end - at) for (name, at), end in zip(starts, ends, strict=True)]
 

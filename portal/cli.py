@@ -96,6 +96,21 @@ def _load_demo(quiet: bool) -> None:
         click.echo(f"  {email:<32} {what}")
 
 
+def _upgrade_unless_current() -> None:
+    """``db upgrade`` when the database is behind the migrations (read on the session's
+    own connection: Alembic's environment, and its second connection, only when needed)."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from flask_migrate import upgrade
+
+    config = current_app.extensions["migrate"].migrate.get_config()
+    wanted = set(ScriptDirectory.from_config(config).get_heads())
+    current = set(MigrationContext.configure(db.session.connection()).get_current_heads())
+    db.session.commit()
+    if current != wanted:
+        upgrade()
+
+
 @click.command("prepare")
 @click.option("--demo", "with_demo", is_flag=True, help="also load the demo data once")
 @click.option("--quiet", is_flag=True, help="print nothing but errors")
@@ -103,11 +118,9 @@ def prepare(with_demo: bool, quiet: bool) -> None:
     """What a start or a deploy needs, in one process: the migrations (``db upgrade``),
     the reports' rollups when they are stale (``reports rebuild --if-stale``) and, with
     ``--demo``, the demo data once (``demo``)."""
-    from flask_migrate import upgrade
-
     from portal.reports.commands import count_again
 
-    upgrade()
+    _upgrade_unless_current()
     count_again(if_stale=True, quiet=quiet)
     if with_demo:
         _load_demo(quiet)

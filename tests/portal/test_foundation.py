@@ -72,3 +72,29 @@ def test_missing_secret_key_refuses_to_start(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+
+
+def test_prepare_migrates_an_empty_database_once_and_builds_the_rollups(tmp_path):
+    # What `make run` and a deploy run first: migrations, then the reports' rollups; run
+    # again on a current database it changes nothing and runs no migration.
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PORTAL_INSTANCE_PATH=str(tmp_path), SECRET_KEY="prepare-test",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'portal.db'}")
+    command = [sys.executable, "-m", "flask", "--app", "portal", "prepare"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "Running upgrade  -> 0001_foundation" in first.stderr
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "Running upgrade" not in again.stderr and again.stdout == ""
+    with sqlite3.connect(tmp_path / "portal.db") as conn:
+        [(version,)] = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        [(state,)] = conn.execute("SELECT state FROM rollup_state").fetchall()
+    from alembic.script import ScriptDirectory
+
+    assert version == ScriptDirectory("migrations").get_current_head()
+    assert state == "built"
