@@ -20,7 +20,9 @@ class Defaults:
     MAIL_USERNAME: str | None = None
     MAIL_PASSWORD: str | None = None
     MAIL_DEFAULT_SENDER = "Channel Lead Portal <leads@portal.localhost>"
-    PORTAL_BASE_URL = "http://127.0.0.1:5000"
+    #: the address in links that leave the portal (emails, the embed snippet, the hosted
+    #: form); None: where `make run` serves, http://$HOST:$PORT (127.0.0.1:5000)
+    PORTAL_BASE_URL: str | None = None
     GEOCODER = "offline"  # or "nominatim": geopy's Nominatim, cached and rate-limited
     GEOCODER_DOMAIN = "nominatim.openstreetmap.org"
     GEOCODER_SCHEME = "https"
@@ -112,6 +114,17 @@ def _coerce(kind: type, raw: str) -> Any:
     return raw
 
 
+def served_at() -> str:
+    """Where `make run` (scripts/serve.sh) serves: ``HOST`` and ``PORT`` as it reads them;
+    a wildcard host (all interfaces) is reached on this machine at 127.0.0.1."""
+    host = os.environ.get("HOST") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    return f"http://{host}:{os.environ.get('PORT') or '5000'}"
+
+
 def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Fill ``app.config`` in the documented order and derive what depends on it."""
     app.config.from_object(Defaults)
@@ -131,6 +144,8 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     instance = Path(app.instance_path)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'portal.db'}"
+    if not app.config.get("PORTAL_BASE_URL"):
+        app.config["PORTAL_BASE_URL"] = served_at()
     app.config.setdefault("HUEY_SQLITE_PATH", str(instance / "huey.db"))
     app.config.setdefault("MAIL_SINK_DIR", str(instance / "mail-sink"))
     from datetime import timedelta

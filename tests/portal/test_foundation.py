@@ -74,6 +74,25 @@ def test_missing_secret_key_refuses_to_start(monkeypatch, tmp_path):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
 
 
+def test_links_leaving_the_portal_follow_the_port_it_is_served_on(monkeypatch, tmp_path):
+    from portal import create_app
+
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("PORTAL_BASE_URL", raising=False)
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "SECRET_KEY": "k"}
+    assert create_app(config).config["PORTAL_BASE_URL"] == "http://127.0.0.1:5000"
+    monkeypatch.setenv("PORT", "8123")  # PORT=8123 make run
+    assert create_app(config).config["PORTAL_BASE_URL"] == "http://127.0.0.1:8123"
+    monkeypatch.setenv("HOST", "0.0.0.0")  # every interface: this machine is 127.0.0.1
+    assert create_app(config).config["PORTAL_BASE_URL"] == "http://127.0.0.1:8123"
+    monkeypatch.setenv("HOST", "leads.example.com")
+    assert create_app(config).config["PORTAL_BASE_URL"] == "http://leads.example.com:8123"
+    monkeypatch.setenv("PORTAL_BASE_URL", "https://leads.example.com")  # named: it wins
+    assert create_app(config).config["PORTAL_BASE_URL"] == "https://leads.example.com"
+
+
 def test_prepare_migrates_an_empty_database_once_and_builds_the_rollups(tmp_path):
     # What `make run` and a deploy run first: migrations, then the reports' rollups; run
     # again on a current database it changes nothing and runs no migration.
