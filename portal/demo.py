@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.capture.services import current_rules, inquiry_facts
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
@@ -37,6 +38,7 @@ from portal.core.models import (
     utcnow,
 )
 from routing import Point, TerritoryRule, distance_km, parse_rule
+from routing.scoring import evaluate
 
 PASSWORD = "demo-password"
 SEED = 2026
@@ -265,12 +267,6 @@ COMMENTS = {
             "Trail and hunting use, quiet engine preferred.",
             "Two UTVs for a vineyard, narrow width matters."),
 }
-DISQUALIFY_REASONS = (
-    "invalid email address", "test submission", "spam: no contact details",
-    "duplicate of an existing lead", "student research request", "outside the United States",
-)
-NURTURE_REASONS = ("timeline 12 months or more: nurture", "researching only: nurture",
-                   "no budget yet: nurture")
 DECLINE_CHOICES = ("out_of_area", "no_capacity", "not_our_product", "duplicate", "other")
 DECLINE_FREE_TEXT = ("Customer already buying from us on another quote",
                      "We do not service that county", "Owner on vacation this week")
@@ -506,6 +502,8 @@ class _DemoBuilder:
         self.distributors: list[_PartnerInfo] = []
         self.dealers: list[_PartnerInfo] = []
         self.manager: Actor | None = None
+        #: the manufacturer's qualification rules (the defaults on a new portal)
+        self.rules = current_rules(session)
         self.password_hash: str | None = None
         self.serial = 0
 
@@ -749,39 +747,44 @@ class _DemoBuilder:
         lifecycle.capture(session, lead, Actor.system(device), now=created,
                           data={"source": lead.source.code})
         qualified_at = created + timedelta(seconds=rng.randint(2, 20))
+        # What the person sent decides the verdict, as on a real capture: the rules engine
+        # scores and ranks every lead (so ranks always match the rules' thresholds).
         roll = rng.random()
-        if roll < 0.12:
-            lead.answers = self._answers(ready=rng.random() < 0.5)
-            lifecycle.qualify(session, lead, "disqualified", reason=rng.choice(DISQUALIFY_REASONS),
-                              score=0, rank=None, actor=self.system, now=qualified_at)
-            return
-        if roll < 0.32:
-            lead.answers = self._answers(ready=False)
-            lifecycle.qualify(session, lead, "nurture", reason=rng.choice(NURTURE_REASONS),
-                              score=rng.randint(8, 44), rank="cold", actor=self.system,
-                              now=qualified_at)
-            # Some raise their hand weeks later and become sales-ready.
+        if roll < 0.11:
+            self._unusable(lead)
+        lead.answers = self._answers(ready=roll >= 0.30)
+        verdict = evaluate(self.rules, inquiry_facts(lead))
+        lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
+                          score=verdict.score, rank=verdict.rank, actor=self.system,
+                          now=qualified_at)
+        if verdict.outcome == "nurture":
+            # Some raise their hand weeks later ("talk to a dealer now" in a nurture
+            # email): hot, and routed at once.
             later = qualified_at + timedelta(days=rng.uniform(10, 60))
             if rng.random() < 0.18 and later < self.now - timedelta(hours=1):
-                lead.answers = {**lead.answers, "timeline": "3_months"}
-                lifecycle.qualify(session, lead, "qualified",
-                                  reason="hand-raise: asked for a quote from a nurture email",
-                                  score=rng.randint(62, 85), rank="warm", actor=self.system,
+                lead.engagements = (lead.engagements or 0) + 1
+                verdict = evaluate(self.rules, inquiry_facts(lead), hand_raised=True)
+                lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
+                                  score=verdict.score, rank=verdict.rank, actor=self.system,
                                   now=later)
-                self._route(lead, place, line, target,
-                                       later + timedelta(seconds=30))
+                self._route(lead, place, line, target, later + timedelta(seconds=30))
             return
-        lead.answers = self._answers(ready=True)
-        score = rng.randint(50, 98)
-        rank = "hot" if score >= 75 else "warm" if score >= 60 else "cold"
-        lifecycle.qualify(session, lead, "qualified",
-                          reason=f"timeline {lead.answers['timeline'].replace('_', ' ')}, "
-                                 f"budget {lead.answers['budget'].replace('_', ' ')}: {rank} "
-                                 f"(score {score})",
-                          score=score, rank=rank, actor=self.system, now=qualified_at)
+        if verdict.outcome != "qualified":
+            return
         if self.now - created < timedelta(hours=2) and rng.random() < 0.5:
             return  # captured moments ago: the next routing run will place it
         self._route(lead, place, line, target, qualified_at + timedelta(seconds=40))
+
+    def _unusable(self, lead: Lead) -> None:
+        """An inquiry the rules turn away: a test, a throwaway address, no way to reach."""
+        kind = self.rng.choice(("test", "throwaway", "unreachable"))
+        if kind == "test":
+            lead.first_name, lead.last_name = "Test", self.rng.choice(("Test", "Asdf", "User"))
+        elif kind == "throwaway":
+            lead.email = lead.email.split("@")[0] + "@mailinator.com"
+            lead.email_normalized = lead.email.lower()
+        else:
+            lead.email = lead.email_normalized = lead.phone = lead.phone_normalized = ""
 
     def _answers(self, *, ready: bool) -> dict[str, str]:
         rng = self.rng

@@ -10,6 +10,7 @@ from typing import Any
 import zipcodes
 from sqlalchemy import func, select
 
+from portal.capture.services import current_rules, inquiry_facts
 from portal.core import lifecycle
 from portal.core.models import (
     Campaign,
@@ -30,6 +31,7 @@ from portal.demo import DEMO_LOGINS, DISTRIBUTORS, FRESH_OFFERS_PER_DEALER, PASS
 from portal.dispatch.services import candidates_from
 from portal.fulfilment.library import active_versions_for
 from routing import LeadFacts, PartnerIndex, Point, TerritoryRule, parse_rule
+from routing.scoring import evaluate
 
 
 def count(session: Any, model: Any) -> int:
@@ -211,6 +213,20 @@ def _check_leads(session: Any) -> None:
 
     ranks = set(session.scalars(select(Lead.rank).where(Lead.status != "disqualified")))
     assert {"hot", "warm", "cold"} <= ranks
+    # Every lead was scored by the rules engine: its rank is what the thresholds say, and
+    # its verdict what the rules give for what it sent (a hand-raise makes it hot).
+    rules = current_rules(session)
+    hand_raised = set(session.scalars(select(LeadEvent.lead_id).where(
+        LeadEvent.from_status == "nurture", LeadEvent.to_status == "qualified")))
+    for lead in session.scalars(select(Lead)):
+        expected = "hot" if lead.score >= rules.hot_at else (
+            "warm" if lead.score >= rules.warm_at else "cold")
+        assert lead.rank == expected, (lead.id, lead.score, lead.rank)
+        first = session.scalars(select(LeadEvent.to_status).where(
+            LeadEvent.lead_id == lead.id, LeadEvent.kind != "captured")
+            .order_by(LeadEvent.seq).limit(1)).one()
+        if lead.id not in hand_raised and lead.inquiries == 1 and not lead.engagements:
+            assert first == evaluate(rules, inquiry_facts(lead)).outcome, lead.id
     won = list(session.scalars(select(Lead.won_amount).where(Lead.status == "won")))
     assert min(won) >= Decimal(8000) and max(won) <= Decimal(60000)
 
@@ -220,7 +236,8 @@ def _check_leads(session: Any) -> None:
     assert any(lead.lost_competitor_id for lead in to_competitor)
     assert any(lead.lost_competitor_other for lead in to_competitor)
 
-    sample = session.scalars(select(Lead).order_by(Lead.created_at).limit(50)).all()
+    sample = session.scalars(select(Lead).where(Lead.status != "disqualified")
+                             .order_by(Lead.created_at).limit(50)).all()
     for lead in sample:
         assert lead.email.endswith(("@example.com", "@example.net"))
         assert "555-" in lead.phone
