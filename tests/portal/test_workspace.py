@@ -748,10 +748,15 @@ def test_capacity_and_vacation_pause(client, session, dealer, auth, make_lead):
     lead = make_lead(postal_code="50401")
     assert _route(session, lead).partner is None
     assert "Paused" in _text(client.get("/leads/"))
+    # The dashboard says so too: that it is paused, why and until when.
+    dashboard = _text(client.get("/"))
+    assert "Paused: you get no new offers" in dashboard
+    assert "vacation until 2026-08-01: harvest" in dashboard
 
     assert client.post("/leads/settings/resume", data={}).status_code == 303
     session.refresh(dealer)
     assert dealer.active and dealer.paused_reason == ""
+    assert "Paused" not in _text(client.get("/"))
 
 
 def test_dashboard_links_the_tabs(client, session, dealer, dealer_user, make_lead):
