@@ -31,7 +31,9 @@ def test_public_form_to_routed_lead(new_context: Callable[..., BrowserContext]) 
     prospect.get_by_label("Last name").fill("Oyelaran")
     prospect.get_by_label("Company or farm").fill("Blanchard River Acres")
     prospect.get_by_label("Email", exact=True).fill("w.oyelaran@example.org")
-    prospect.get_by_label("Phone", exact=True).fill("(419) 555-0187")
+    # 567 overlays 419 in NW Ohio: the demo, which dials the first code of a ZIP, never
+    # does, so the inquiry cannot repeat a demo lead by its phone (it would join that lead).
+    prospect.get_by_label("Phone", exact=True).fill("(567) 555-0187")
     prospect.get_by_label("ZIP code").fill("45840")
     prospect.get_by_label("Product line", exact=True).select_option(label="Compact tractors")
     prospect.get_by_label("When do you plan to buy?").select_option(label="Within 3 months")
