@@ -314,6 +314,17 @@ def _add_fresh_tabs(response: Any) -> None:
 @login_required
 def act(lead_id: Any, action: str):  # type: ignore[no-untyped-def]
     """Apply one action to a lead through the lifecycle; 303 back, or the fragment for htmx."""
+    response = make_response(_act(lead_id, action))
+    if is_htmx() and request.form.get("view") != "card" and response.status_code != 422:
+        # The lead panel's answer says what happened at its top, and the forms sit at its
+        # bottom: show its top where the user is looking (on a phone it was 800-1,700 px
+        # above). A card is in view as it is; a 422 keeps the form in view, whose fields
+        # say what to correct.
+        response.headers["HX-Reswap"] = "outerHTML show:top"
+    return response
+
+
+def _act(lead_id: Any, action: str) -> Any:
     found = visible_lead(db.session, current_user, lead_id)
     if found is None:
         if is_htmx():  # the card or panel says so (base.html lets htmx swap this 404)

@@ -324,3 +324,36 @@ def test_a_card_in_a_stale_tab_says_what_became_of_its_lead(
     card(second, lost).get_by_role("button", name="Accept", exact=True).click()
     expect(second.locator("article.lead-card.is-gone").get_by_role("status")).to_have_text(
         "This lead is no longer in your list: it moved on since the page was loaded.")
+
+
+@pytest.mark.parametrize(("size", "javascript"), [
+    ({"width": 360, "height": 740}, True), ({"width": 1280, "height": 720}, True),
+    ({"width": 360, "height": 740}, False)], ids=["phone", "desktop", "phone-no-js"])
+def test_the_confirmation_of_an_outcome_is_in_view(
+        new_context: Callable[..., BrowserContext],
+        capture_inquiry: Callable[..., dict[str, Any]], size: dict[str, int],
+        javascript: bool) -> None:
+    """The outcome forms sit at the bottom of a long lead page: after recording one, the
+    page shows what happened where the dealer is looking, not a screen or two above."""
+    first, last = {True: ("Ottoline", f"Brandvold{size['width']}"),
+                   False: ("Ottoline", "Brandvold-nojs")}[javascript]
+    lead = capture_inquiry(first, last, "45840")  # Findlay, OH: forwarded to dealer4
+    assert lead["assigned_partner"] == "BUCK-OH01"
+    page = new_context(viewport=size, java_script_enabled=javascript).new_page()
+    sign_in(page, "dealer4@demo.test")
+    page.goto(f"/leads/{lead['id']}")
+    if javascript:
+        page.wait_for_function("() => typeof window.htmx === 'object'")
+    message = (page.locator(".lead-detail > [role=status]") if javascript
+               else page.locator(".flashes"))
+    page.locator(".lead-actions").get_by_role("button", name="Accept", exact=True).click()
+    expect(message).to_contain_text("the lead is yours")
+    expect(message).to_be_in_viewport()
+
+    form = open_fold(page.locator(".lead-detail"), "No interest")
+    form.scroll_into_view_if_needed()
+    form.get_by_role("button", name="No interest", exact=True).click()
+    expect(message).to_contain_text("No interest")
+    expect(message).to_be_in_viewport()
+    # ... and the outcome it confirms is on screen with it, at the top of the lead.
+    expect(page.locator(".lead-head .badge-status")).to_be_in_viewport()
