@@ -322,7 +322,8 @@ def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: dat
 
 
 def current_offer(session: Session, lead: Lead) -> Offer | None:
-    """The pending or accepted offer that put the lead with its partner now."""
+    """The pending or accepted offer that put the lead with its partner now. For a lead
+    this transaction created, the offer in hand: not written yet (no id) before a flush."""
     made = session.info.get(_MADE, {}).get(lead.id)
     if made is not None:  # a lead of this transaction's: its offers are all in hand
         return next((o for o in reversed(made) if o.partner_id == lead.assigned_partner_id),
@@ -826,6 +827,8 @@ def merge(session: Session, lead: Lead, into: Lead, actor: Actor, *, reason: str
                            {"keep": "Keep a lead that is not disqualified."})
     partner_id = lead.assigned_partner_id
     offer_row = current_offer(session, lead) if lead.status in OPEN_STATUSES else None
+    if offer_row is not None and offer_row.id is None:
+        session.flush()  # an offer made in this transaction: its id, for unmerge
     # Everything unmerge needs to put the lead back exactly as it was.
     previous = {
         "status": lead.status, "partner_id": partner_id,

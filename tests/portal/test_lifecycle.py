@@ -258,6 +258,23 @@ def test_a_lead_worked_in_the_transaction_that_captured_it_keeps_every_offer_rig
     assert open_count(session, first) == 0 and open_count(session, second) == 0
 
 
+def test_a_merge_in_the_transaction_that_made_the_offer_can_be_undone(
+        session, make_lead, dealer, manager):
+    # The offer in hand has no id until it is written: the merge must still remember it,
+    # or unmerge cannot give the dealer its offer back (found by a review).
+    keep, duplicate = make_lead(), make_lead()
+    with session.no_autoflush, lifecycle.loading_history(session):
+        lifecycle.offer(session, duplicate, dealer, SYSTEM, now=at(1))
+        merged = lifecycle.merge(session, duplicate, keep, Actor.of(manager), reason="same",
+                                 now=at(2))
+    assert merged.data["previous"]["offer_id"] is not None
+    lifecycle.unmerge(session, duplicate, Actor.of(manager), reason="not the same",
+                      now=at(3))
+    session.flush()
+    [offer] = offers_of(session, duplicate)
+    assert (duplicate.status, offer.response) == ("offered", "pending")
+
+
 def test_stages_never_go_backwards(session, accepted, dealer_user):
     actor = Actor.of(dealer_user)
     lifecycle.advance(session, accepted, "quoted", actor, data={"amount": "9000"}, now=at(3))
