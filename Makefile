@@ -31,14 +31,16 @@ setup: $(VENV)/.installed static/vendor/htmx.min.js instance/config.py
 	@$(FLASK) prepare
 
 # uv (pinned in constraints.txt, from the package index like the rest) installs in seconds
-# what pip takes a minute and a half for; pip stays the fallback when uv cannot be had.
+# what pip takes a minute and a half for; pip stays the fallback when uv cannot be had or
+# cannot install (a private mirror named only in pip.conf, a proxy's certificate).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "== Python packages into $(VENV) (uv; pip if uv cannot be installed)"
 	$(PYTHON) -m venv $(VENV)
-	@if $(BIN)/pip install -q -c constraints.txt uv; then \
-	  $(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]'; \
-	else echo "uv could not be installed: pip installs the packages"; \
-	  $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -c constraints.txt -e '.[dev]'; fi
+	@$(BIN)/pip install -q -c constraints.txt uv && \
+	  $(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]' || \
+	{ echo "uv could not install the packages (uv reads no pip.conf: set UV_INDEX_URL for a"; \
+	  echo "mirror): pip installs them"; \
+	  $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -c constraints.txt -e '.[dev]'; }
 	@touch $@
 
 # htmx comes from the npm registry, pinned by package.json + package-lock.json.
