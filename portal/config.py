@@ -144,6 +144,9 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     instance = Path(app.instance_path)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'portal.db'}"
+    from portal.core.passwords import ARGON2ID, check_method
+
+    check_method(str(app.config.get("PASSWORD_HASH_METHOD") or ARGON2ID))
     if not app.config.get("PORTAL_BASE_URL"):
         app.config["PORTAL_BASE_URL"] = served_at()
     app.config.setdefault("HUEY_SQLITE_PATH", str(instance / "huey.db"))

@@ -14,6 +14,8 @@ parameters is hashed again at its owner's next sign-in.
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
@@ -54,5 +56,23 @@ def needs_rehash(stored: str) -> bool:
     how = method()
     if how == ARGON2ID:
         return not stored.startswith("$argon2id$") or _ARGON2.check_needs_rehash(stored)
-    head = stored.split("$", 1)[0]  # Werkzeug's "method:parameters$salt$hash"
-    return not (head == how or head.startswith(how + ":"))
+    return stored.split("$", 1)[0] != _werkzeug_head(how)
+
+
+@functools.cache
+def _werkzeug_head(how: str) -> str:
+    """What Werkzeug writes before the salt for ``how``, its parameters spelled out
+    ("pbkdf2:sha256" → "pbkdf2:sha256:1000000"): a hash made with other parameters
+    (fewer iterations) is made anew too."""
+    return generate_password_hash("", method=how).split("$", 1)[0]
+
+
+def check_method(how: str) -> None:
+    """``ValueError`` unless new hashes can be made by ``how`` (checked at start-up, not
+    at the first sign-in or invitation)."""
+    if how != ARGON2ID:
+        try:
+            _werkzeug_head(how)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"PASSWORD_HASH_METHOD {how!r} is not a method this portal "
+                             f"knows ({ARGON2ID}, scrypt, pbkdf2:sha256): {error}") from None

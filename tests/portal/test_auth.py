@@ -281,6 +281,31 @@ def test_an_older_hash_is_made_anew_at_sign_in_and_still_works(app, auth, client
     auth.login_as(user)  # the new hash takes the same password
 
 
+def test_a_hash_with_weaker_parameters_of_the_same_method_is_made_anew(
+        app, auth, session, make_user, monkeypatch):
+    from werkzeug.security import generate_password_hash
+
+    user = make_user("manager")
+    user.password_hash = generate_password_hash(PASSWORD, method="pbkdf2:sha256:500")
+    session.flush()
+    # Werkzeug's own iterations for the method named without them (1,000,000 today).
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_METHOD", "pbkdf2:sha256")
+    auth.login_as(user)
+    session.refresh(user)
+    method = user.password_hash.split("$", 1)[0]
+    assert method.startswith("pbkdf2:sha256:") and int(method.rsplit(":", 1)[1]) > 500
+
+
+def test_an_unknown_hash_method_stops_the_start_not_the_first_sign_in(tmp_path,
+                                                                        monkeypatch):
+    from portal import create_app
+
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    with pytest.raises(ValueError, match="PASSWORD_HASH_METHOD 'argon2' is not a method"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "SECRET_KEY": "k",
+                    "PASSWORD_HASH_METHOD": "argon2"})
+
+
 def test_an_unknown_email_is_refused_like_a_wrong_password_with_argon2id(app, client,
                                                                           monkeypatch):
     monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", False)
