@@ -125,7 +125,8 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
         lead=lead, events=events, offers=offers, current_offer=current,
         literature=[e for e in events if e.kind in LITERATURE_EVENTS],
         fulfilments=fulfilments_for(session, lead),
-        notes=[e for e in events if e.kind == "note"],
+        # Notes typed on their own, and those typed with an action (a stage, an outcome).
+        notes=[e for e in events if e.kind == "note" or (e.data or {}).get("note")],
         conflicts=[e for e in events
                    if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],
         competitors=competitors, dealers=dealers, overdue=is_overdue(lead, now),

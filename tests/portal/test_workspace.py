@@ -479,7 +479,24 @@ def test_lost_to_a_competitor_picked_from_the_list_or_typed(
     session.refresh(typed)
     assert picked.status == "lost" and picked.lost_competitor.name == "Green Machines"
     assert typed.lost_competitor_id is None and typed.lost_competitor_other == "Red Iron Ltd"
-    assert "to Red Iron Ltd" in _text(client.get(f"/leads/{typed.id}"))
+    assert re.search(r"Bought from</dt><dd>Red Iron Ltd",
+                     _text(client.get(f"/leads/{typed.id}")))
+
+
+def test_the_outcome_has_its_own_panel_in_words_and_its_note_is_with_the_notes(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    assert client.post(f"/leads/{lead.id}/quote", data={"amount": "18,400"}).status_code == 303
+    assert client.post(f"/leads/{lead.id}/lost", data={
+        "reason": "no_budget", "note": "Bank said no until spring"}).status_code == 303
+    page = _text(client.get(f"/leads/{lead.id}"))
+    outcome = re.search(r'<section class="card outcome".*?</section>', page, re.S).group(0)
+    assert "Lost" in outcome and "No budget" in outcome and "$18,400.00" in outcome
+    assert "no_budget" not in page  # no internal codes anywhere on the page
+    rank = re.search(r'aria-labelledby="rank-title".*?</section>', page, re.S).group(0)
+    assert "$18,400.00" not in rank and "No budget" not in rank
+    notes = re.search(r'aria-labelledby="notes-title".*?</section>', page, re.S).group(0)
+    assert "Bank said no until spring" in notes and "with &ldquo;Lost&rdquo;" in notes
 
 
 def test_no_interest_and_a_note(client, session, dealer, dealer_user, make_lead):
