@@ -119,11 +119,31 @@ class PublicCaptureForm(_InquiryFields):
     embed = HiddenField()  #: "1" when posted by the embedded snippet
 
 
+#: the same answers, said of the customer to the dealer who types them in
+DEALER_ROLE_CHOICES = [
+    ("", "Choose…"), ("decision_maker", "Decides on the purchase"),
+    ("influencer", "Advises on the purchase"), ("user", "Will use it"), ("other", "Other"),
+]
+
+
 class PartnerCaptureForm(_InquiryFields):
-    """A dealer's own walk-in or trade-show contact, typed in on a phone."""
+    """A dealer's own walk-in or trade-show contact, typed in on a phone: the questions
+    speak to the dealer about the customer, not to the customer."""
 
     source = SelectField("Where did you meet?", choices=[], validate_choice=False)
     token = HiddenField()
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.email.description = "The customer's email, or their phone below: one is enough."
+        self.postal_code.label.text = "Customer's ZIP code"
+        self.postal_code.description = "Where they are: for the reports and the literature."
+        self.timeline.label.text = "When do they plan to buy?"
+        self.role.label.text = "Their role"
+        self.role.choices = choices(DEALER_ROLE_CHOICES)
+        self.interest.label.text = "What would help them most?"
+        self.comments.label.text = "Notes from the conversation"
+        self.wants_literature.label.text = "Email them the literature of this product line"
 
 
 class UploadForm(FlaskForm):

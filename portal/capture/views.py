@@ -182,7 +182,9 @@ def partner_new():  # type: ignore[no-untyped-def]
                       f"{lead.qualification_reason}", "warning")
             else:
                 flash(f"Saved {lead.name}: the lead is yours and marked accepted.", "success")
-            return redirect(url_for("capture.partner_new"), code=303)
+            # On to the new lead, where its next step is recorded (a disqualified one
+            # stays the dealer's, as its own capture, and is shown there too).
+            return redirect(url_for("leads.lead", lead_id=lead.id), code=303)
     if not form.token.data:
         form.token.data = uuid.uuid4().hex
     status = 422 if form.errors or form.form_errors else 200

@@ -271,7 +271,14 @@ def test_partner_captures_its_own_lead(client: Any, auth: Any, session: Any, dea
     auth.login("partner", partner=dealer)
     form = client.get("/capture/new")
     assert form.status_code == 200
-    assert 'name="viewport"' in form.get_data(as_text=True)
+    asked = form.get_data(as_text=True)
+    assert 'name="viewport"' in asked
+    # It speaks to the dealer about the customer, not to the customer.
+    assert "Their role" in asked and "Decides on the purchase" in asked
+    assert "When do they plan to buy?" in asked
+    for said_to_a_prospect in ("Your role", "I decide on the purchase",
+                               "So the nearest dealer can help you", "Send me literature"):
+        assert said_to_a_prospect not in asked
     response = client.post("/capture/new", data={
         "first_name": "Walk", "last_name": "In", "phone": "515-555-0142",
         "postal_code": "50401", "product_line": "TRC", "source": "SHOW",
@@ -282,8 +289,11 @@ def test_partner_captures_its_own_lead(client: Any, auth: Any, session: Any, dea
     assert lead.status == "accepted" and lead.source.code == "SHOW"
     captured = session.scalars(select(LeadEvent).where(LeadEvent.kind == "captured")).one()
     assert captured.data["self_sourced"] is True
-    page = client.get("/capture/new").get_data(as_text=True)
+    # Saved: on to the new lead, where its next step is recorded.
+    assert response.headers["Location"].endswith(f"/leads/{lead.id}")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Saved Walk In: the lead is yours and marked accepted." in page
+    assert "Record what happened" in page
 
 
 def test_partner_capture_errors_and_escaping(client: Any, auth: Any, session: Any,
