@@ -29,7 +29,7 @@ from portal.core.models import (
     utcnow,
 )
 from portal.core.models.codes import active_codes, by_code
-from portal.dispatch.geo import us_state_for
+from portal.dispatch.geo import us_state_for, us_town_for
 from portal.dispatch.services import RoutingResult, route_lead
 from portal.fulfilment.services import request_pack
 from routing import normalise_postal_code
@@ -163,6 +163,10 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
         state = us_state_for(values["postal_code"])
         region = f"US-{state}" if state else ""
     values["region"] = region
+    if not values["city"] and country == "US" and values["postal_code"] \
+            and "postal_code" not in errors:
+        # The town of the ZIP, so the cover letter's address and the lists name it.
+        values["city"] = us_town_for(values["postal_code"])
 
     answers: dict[str, str] = {}
     raw_answers = data.get("answers") or {}

@@ -35,6 +35,12 @@ CODE_LABELS = {
 }
 
 
+def count_of(number: int | None, noun: str, plural: str = "") -> str:
+    """"1 page", "12 pages", "1,200 pages": a count with its noun in the right number."""
+    number = number or 0
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and template globals."""
 
@@ -57,6 +63,8 @@ def init_app(app: Flask) -> None:
     @app.template_filter("money")
     def money(value: Decimal | float | None) -> str:
         return "—" if value is None else f"${value:,.2f}"
+
+    app.add_template_filter(count_of, "count_of")
 
     @app.template_filter("code_label")
     def code_label(value: object) -> str:

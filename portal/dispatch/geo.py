@@ -56,14 +56,26 @@ def import_geonames(session: Session, lines: Iterable[str]) -> GeoImportReport:
     return report
 
 
-_US_STATES: dict[str, str] | None = None
+_US_PLACES: dict[str, tuple[str, str]] | None = None
+
+
+def _us_places() -> dict[str, tuple[str, str]]:
+    global _US_PLACES
+    if _US_PLACES is None:
+        import zipcodes
+
+        _US_PLACES = {z["zip_code"]: (z["state"], z["city"])
+                      for z in zipcodes.list_all()}
+    return _US_PLACES
 
 
 def us_state_for(postal_code: str) -> str | None:
     """The two-letter state of a US ZIP code (from the offline ``zipcodes`` data)."""
-    global _US_STATES
-    if _US_STATES is None:
-        import zipcodes
+    place = _us_places().get(postal_code)
+    return place[0] if place else None
 
-        _US_STATES = {z["zip_code"]: z["state"] for z in zipcodes.list_all()}
-    return _US_STATES.get(postal_code)
+
+def us_town_for(postal_code: str) -> str:
+    """The town a US ZIP code is named for ("Mason City" for 50401), or ""."""
+    place = _us_places().get(postal_code)
+    return place[1] if place else ""

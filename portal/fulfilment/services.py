@@ -424,7 +424,11 @@ def compose_email(data: PackData, pack: bytes) -> tuple[Any, str, str | None]:
     attachments: tuple[tuple[str, bytes, str], ...] = ()
     if link is None:
         attachments = (("literature-pack.pdf", pack, "application/pdf"),)
-    message = build_message(data.to_email, data.subject, text, html, attachments)
+    contact = data.letter.get("contact")
+    # A reply goes to the dealer the letter names (or the manufacturer's contact), not to
+    # the portal's sending address.
+    headers = {"Reply-To": contact.email} if contact is not None and contact.email else {}
+    message = build_message(data.to_email, data.subject, text, html, attachments, headers)
     # One Message-ID per request: if a pack ever goes twice, mail systems can tell.
     del message["Message-ID"]
     message["Message-ID"] = f"<literature-pack-{data.fulfilment_id}@portal.localhost>"

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from portal.core.filters import count_of
 from portal.core.jobs import enqueue
 from portal.core.models import (
     Fulfilment,
@@ -277,7 +278,7 @@ def literature_upload(item_id: int):  # type: ignore[no-untyped-def]
         except library.LiteratureError as error:
             _show(form, error)
         else:
-            flash(f"Version {version.number} uploaded ({version.page_count} pages)"
+            flash(f"Version {version.number} uploaded ({count_of(version.page_count, 'page')})"
                   f"{' and in use' if version.is_active else ''}.", "success")
             return redirect(url_for("fulfilment.literature_item", item_id=item.id), code=303)
     return _item_page(item, upload=form)
@@ -297,7 +298,7 @@ def literature_write(item_id: int):  # type: ignore[no-untyped-def]
         except library.LiteratureError as error:
             _show(form, error)
         else:
-            flash(f"Version {version.number} saved ({version.page_count} pages)"
+            flash(f"Version {version.number} saved ({count_of(version.page_count, 'page')})"
                   f"{' and in use' if version.is_active else ''}.", "success")
             return redirect(url_for("fulfilment.literature_item", item_id=item.id), code=303)
     return _item_page(item, write=form)

@@ -117,3 +117,11 @@ def test_prepare_migrates_an_empty_database_once_and_builds_the_rollups(tmp_path
 
     assert version == ScriptDirectory("migrations").get_current_head()
     assert state == "built"
+
+
+def test_every_page_has_the_portals_icon(client):
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    with client.get("/static/favicon.svg") as icon:
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+        assert b"<svg" in icon.data

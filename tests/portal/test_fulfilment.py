@@ -144,6 +144,7 @@ def test_captured_lead_gets_a_personal_pack_by_email(
     assert len(outbox) == 1
     message = outbox[0]
     assert message["To"] == "dana@example.com"
+    assert message["Reply-To"] == "sales@prairie.test"  # a reply reaches the dealer
     assert "information from" in message["Subject"]
     assert "Prairie Tractor & Supply" in body(message, "plain")
     assert "Prairie Tractor &amp; Supply" in body(message, "html")
@@ -170,6 +171,31 @@ def test_captured_lead_gets_a_personal_pack_by_email(
     kinds = session.scalars(select(LeadEvent.kind).where(LeadEvent.lead_id == row.lead_id)
                             .order_by(LeadEvent.seq)).all()
     assert kinds[-1] == "literature_sent"
+
+
+def test_a_lead_sent_without_its_town_gets_it_from_the_zip_in_its_letter(
+        client, session, make_user, dealer, add_literature, outbox):
+    add_literature("TRC", "Tractor Overview", pages=1)
+    session.commit()
+    inquiry = {**HOT, "city": "", "address": "12 Elm Street"}
+    response = client.post("/api/v1/leads", json=inquiry,
+                           headers=api_headers(client, make_user))
+    assert response.status_code == 201, response.json
+    lead = session.get(Lead, uuid.UUID(response.json["id"]))
+    assert lead.city == "Mason City"
+    text = pdf_text(attachment(outbox[0]))
+    assert "Mason City, IA 50401" in text
+    assert "Tractor Overview (1 page)" in text
+
+
+def test_the_library_counts_pages_in_words(client, session, auth, add_literature):
+    add_literature("TRC", "One-pager", pages=1)
+    add_literature("TRC", "Spec sheets", pages=12, position=1)
+    session.commit()
+    auth.login("admin")
+    page = client.get("/fulfilment/literature").get_data(as_text=True)
+    assert "v1 &middot; 1 page<" in page and "12 pages" in page
+    assert "1 pages" not in page
 
 
 def test_lead_page_fragment_shows_what_was_sent(client, session, auth, make_user, dealer,
