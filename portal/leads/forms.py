@@ -284,8 +284,8 @@ class SearchForm(Form):
     q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
                     render_kw={"placeholder": "Name, email, phone or ZIP"})
     status = SelectField("Status", choices=STATUS_CHOICES, validators=[Optional()])
-    partner = StringField("Partner code", filters=[_strip],
-                          validators=[Optional(), Length(max=32)])
+    partner = StringField("Partner (name or code)", filters=[_strip],
+                          validators=[Optional(), Length(max=120)])
     region = StringField("Region", filters=[_strip], validators=[Optional(), Length(max=10)],
                          render_kw={"placeholder": "US-IA"})
     product_line = SelectField("Product line", choices=[], validate_choice=False,

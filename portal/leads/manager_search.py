@@ -12,11 +12,13 @@ from typing import Any
 
 from sqlalchemy import (
     Select,
+    and_,
+    exists,
     func,
     or_,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from portal.core import lifecycle
 from portal.core import transitions as table
@@ -56,6 +58,15 @@ S = LeadStatus
 # --- the managers' search, queue and bulk actions ----------------------------------------------
 
 
+def partners_named(text: str) -> Select[Any]:
+    """The partner whose code is ``text`` (any case); when no code is, the partners whose
+    name holds it ("prairie" finds Prairie Tractor & Supply and Prairie Implement)."""
+    other = aliased(Partner)
+    return select(Partner.id).where(or_(code_is(Partner.code, text), and_(
+        ~exists().where(code_is(other.code, text)),
+        func.lower(Partner.name).contains(text.lower(), autoescape=True))))
+
+
 def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Select[Any]:
     """Leads across all partners matching ``filters``, newest first."""
     now = now or utcnow()
@@ -63,8 +74,7 @@ def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Sele
     if filters.status in {s.value for s in LeadStatus}:
         query = query.where(Lead.status == filters.status)
     if filters.partner:
-        query = query.where(Lead.assigned_partner_id == select(Partner.id).where(
-            code_is(Partner.code, filters.partner)).scalar_subquery())
+        query = query.where(Lead.assigned_partner_id.in_(partners_named(filters.partner)))
     if filters.region:
         query = query.where(Lead.region == filters.region.strip().upper())
     if filters.campaign:

@@ -63,6 +63,13 @@ def test_search_filters_by_status_partner_region_line_rank_campaign_age_overdue(
     assert names("") == {"Iowa", "Illinois", "Mower", "Old"}
     assert names("status=accepted") == {"Old"}
     assert names("partner=IL1") == {"Illinois"}
+    assert names("partner=il1") == {"Illinois"}  # a code, in any case
+    # A name, or part of one, when no code is that: what a manager remembers of a dealer.
+    il.name, ia.name = "Prairie State Tractor", "Hawkeye Farm & Lawn"
+    session.commit()
+    assert names("partner=prairie+state") == {"Illinois"}
+    assert names("partner=farm") == {"Iowa", "Old"}
+    assert names("partner=%25") == set()  # % is a character, not a wildcard
     assert names("region=US-IL") == {"Illinois"}
     assert names("product_line=MWR") == {"Mower"}
     assert names("rank=cold") == {"Illinois"}
@@ -309,3 +316,12 @@ def test_text_search_is_answered_from_the_trigram_index_on_postgresql(app, sessi
         session.execute(text(f"SET LOCAL {switch} = off"))
     plan = "\n".join(row[0] for row in session.execute(text("EXPLAIN " + sql.replace("%%", "%"))))
     assert "Bitmap Index Scan on ix_leads_search_trgm" in plan, plan
+
+
+def test_the_two_partner_pages_link_to_each_other(client, session, manager, partners):
+    ia, _ = partners
+    session.commit()  # a GET rolls back what is not committed
+    details = _text(client.get(f"/manage/partners/{ia.code}"))
+    assert f'href="/leads/partners/{ia.code}"' in details
+    leads = _text(client.get(f"/leads/partners/{ia.code}"))
+    assert f'href="/manage/partners/{ia.code}"' in leads
