@@ -21,6 +21,7 @@ from routing.territory import (
     normalise_postal_code,
     parse_rule,
     parse_rules,
+    problem_for_country,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "decide",
     "distance_km",
     "normalise_postal_code",
+    "problem_for_country",
     "parse_geonames",
     "parse_rule",
     "parse_rules",

@@ -238,6 +238,22 @@ def _prefix(code: str) -> str:
     return prefix
 
 
+def problem_for_country(rule: TerritoryRule, country: str) -> str | None:
+    """Why ``rule`` can never match a postal code of ``country``, or None. A US ZIP code is
+    five digits: zip:5020 or zip:ABCDE is a well-formed rule that would silently cover
+    nothing, so a partner's form and the partners CSV refuse it with this message."""
+    if country.strip().upper() != "US":
+        return None  # other countries' codes vary in length and letters
+    if rule.kind == "zip" and not (len(rule.value) == 5 and rule.value.isdigit()):
+        return (f"zip {rule.value}: a US ZIP code is 5 digits (zip:50201), or a prefix "
+                "with * (zip:502*)")
+    if rule.kind == "zip_prefix" and not (rule.value.isdigit() and len(rule.value) <= 5):
+        return f"zip prefix {rule.value}*: a US ZIP code prefix is 1 to 5 digits"
+    if rule.kind == "zip_range" and len(rule.bounds[0]) != 5:
+        return f"zip range {rule.value}: a US ZIP code range has 5 digits on each side"
+    return None
+
+
 def parse_rules(text: str) -> tuple[TerritoryRule, ...]:
     """Parse a ';'-separated list of rules (the CSV territories cell); empty gives ()."""
     rules = []

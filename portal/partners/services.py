@@ -31,7 +31,13 @@ from portal.core.models import (
 from portal.core.models.codes import by_code, code_is
 from portal.core.pagination import Page, paginate
 from routing.geo import CentroidTable
-from routing.territory import RuleError, TerritoryRule, normalise_postal_code, parse_rule
+from routing.territory import (
+    RuleError,
+    TerritoryRule,
+    normalise_postal_code,
+    parse_rule,
+    problem_for_country,
+)
 
 #: the partners CSV columns (DESIGN §6), also the field names of the partner form
 COLUMNS = (
@@ -300,7 +306,10 @@ def clean_partner(session: Session, data: PartnerInput, *, partner: Partner | No
         except RuleError as error:
             problems.append(f"{text!r}: {error}.")
             continue
-        if len(rule.value) > 40:
+        wrong_here = problem_for_country(rule, country)
+        if wrong_here:
+            problems.append(f"{text!r}: {wrong_here}.")
+        elif len(rule.value) > 40:
             problems.append(f"{text!r}: a rule's value is at most 40 characters.")
         elif rule not in rules:  # a repeated rule adds nothing
             rules.append(rule)

@@ -219,11 +219,14 @@ def test_bad_rows_are_reported_by_line_and_column_and_good_rows_kept(session, li
         row("X4", email="nobody", capacity="-3"),
         row("X5", territories="zip:50401;planet:mars"),
         row("GOOD2", kind="distributor", territories=""),
+        row("X6", territories="zip:5020"),
+        row("CA1", country="CA", region="CA-ON", postal_code="K1A0B1",
+            territories="zip:K1A*"),
     )
     report = run_import(session, data)
     assert report.fatal is None
-    assert (report.created, report.updated) == (2, 0)
-    assert report.error_lines == [3, 4, 5, 6, 7]
+    assert (report.created, report.updated) == (3, 0)
+    assert report.error_lines == [3, 4, 5, 6, 7, 9]
     found = {(e.line, e.column): e.message for e in report.errors}
     assert "A code is 1–32 letters" in found[(3, "code")]
     assert found[(4, "parent")] == "No distributor has the code NOPE."
@@ -231,11 +234,13 @@ def test_bad_rows_are_reported_by_line_and_column_and_good_rows_kept(session, li
     assert "Enter a valid email address" in found[(6, "email")]
     assert "Enter a whole number" in found[(6, "capacity")]
     assert "unknown territory kind 'planet'" in found[(7, "territories")]
+    # A US partner's ZIP rules are US ZIP codes; a Canadian partner's are Canada's.
+    assert "'zip:5020': zip 5020: a US ZIP code is 5 digits" in found[(9, "territories")]
     assert str(report.errors[0]).startswith("line 3, column code: ")
     codes = set(session.scalars(select(Partner.code)))
-    assert codes == {"GOOD1", "GOOD2"}
+    assert codes == {"GOOD1", "GOOD2", "CA1"}
     # nothing of the rejected rows was written, not even their valid territory rules
-    assert session.scalar(select(func.count(Territory.id))) == 1
+    assert session.scalar(select(func.count(Territory.id))) == 2
 
 
 def test_row_with_wrong_number_of_cells(session, lines):
