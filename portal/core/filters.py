@@ -41,6 +41,26 @@ def count_of(number: int | None, noun: str, plural: str = "") -> str:
     return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
 
 
+def phone_text(value: str | None, country: str | None = "US") -> str:
+    """A phone number as people of its country write it ("(515) 555-0142"); another
+    country's number in international form; as typed when it is not a phone number."""
+    import phonenumbers
+
+    if not value:
+        return ""
+    home = (country or "US").upper()
+    try:
+        number = phonenumbers.parse(value, home)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(number):
+        return value
+    national = phonenumbers.region_code_for_number(number) == home
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL
+                                      if national else
+                                      phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and template globals."""
 
@@ -65,6 +85,7 @@ def init_app(app: Flask) -> None:
         return "—" if value is None else f"${value:,.2f}"
 
     app.add_template_filter(count_of, "count_of")
+    app.add_template_filter(phone_text, "phone")
 
     @app.template_filter("code_label")
     def code_label(value: object) -> str:

@@ -157,7 +157,7 @@ def test_captured_lead_gets_a_personal_pack_by_email(
     assert len(PdfReader(io.BytesIO(pack)).pages) == 31  # cover letter + 3 × 10 pages
     text = pdf_text(pack)
     for expected in ("Dana Miller", "Miller Farms", "Prairie Tractor & Supply", "400 Main St",
-                     "+1 641 555 0100", "sales@prairie.test", "What happens next",
+                     "(641) 555-0100", "sales@prairie.test", "What happens next",
                      "Tractor Overview page 10", "Loader Specs page 1", "Financing Guide page 7"):
         assert expected in text, expected
     assert text.index("Tractor Overview page 1") < text.index("Financing Guide page 1")
@@ -225,7 +225,7 @@ def test_unassigned_lead_names_the_manufacturer(client, session, make_user, add_
     response = client.post("/api/v1/leads", json=HOT, headers=api_headers(client, make_user))
     assert response.json["assigned_partner"] is None
     text = pdf_text(attachment(outbox[0]) or b"")
-    assert app.config["MANUFACTURER_NAME"] in text and "+1 800 555 0199" in text
+    assert app.config["MANUFACTURER_NAME"] in text and "(800) 555-0199" in text
     assert "finding the dealer nearest you" in text
 
 

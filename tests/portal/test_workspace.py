@@ -499,6 +499,14 @@ def test_the_outcome_has_its_own_panel_in_words_and_its_note_is_with_the_notes(
     assert "Bank said no until spring" in notes and "with &ldquo;Lost&rdquo;" in notes
 
 
+def test_phone_numbers_are_shown_as_people_of_their_country_write_them(
+        client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user, phone="515.555.0142",
+                     phone_normalized="+15155550142")
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert '<a href="tel:+15155550142">(515) 555-0142</a>' in page
+
+
 def test_no_interest_and_a_note(client, session, dealer, dealer_user, make_lead):
     lead = _accepted(session, make_lead, dealer, dealer_user)
     assert client.post(f"/leads/{lead.id}/note",
