@@ -7,16 +7,26 @@ from wtforms import (
     DecimalField,
     Form,
     SelectChoice,
+    SelectMultipleField,
 )
 from wtforms.validators import (
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.core.errors import DomainError
 
 
 def choices(labels: dict[str, str]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in labels.items()]
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices as checkboxes, every one in view (a multi-select hides most of its
+    options and needs Ctrl to pick two); the ``field`` macro gives them a fieldset."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class MoneyField(DecimalField):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms import BooleanField, StringField, SubmitField, TextAreaField
 from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.core.forms import CheckboxesField
 
 
 class WhatIfForm(FlaskForm):
@@ -18,9 +19,7 @@ class WhatIfForm(FlaskForm):
         render_kw={"rows": 8, "spellcheck": "false"},
     )
     # Checked by the service, which names an unknown code instead of "not a valid choice".
-    product_lines = SelectMultipleField("Product lines", choices=[], validate_choice=False,
-                                        widget=ListWidget(prefix_label=False),
-                                        option_widget=CheckboxInput())
+    product_lines = CheckboxesField("Product lines", choices=[], validate_choice=False)
     capacity = StringField("Capacity", validators=[Length(max=12)],
                            description="Most open leads at once; empty = unlimited.",
                            render_kw={"inputmode": "numeric"})

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
+from portal.core.forms import CheckboxesField
 from portal.partners.services import PartnerInput
 
 
@@ -51,8 +52,8 @@ class PartnerForm(FlaskForm):
                            description="Decimal degrees. Leave latitude and longitude empty "
                                        "to use the postal code's centre.")
     longitude = StringField("Longitude", validators=[Length(max=30)])
-    product_lines = SelectMultipleField("Product lines", choices=[], validate_choice=False,
-                                        description="The lines this partner may sell.")
+    product_lines = CheckboxesField("Product lines", choices=[], validate_choice=False,
+                                    description="The lines this partner may sell.")
     capacity = StringField("Capacity", validators=[Length(max=12)],
                            description="Most open leads at once; empty = unlimited.",
                            render_kw={"inputmode": "numeric"})

@@ -10,13 +10,13 @@ from wtforms import (
     IntegerField,
     SelectChoice,
     SelectField,
-    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from portal.core.forms import CheckboxesField
 from portal.rules.services import LIST_RULES, QUESTIONS, choice_pairs, sources_text
 from routing.scoring import BUDGETS, TIMELINES, RuleSet
 
@@ -63,10 +63,10 @@ def _points_label(question: str, answer: str) -> str:
 class RulesForm(FlaskForm):
     """Every rule of a RuleSet; the points per answer are added below the class."""
 
-    nurture_timelines = SelectMultipleField(
+    nurture_timelines = CheckboxesField(
         "Timelines that mean not ready", choices=choice_pairs(TIMELINES),
         validators=[Optional()], description="These go to nurture instead of a dealer.")
-    nurture_budgets = SelectMultipleField(
+    nurture_budgets = CheckboxesField(
         "Budgets that mean not ready", choices=choice_pairs(BUDGETS), validators=[Optional()])
     cold_to_nurture = BooleanField("Send cold qualified leads to nurture, not to a dealer")
     disqualify_free_mail = BooleanField("Disqualify free-mail addresses (gmail.com …)")

@@ -340,7 +340,8 @@ def test_edit_form_shows_current_values(auth, client, make_partner):
     assert 'value="Dealer One"' in page
     assert "zip:50401\nzip:504*" in page
     assert 'value="7"' in page
-    assert '<option selected value="TRC">' in page
+    assert ('<input checked id="product_lines-0" name="product_lines" type="checkbox" '
+            'value="TRC">') in page
 
 
 def test_edit_replaces_territories_and_product_lines(auth, client, session, make_partner,

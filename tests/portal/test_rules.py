@@ -53,6 +53,12 @@ def test_editor_shows_every_rule_with_the_current_values(client, admin):
         assert label in page
     assert input_value(page, "points_timeline_now") == "35"
     assert "mailinator.com" in page
+    # The not-ready timelines and budgets as checkboxes, every choice in view and named
+    # in full (a multi-select showed a few and cut "researching" off).
+    assert '<legend>Timelines that mean not ready</legend>' in page
+    assert re.search(r'<input checked id="nurture_timelines-\d+" name="nurture_timelines" '
+                     r'type="checkbox" value="researching"> researching</label>', page)
+    assert '<select multiple' not in page
     # "Try it" asks htmx for the fragment from the same URL, into the preview box.
     assert 'hx-post="/manage/rules/" hx-target="#rules-preview"' in page
     assert page.count('id="rules-preview"') == 1
