@@ -20,24 +20,18 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
-TIMELINE_CHOICES = [
-    ("", "Choose…"), ("now", "Right away"), ("3_months", "Within 3 months"),
-    ("6_months", "Within 6 months"), ("12_months", "Within a year"),
-    ("researching", "Just researching"),
-]
-BUDGET_CHOICES = [
-    ("", "Choose…"), ("approved", "Approved"), ("planned", "Planned"),
-    ("none", "No budget yet"), ("unknown", "Not sure"),
-]
+from portal.core.filters import ANSWER_LABELS
+
+#: the form's choices: the answers in words (one list, the lead page shows the same), the
+#: role asked of the prospect in the first person
+TIMELINE_CHOICES = [("", "Choose…"), *ANSWER_LABELS["timeline"].items()]
+BUDGET_CHOICES = [("", "Choose…"), *ANSWER_LABELS["budget"].items()]
 ROLE_CHOICES = [
     ("", "Choose…"), ("decision_maker", "I decide on the purchase"),
     ("influencer", "I advise on the purchase"), ("user", "I will use it"),
     ("other", "Other"),
 ]
-INTEREST_CHOICES = [
-    ("", "Choose…"), ("quote", "A price quote"), ("demo", "A demonstration"),
-    ("information", "Product information"), ("service", "Service or parts"),
-]
+INTEREST_CHOICES = [("", "Choose…"), *ANSWER_LABELS["interest"].items()]
 
 
 def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
@@ -120,10 +114,7 @@ class PublicCaptureForm(_InquiryFields):
 
 
 #: the same answers, said of the customer to the dealer who types them in
-DEALER_ROLE_CHOICES = [
-    ("", "Choose…"), ("decision_maker", "Decides on the purchase"),
-    ("influencer", "Advises on the purchase"), ("user", "Will use it"), ("other", "Other"),
-]
+DEALER_ROLE_CHOICES = [("", "Choose…"), *ANSWER_LABELS["role"].items()]
 
 
 class PartnerCaptureForm(_InquiryFields):

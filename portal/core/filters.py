@@ -35,6 +35,29 @@ CODE_LABELS = {
 }
 
 
+#: the standard answers in words, as a dealer or a manager reads them about the prospect
+#: (the public form asks the same in the first person; capture/forms.py)
+ANSWER_LABELS: dict[str, dict[str, str]] = {
+    "timeline": {"now": "Right away", "3_months": "Within 3 months",
+                 "6_months": "Within 6 months", "12_months": "Within a year",
+                 "researching": "Just researching"},
+    "budget": {"approved": "Approved", "planned": "Planned", "none": "No budget yet",
+               "unknown": "Not sure"},
+    "role": {"decision_maker": "Decides on the purchase",
+             "influencer": "Advises on the purchase", "user": "Will use it",
+             "other": "Other"},
+    "interest": {"quote": "A price quote", "demo": "A demonstration",
+                 "information": "Product information", "service": "Service or parts"},
+}
+
+
+def answer_label(value: object, question: str) -> str:
+    """An inquiry's answer in words ("3_months" → "Within 3 months"); any other answer
+    (a custom question's) as sent, underscores as spaces."""
+    text = str(value)
+    return ANSWER_LABELS.get(question, {}).get(text) or text.replace("_", " ")
+
+
 def count_of(number: int | None, noun: str, plural: str = "") -> str:
     """"1 page", "12 pages", "1,200 pages": a count with its noun in the right number."""
     number = number or 0
@@ -86,6 +109,7 @@ def init_app(app: Flask) -> None:
 
     app.add_template_filter(count_of, "count_of")
     app.add_template_filter(phone_text, "phone")
+    app.add_template_filter(answer_label, "answer_label")
 
     @app.template_filter("code_label")
     def code_label(value: object) -> str:

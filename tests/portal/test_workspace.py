@@ -507,6 +507,17 @@ def test_phone_numbers_are_shown_as_people_of_their_country_write_them(
     assert '<a href="tel:+15155550142">(515) 555-0142</a>' in page
 
 
+def test_the_inquiry_answers_are_in_words(client, session, dealer, dealer_user, make_lead):
+    lead = _accepted(session, make_lead, dealer, dealer_user,
+                     answers={"timeline": "3_months", "budget": "none",
+                              "role": "decision_maker", "tractor_size": "40_hp"})
+    page = _text(client.get(f"/leads/{lead.id}"))
+    inquiry = re.search(r'aria-labelledby="inquiry-title".*?</section>', page, re.S).group(0)
+    for words in ("Within 3 months", "No budget yet", "Decides on the purchase", "40 hp"):
+        assert words in inquiry
+    assert "3_months" not in inquiry and "decision_maker" not in inquiry
+
+
 def test_no_interest_and_a_note(client, session, dealer, dealer_user, make_lead):
     lead = _accepted(session, make_lead, dealer, dealer_user)
     assert client.post(f"/leads/{lead.id}/note",
@@ -585,7 +596,7 @@ def test_an_action_url_opened_again_shows_the_lead(client, session, dealer, deal
     response = client.get(f"/leads/{lead.id}/quote")
     assert response.status_code == 303 and response.headers["Location"] == f"/leads/{lead.id}"
     page = _text(client.get(response.headers["Location"]))
-    assert "<dt>Buying timeline</dt><dd>now</dd>" in page
+    assert "<dt>Buying timeline</dt><dd>Right away</dd>" in page
 
 
 def test_htmx_decline_replaces_the_card_with_a_notice(
