@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.capture.services import current_rules
@@ -15,6 +15,7 @@ from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import CLOSED_STATUSES, Lead, LeadEvent, LeadStatus, utcnow
 from portal.core.pagination import Page, paginate
+from portal.leads.partner_inbox import matching_text
 from routing.scoring import evaluate
 
 MAX_MATCHES = 20
@@ -52,20 +53,15 @@ def unmerge_lead(session: Session, lead: Lead, actor: Actor, *, reason: str,
 
 
 def find_leads(session: Session, text: str) -> list[Lead]:
-    """Leads whose email, phone or last name matches what a manager typed (newest first)."""
+    """The leads the managers' lead search finds for ``text`` (any words of the name,
+    company, email, phone, town or ZIP), or the lead with that id; newest first."""
     text = (text or "").strip()
     if len(text) < 2:
         return []
-    lowered = text.lower()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    clauses = [Lead.email_normalized == lowered, func.lower(Lead.last_name) == lowered]
-    if len(digits) >= 7:
-        clauses.append(Lead.phone_normalized.endswith(digits[-10:]))
     parsed = _uuid(text)
-    if parsed is not None:
-        clauses.append(Lead.id == parsed)
+    found = (Lead.id == parsed) if parsed is not None else and_(*matching_text(text))
     return list(session.scalars(
-        select(Lead).where(or_(*clauses)).order_by(Lead.created_at.desc()).limit(MAX_MATCHES)))
+        select(Lead).where(found).order_by(Lead.created_at.desc()).limit(MAX_MATCHES)))
 
 
 def likely_duplicates(session: Session, lead: Lead) -> list[Lead]:

@@ -226,6 +226,12 @@ def common_filters(query: Select[Any], *, product_line: str, rank: str, age: str
         patterns=[_like_pattern(word) for word in _words(q)]))
 
 
+def matching_text(q: str) -> list[ColumnElement[bool]]:
+    """What the lead search asks of a lead for the words ``q`` (every word in its name,
+    company, email, phone, town or ZIP): for other pages that find leads by text."""
+    return _narrowing(patterns=[_like_pattern(word) for word in _words(q)])
+
+
 def list_options(query: Select[Any]) -> Select[Any]:
     return query.options(selectinload(Lead.product_line), selectinload(Lead.assigned_partner))
 

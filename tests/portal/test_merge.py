@@ -146,6 +146,32 @@ def test_search_finds_leads_by_email(client, manager, pair):
     assert str(duplicate.id) in page and str(keep.id) not in page.split("<h2>Merge</h2>")[0]
 
 
+def test_search_finds_what_the_lead_search_finds(client, manager, pair):
+    # A first name, part of an email, "first last" and the id: what a manager types in
+    # the lead search works here too, and each result shows the id the form asks for.
+    keep, duplicate, _dealer = pair
+
+    def found(q: str) -> set:
+        page = client.get("/manage/merge/", query_string={"q": q}).get_data(as_text=True)
+        results = page.split("<h2>Merge</h2>")[0]
+        return {lead for lead in (keep, duplicate) if str(lead.id) in results}
+
+    assert found("dana") == {keep, duplicate}
+    assert found("millerfarms") == {keep}
+    assert found("Dana Miller") == {keep, duplicate}
+    assert found(str(duplicate.id)) == {duplicate}
+    assert found("nobody here") == set()
+    searched = client.get("/leads/search", query_string={"q": "millerfarms"}).get_data(
+        as_text=True)
+    assert "Dana Miller" in searched  # the lead search agrees
+
+
+def test_the_lead_page_leads_a_manager_to_its_duplicates(client, manager, pair):
+    keep, _duplicate, _dealer = pair
+    page = client.get(f"/leads/{keep.id}").get_data(as_text=True)
+    assert f'href="/manage/merge/?keep={keep.id}"' in page and str(keep.id) in page
+
+
 def test_partners_cannot_merge(client, auth, make_partner, pair):
     keep, duplicate, dealer = pair
     auth.login("partner", partner=dealer)
