@@ -569,6 +569,10 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
     if not dealer.active:
         raise InvalidInput(f"{dealer.code} is paused and takes no new leads",
                            {"partner": "Pick a dealer that is not paused."})
+    line = lead.product_line
+    if line is not None and line not in dealer.product_lines:
+        raise InvalidInput(f"{dealer.code} does not sell {line.name.lower()}",
+                           {"partner": f"Pick a dealer that sells {line.name.lower()}."})
     _claim_capacity(session, dealer, force=False, now=now)
     _close_offer(current_offer(session, lead), OfferResponse.FORWARDED, now)
     _adjust_open(session, distributor_id, -1)

@@ -179,10 +179,15 @@ class ForwardForm(ActionForm):
                          validators=[Optional(), Length(max=250)])
 
     def set_dealers(self, dealers: Iterable[Any]) -> None:
-        """The distributor's own dealers as the options (paused ones marked)."""
-        self.partner.choices = _opts(
-            ((d.code, f"{d.name} ({d.code})" + ("" if d.active else ", paused"))
-             for d in dealers), "Pick a dealer")
+        """The distributor's dealers that can take the lead as the options, nearest first,
+        each with its town, distance, lines and load; the others named below, with why
+        (``services.DealerChoice``)."""
+        dealers = list(dealers)
+        self.partner.choices = _opts(((c.partner.code, c.label) for c in dealers
+                                      if not c.why_not), "Pick a dealer")
+        left_out = [f"{c.partner.name} ({c.why_not})" for c in dealers if c.why_not]
+        self.partner.description = ("Not offered: " + "; ".join(left_out) + "."
+                                    if left_out else "")
 
 
 class ReasonForm(ActionForm):

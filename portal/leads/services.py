@@ -40,6 +40,7 @@ from portal.leads.partner_inbox import (
     first_contact_due,
     is_overdue,
 )
+from routing import Point, distance_km
 
 S = LeadStatus
 
@@ -60,7 +61,7 @@ class LeadView:
     notes: list[LeadEvent]
     conflicts: list[LeadEvent]
     competitors: list[str]
-    dealers: list[Partner]
+    dealers: list[DealerChoice]
     overdue: bool
     due: datetime | None
     now: datetime
@@ -90,13 +91,56 @@ def competitor_names(session: Session) -> list[str]:
         select(Competitor.name).where(Competitor.active.is_(True)).order_by(Competitor.name)))
 
 
-def dealers_of(session: Session, partner_id: int | None, limit: int = 500) -> list[Partner]:
-    """A distributor's own dealers, for the forward form."""
+@dataclass(frozen=True)
+class DealerChoice:
+    """One of a distributor's dealers as the forward form offers it: where it is, how far
+    from the prospect, what it sells, how full it is, and why not, when it cannot take
+    this lead (paused, full, or not selling its product line)."""
+
+    partner: Partner
+    km: float | None
+    why_not: str
+
+    @property
+    def label(self) -> str:
+        d = self.partner
+        place = ", ".join(part for part in (d.city, (d.region or "").partition("-")[2])
+                          if part)
+        load = f"{d.open_leads}/{d.capacity} open" if d.capacity is not None \
+            else f"{d.open_leads} open"
+        lines = ", ".join(line.code for line in d.product_lines) or "no product lines"
+        far = f"{self.km:,.0f} km" if self.km is not None else "distance unknown"
+        return f"{d.name} ({d.code}) · {place or 'no town'} · {far} · {lines} · {load}"
+
+
+def dealers_of(session: Session, partner_id: int | None, lead: Lead | None = None,
+               limit: int = 500) -> list[DealerChoice]:
+    """A distributor's own dealers for the forward form, nearest to the prospect first,
+    each with why it cannot take ``lead`` (if so): what the lifecycle would refuse."""
     if partner_id is None:
         return []
-    return list(session.scalars(
-        select(Partner).where(Partner.parent_id == partner_id).order_by(Partner.code)
-        .limit(limit)))
+    dealers = session.scalars(
+        select(Partner).where(Partner.parent_id == partner_id)
+        .options(selectinload(Partner.product_lines)).order_by(Partner.code).limit(limit))
+    here = None
+    if lead is not None and lead.latitude is not None and lead.longitude is not None:
+        here = Point(lead.latitude, lead.longitude)
+    line = lead.product_line if lead is not None else None
+    found = []
+    for dealer in dealers:
+        km = None
+        if here is not None and dealer.latitude is not None and dealer.longitude is not None:
+            km = distance_km(here, Point(dealer.latitude, dealer.longitude))
+        if not dealer.active:
+            why_not = "paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else "")
+        elif line is not None and line not in dealer.product_lines:
+            why_not = f"does not sell {line.name.lower()}"
+        elif dealer.capacity is not None and dealer.open_leads >= dealer.capacity:
+            why_not = f"full: {dealer.open_leads}/{dealer.capacity} open"
+        else:
+            why_not = ""
+        found.append(DealerChoice(dealer, km, why_not))
+    return sorted(found, key=lambda c: (c.km is None, c.km or 0.0, c.partner.code))
 
 
 def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None = None
@@ -117,7 +161,7 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
         ))
     actions = available_actions(lead, user)
     competitors = competitor_names(session) if "lost" in actions else []
-    dealers = dealers_of(session, user.partner_id) if "forward" in actions else []
+    dealers = dealers_of(session, user.partner_id, lead) if "forward" in actions else []
     reviewed = {str(e.data.get("conflict")) for e in events
                 if e.kind == CONFLICT_REVIEWED_EVENT}
     current = lifecycle.current_offer(session, lead) if lead.assigned_partner_id else None

@@ -334,7 +334,7 @@ def _act(lead_id: Any, action: str) -> Any:
     if isinstance(form, forms.LostForm):
         form.set_competitors(services.competitor_names(db.session))
     elif isinstance(form, forms.ForwardForm):
-        form.set_dealers(services.dealers_of(db.session, current_user.partner_id))
+        form.set_dealers(services.dealers_of(db.session, current_user.partner_id, found))
     view_kind = "card" if form.view.data == "card" else "page"
     problem = ""
     status = 422

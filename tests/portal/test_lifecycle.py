@@ -747,6 +747,18 @@ def test_forward_refuses_a_paused_dealer(session, make_lead, make_partner, distr
     assert lead.assigned_partner_id == distributor.id
 
 
+def test_forward_refuses_a_dealer_that_does_not_sell_the_leads_line(
+        session, make_lead, make_partner, distributor):
+    mowers_only = make_partner("MOWERS", parent_id=distributor.id, product_lines=["MWR"])
+    lead = make_lead()  # a compact tractor inquiry
+    lifecycle.offer(session, lead, distributor, SYSTEM, now=at(1))
+    with pytest.raises(InvalidInput, match="does not sell") as refused:
+        lifecycle.forward(session, lead, mowers_only, SYSTEM, now=at(2))
+    assert "partner" in refused.value.fields
+    assert open_count(session, mowers_only) == 0
+    assert lead.assigned_partner_id == distributor.id
+
+
 def test_dealer_cannot_forward_a_lead_it_does_not_hold(session, offered, make_partner,
                                                       make_user, distributor):
     own = make_partner("OWN", parent_id=distributor.id)

@@ -518,6 +518,49 @@ def test_the_inquiry_answers_are_in_words(client, session, dealer, dealer_user, 
     assert "3_months" not in inquiry and "decision_maker" not in inquiry
 
 
+def test_the_forward_picker_offers_the_dealers_that_can_take_the_lead_nearest_first(
+        client, session, auth, make_partner, make_lead):
+    distributor = make_partner("DIST", kind="distributor", territories=["zip:504*"],
+                               latitude=43.15, longitude=-93.20)
+    near = make_partner("NEAR", name="Mason City Implement", parent_id=distributor.id,
+                        city="Mason City", region="US-IA", latitude=43.15, longitude=-93.20,
+                        capacity=10, open_leads=3, territories=["zip:99999"])
+    far = make_partner("FAR", name="Ames Tractor", parent_id=distributor.id, city="Ames",
+                       region="US-IA", latitude=42.03, longitude=-93.62, capacity=None,
+                       territories=["zip:99998"])
+    make_partner("SHUT", name="Closed Farm Supply", parent_id=distributor.id, active=False,
+                 paused_reason="vacation", territories=["zip:99997"])
+    make_partner("MOW", name="Mower World", parent_id=distributor.id, product_lines=["MWR"],
+                 territories=["zip:99996"])
+    make_partner("FULL", name="Busy Dealer", parent_id=distributor.id, capacity=1,
+                 open_leads=1, territories=["zip:99995"])
+    lead = _offered(session, make_lead, distributor, postal_code="50401",
+                    latitude=43.15, longitude=-93.20)
+    session.commit()
+    auth.login("partner", partner=distributor)
+    page = _text(client.get(f"/leads/{lead.id}"))
+    picker = re.search(r'<select[^>]*name="partner".*?</select>', page, re.S).group(0)
+    options = re.findall(r'<option value="(\w*)">([^<]*)</option>', picker)
+    assert [code for code, _ in options] == ["", "NEAR", "FAR"]  # nearest first
+    assert options[1][1] == ("Mason City Implement (NEAR) · Mason City, IA · 0 km · TRC · "
+                             "3/10 open")
+    from routing import Point, distance_km
+
+    km = distance_km(Point(lead.latitude, lead.longitude), Point(42.03, -93.62))
+    assert options[2][1] == f"Ames Tractor (FAR) · Ames, IA · {km:,.0f} km · TRC · 0 open"
+    assert 100 < km < 140
+    line = lead.product_line.name.lower()
+    assert (f"Not offered: Busy Dealer (full: 1/1 open); Mower World (does not sell {line}); "
+            "Closed Farm Supply (paused: vacation).") in page
+    # The lifecycle refuses them too, whatever the form is sent.
+    refused = client.post(f"/leads/{lead.id}/forward", data={"partner": "MOW"})
+    assert refused.status_code == 422 and f"Pick a dealer that sells {line}." in _text(refused)
+    moved = client.post(f"/leads/{lead.id}/forward", data={"partner": "FAR"})
+    assert moved.status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_partner_id == far.id and near.open_leads == 3
+
+
 def test_no_interest_and_a_note(client, session, dealer, dealer_user, make_lead):
     lead = _accepted(session, make_lead, dealer, dealer_user)
     assert client.post(f"/leads/{lead.id}/note",
