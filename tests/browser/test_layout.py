@@ -91,3 +91,19 @@ def test_skip_link_is_the_first_stop(new_context: Callable[..., BrowserContext])
     expect(skip).to_be_in_viewport()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
+
+
+def test_cards_stacked_on_a_page_keep_their_gap(new_context: Callable[..., BrowserContext]
+                                                ) -> None:
+    """The users card under the settings' two cards stands apart from them, as the two
+    cards stand apart from each other (it touched them)."""
+    page = new_context().new_page()
+    sign_in(page, "dealer1@demo.test")
+    page.goto("/leads/settings")
+    upper = page.get_by_role("region", name="Availability").bounding_box()
+    beside = page.get_by_role("region", name="Email alerts and digests").bounding_box()
+    users = page.get_by_role("region", name=re.compile(r"^Users of")).bounding_box()
+    assert upper and beside and users
+    gap_across = beside["x"] - (upper["x"] + upper["width"])
+    gap_below = users["y"] - (upper["y"] + upper["height"])
+    assert gap_across >= 12 and abs(gap_below - gap_across) <= 2, (gap_across, gap_below)
