@@ -354,6 +354,7 @@ def test_lead_page_shows_prospect_inquiry_rank_timeline(
     assert "80 / 100" in page and "test" in page  # score and the qualification reason
     assert "Tractor brochure 2026" in page
     assert "Accept within:" in page
+    assert "If you do not accept it by then, the portal offers it to another partner" in page
 
 
 # --- actions by plain POST -------------------------------------------------------------------
@@ -539,6 +540,11 @@ def test_the_forward_picker_offers_the_dealers_that_can_take_the_lead_nearest_fi
     session.commit()
     auth.login("partner", partner=distributor)
     page = _text(client.get(f"/leads/{lead.id}"))
+    # The deadline says what the distributor may do, and what happens if it does not.
+    assert "Accept or forward within:" in page
+    assert ("If you neither accept it nor forward it to one of your dealers by then, the "
+            "portal offers it to another partner (or hands it to the channel manager) and it "
+            "leaves your list.") in page
     picker = re.search(r'<select[^>]*name="partner".*?</select>', page, re.S).group(0)
     options = re.findall(r'<option value="(\w*)">([^<]*)</option>', picker)
     assert [code for code, _ in options] == ["", "NEAR", "FAR"]  # nearest first
