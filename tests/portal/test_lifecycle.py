@@ -736,26 +736,19 @@ def test_forward_refuses_a_full_dealer(session, make_lead, make_partner, distrib
     assert lead.assigned_partner_id == distributor.id
 
 
-def test_forward_refuses_a_paused_dealer(session, make_lead, make_partner, distributor):
-    paused = make_partner("PAUSED", parent_id=distributor.id, active=False)
+@pytest.mark.parametrize(("dealer", "refusal"), [
+    ({"active": False}, "paused"),
+    ({"product_lines": ["MWR"]}, "does not sell"),  # the lead asks for compact tractors
+], ids=["paused", "other-line"])
+def test_forward_refuses_a_dealer_that_cannot_take_the_lead(
+        session, make_lead, make_partner, distributor, dealer, refusal):
+    unfit = make_partner("UNFIT", parent_id=distributor.id, **dealer)
     lead = make_lead()
     lifecycle.offer(session, lead, distributor, SYSTEM, now=at(1))
-    with pytest.raises(InvalidInput, match="paused") as refused:
-        lifecycle.forward(session, lead, paused, SYSTEM, now=at(2))
+    with pytest.raises(InvalidInput, match=refusal) as refused:
+        lifecycle.forward(session, lead, unfit, SYSTEM, now=at(2))
     assert "partner" in refused.value.fields
-    assert open_count(session, paused) == 0
-    assert lead.assigned_partner_id == distributor.id
-
-
-def test_forward_refuses_a_dealer_that_does_not_sell_the_leads_line(
-        session, make_lead, make_partner, distributor):
-    mowers_only = make_partner("MOWERS", parent_id=distributor.id, product_lines=["MWR"])
-    lead = make_lead()  # a compact tractor inquiry
-    lifecycle.offer(session, lead, distributor, SYSTEM, now=at(1))
-    with pytest.raises(InvalidInput, match="does not sell") as refused:
-        lifecycle.forward(session, lead, mowers_only, SYSTEM, now=at(2))
-    assert "partner" in refused.value.fields
-    assert open_count(session, mowers_only) == 0
+    assert open_count(session, unfit) == 0
     assert lead.assigned_partner_id == distributor.id
 
 
