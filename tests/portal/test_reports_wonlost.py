@@ -79,7 +79,7 @@ def outcomes_world(session, make_partner, make_user, make_lead, make_product_lin
     a = make_partner("A", name="Alpha Dealer")
     b = make_partner("B", name="Bravo Dealer", region="US-NE")
     d = make_partner("D", name="Delta Distributor", kind="distributor")
-    c = make_partner("C", name="Charlie Dealer", parent_id=d.id)
+    c = make_partner("C", name="Charlie Dealer", parent_id=d.id, product_lines=["TRC", "MWR"])
     users = {p.code: make_user("partner", partner=p) for p in (a, b, c, d)}
     session.flush()
 
