@@ -123,7 +123,7 @@ TABLE: tuple[Transition, ...] = (
     Transition("withdraw", "Take back", frozenset(OPEN_STATUSES), S.QUALIFIED,
                frozenset({SYSTEM, STAFF, PARENT}),
                refusal="only an open lead can be taken back"),
-    Transition("pull_back", "Pull back", frozenset(OPEN_STATUSES), S.ACCEPTED,
+    Transition("pull_back", "Pull back", frozenset(OPEN_STATUSES), S.OFFERED,
                frozenset({PARENT}), (_reason("take the lead back"),),
                shown_to=frozenset({PARENT}),
                refusal="only an open lead can be pulled back"),

@@ -250,8 +250,10 @@ def routed_message(routed: routing_service.RoutingResult) -> str:
 def pull_back(session: Session, lead: Lead, user: User, *, reason: str) -> ActionResult:
     """A distributor takes a lead back from one of its dealers into its own hands.
 
-    Three lifecycle steps, each an event on the timeline: the dealer's offer is withdrawn,
-    the lead is offered to the distributor by hand and accepted by it at once.
+    Two lifecycle steps, each an event on the timeline: the dealer's offer is withdrawn and
+    the lead is offered to the distributor by hand, to forward to another dealer or to
+    accept (as any offer, with its time to answer): a pull-back is not an accept, so no
+    outcome clock starts and the reports do not count an accept nobody made.
     """
     actor = Actor.of(user, device="web")
     reason = " ".join((reason or "").split())
@@ -266,9 +268,9 @@ def pull_back(session: Session, lead: Lead, user: User, *, reason: str) -> Actio
     # pause do not stop it coming back.
     lifecycle.offer(session, lead, partner, actor, method="manual",
                     reason=f"pulled back from {dealer.code}: {reason}", force=True, now=now)
-    lifecycle.accept(session, lead, actor, now=now)
     session.flush()
-    return ActionResult(f"Pulled back from {dealer.name}: the lead is yours again.")
+    return ActionResult(f"Pulled back from {dealer.name}: the lead is with you again, "
+                        "to forward to another dealer or to accept.")
 
 
 def review_conflict(session: Session, lead: Lead, user: User, *, event_id: str,

@@ -706,12 +706,19 @@ def test_distributor_forwards_to_its_dealer_sees_it_and_pulls_it_back(
                            data={"reason": "dealer on holiday"})
     assert response.status_code == 303
     session.refresh(lead)
-    assert lead.assigned_partner_id == distributor.id and lead.status == "accepted"
+    # Back with the distributor as an offer it decides on, not accepted behind its back.
+    assert lead.assigned_partner_id == distributor.id and lead.status == "offered"
+    assert lead.accepted_at is None
+    assert not session.scalars(select(LeadEvent.kind).where(
+        LeadEvent.lead_id == lead.id, LeadEvent.kind == "accepted")).all()
     withdrawn = session.scalars(select(Offer).where(Offer.lead_id == lead.id,
                                                     Offer.partner_id == dealer_a.id)).one()
     assert withdrawn.response == "withdrawn"
     session.refresh(dealer_a)
     assert dealer_a.open_leads == 0
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert "the lead is with you again, to forward to another dealer or to accept" in page
+    assert "Accept or forward within:" in page and "Forward to a dealer" in page
 
 
 def test_dealer_accepts_a_forwarded_lead_with_the_same_flow(
