@@ -18,10 +18,11 @@ from decimal import Decimal
 from random import Random
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.capture.services import current_rules, inquiry_facts
+from portal.capture.services import current_rules, qualify_lead
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
@@ -38,7 +39,6 @@ from portal.core.models import (
     utcnow,
 )
 from routing import Point, TerritoryRule, distance_km, parse_rule
-from routing.scoring import evaluate
 
 PASSWORD = "demo-password"
 SEED = 2026
@@ -369,11 +369,11 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     if is_loaded(session):
         return False
     now = now or utcnow()
-    from portal.fulfilment import library, pdf
+    from portal.fulfilment import pdf
 
     # The brochures are rendered at the end: the render process starts (and imports
     # WeasyPrint) on the other core meanwhile.
-    pdf.start_pool(int(library.render_options()["processes"]))  # type: ignore[call-overload]
+    pdf.start_pool(int(current_app.config.get("PDF_RENDER_PROCESSES", 1)))
     with lifecycle.loading_history(session):  # months ago: nobody is alerted of those
         _DemoBuilder(session, now).build()
         session.flush()
@@ -744,8 +744,6 @@ class _DemoBuilder:
         place, line, target = self._pick_home()
         lead = self._new_lead(created, place, line)
         device = {"WEB": "api", "LIST": "cli", "SHOW": "cli"}.get(lead.source.code, "web")
-        lifecycle.capture(session, lead, Actor.system(device), now=created,
-                          data={"source": lead.source.code})
         qualified_at = created + timedelta(seconds=rng.randint(2, 20))
         # What the person sent decides the verdict, as on a real capture: the rules engine
         # scores and ranks every lead (so ranks always match the rules' thresholds).
@@ -753,20 +751,17 @@ class _DemoBuilder:
         if roll < 0.11:
             self._unusable(lead)
         lead.answers = self._answers(ready=roll >= 0.30)
-        verdict = evaluate(self.rules, inquiry_facts(lead))
-        lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
-                          score=verdict.score, rank=verdict.rank, actor=self.system,
-                          now=qualified_at)
+        lifecycle.capture(session, lead, Actor.system(device), now=created,
+                          data={"source": lead.source.code})
+        verdict = qualify_lead(session, lead, self.system, now=qualified_at, rules=self.rules)
         if verdict.outcome == "nurture":
             # Some raise their hand weeks later ("talk to a dealer now" in a nurture
             # email): hot, and routed at once.
             later = qualified_at + timedelta(days=rng.uniform(10, 60))
             if rng.random() < 0.18 and later < self.now - timedelta(hours=1):
                 lead.engagements = (lead.engagements or 0) + 1
-                verdict = evaluate(self.rules, inquiry_facts(lead), hand_raised=True)
-                lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
-                                  score=verdict.score, rank=verdict.rank, actor=self.system,
-                                  now=later)
+                qualify_lead(session, lead, self.system, now=later, hand_raised=True,
+                             rules=self.rules)
                 self._route(lead, place, line, target, later + timedelta(seconds=30))
             return
         if verdict.outcome != "qualified":

@@ -252,12 +252,21 @@ def inquiry_facts(lead: Lead) -> InquiryFacts:
     )
 
 
+def qualify_lead(session: Session, lead: Lead, actor: Actor, *, now: datetime,
+                 hand_raised: bool = False, rules: RuleSet | None = None) -> Verdict:
+    """Apply the rules (the newest version, or ``rules`` a caller of many already read)
+    to a captured or nurtured lead: its verdict, score and rank, through the lifecycle."""
+    verdict = evaluate(rules or current_rules(session), inquiry_facts(lead),
+                       hand_raised=hand_raised)
+    lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
+                      score=verdict.score, rank=verdict.rank, actor=actor, now=now)
+    return verdict
+
+
 def qualify_and_route(session: Session, lead: Lead, actor: Actor, *, now: datetime,
                       hand_raised: bool = False) -> tuple[Verdict, RoutingResult | None]:
     """Apply the rules to a captured or nurtured lead; route it when it is qualified."""
-    verdict = evaluate(current_rules(session), inquiry_facts(lead), hand_raised=hand_raised)
-    lifecycle.qualify(session, lead, verdict.outcome, reason=verdict.reason,
-                      score=verdict.score, rank=verdict.rank, actor=actor, now=now)
+    verdict = qualify_lead(session, lead, actor, now=now, hand_raised=hand_raised)
     routed = None
     if lead.status == LeadStatus.QUALIFIED:
         routed = route_lead(session, lead, now=now)

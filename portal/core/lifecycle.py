@@ -542,6 +542,21 @@ def expire(session: Session, lead: Lead, *, now: datetime | None = None) -> None
                "expired", Actor.system(), now, "not accepted in time")
 
 
+def forward_refusal(lead: Lead, dealer: Partner) -> tuple[str, str] | None:
+    """Why ``dealer`` cannot be forwarded ``lead`` — (why, what to pick instead) — or None:
+    paused, or not selling the lead's product line. (A full dealer is refused by the
+    capacity claim itself, atomically; the forward form names the full ones from the
+    counter it read.)"""
+    if not dealer.active:
+        return ("paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else ""),
+                "Pick a dealer that is not paused.")
+    line = lead.product_line
+    if line is not None and line not in dealer.product_lines:
+        return (f"does not sell {line.name.lower()}",
+                f"Pick a dealer that sells {line.name.lower()}.")
+    return None
+
+
 def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
             reason: str = "", explanation: dict[str, Any] | None = None,
             now: datetime | None = None) -> Offer:
@@ -566,13 +581,10 @@ def forward(session: Session, lead: Lead, dealer: Partner, actor: Actor, *,
             if blocked:
                 raise InvalidInput(f"{dealer.code} gets no new leads now: {blocked}",
                                    {"partner": f"{dealer.code} is held back: {blocked}."})
-    if not dealer.active:
-        raise InvalidInput(f"{dealer.code} is paused and takes no new leads",
-                           {"partner": "Pick a dealer that is not paused."})
-    line = lead.product_line
-    if line is not None and line not in dealer.product_lines:
-        raise InvalidInput(f"{dealer.code} does not sell {line.name.lower()}",
-                           {"partner": f"Pick a dealer that sells {line.name.lower()}."})
+    refused = forward_refusal(lead, dealer)
+    if refused is not None:
+        why, pick = refused
+        raise InvalidInput(f"{dealer.code} takes no forward: {why}", {"partner": pick})
     _claim_capacity(session, dealer, force=False, now=now)
     _close_offer(current_offer(session, lead), OfferResponse.FORWARDED, now)
     _adjust_open(session, distributor_id, -1)

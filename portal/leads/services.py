@@ -125,16 +125,14 @@ def dealers_of(session: Session, partner_id: int | None, lead: Lead | None = Non
     here = None
     if lead is not None and lead.latitude is not None and lead.longitude is not None:
         here = Point(lead.latitude, lead.longitude)
-    line = lead.product_line if lead is not None else None
     found = []
     for dealer in dealers:
         km = None
         if here is not None and dealer.latitude is not None and dealer.longitude is not None:
             km = distance_km(here, Point(dealer.latitude, dealer.longitude))
-        if not dealer.active:
-            why_not = "paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else "")
-        elif line is not None and line not in dealer.product_lines:
-            why_not = f"does not sell {line.name.lower()}"
+        refused = lifecycle.forward_refusal(lead, dealer) if lead is not None else None
+        if refused is not None:
+            why_not = refused[0]  # the lifecycle's own reason
         elif dealer.capacity is not None and dealer.open_leads >= dealer.capacity:
             why_not = f"full: {dealer.open_leads}/{dealer.capacity} open"
         else:
