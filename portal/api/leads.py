@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g, jsonify, request
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
 from portal.api.auth import token_required
@@ -15,6 +15,7 @@ from portal.api.views import bp, json_body
 from portal.capture.services import capture_inquiry
 from portal.core import lifecycle
 from portal.core.access import visible_lead, visible_to
+from portal.core.database import lost_a_race
 from portal.core.models import Lead, LeadStatus, Partner
 from portal.core.models.codes import code_is
 from portal.core.web import json_error
@@ -39,8 +40,11 @@ def create_lead():  # type: ignore[no-untyped-def]
         result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
                                  idempotency_key=key, owner_partner=owner)
         db.session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key won the race: answer with its lead.
+    except DBAPIError as error:
+        # A concurrent request won the race (the same key committed first, or the server
+        # broke a deadlock by failing this one): once more, and it finds the winner's lead.
+        if not lost_a_race(error):
+            raise
         db.session.rollback()
         result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
                                  idempotency_key=key, owner_partner=owner)

@@ -3,6 +3,8 @@ ranks and routes an inquiry here, through the lifecycle service."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,10 +13,12 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from portal.core import lifecycle
+from portal.core.access import held_by
+from portal.core.database import lock_names
 from portal.core.errors import InvalidInput
 from portal.core.lifecycle import Actor
 from portal.core.models import (
@@ -50,6 +54,13 @@ _REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
 class CaptureError(InvalidInput):
     """The inquiry cannot be taken as sent; ``fields`` says what to fix."""
+
+
+class IdempotencyKeyReused(CaptureError):
+    """The key came before with another body: a client's bug, refused rather than answered
+    with the first lead while the second inquiry is dropped."""
+
+    code = "idempotency_key_reused"
 
 
 @dataclass
@@ -208,11 +219,21 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
                    phone_normalized=phone_normalized, external_id=external_id)
 
 
-def find_duplicate(session: Session, inquiry: Inquiry, now: datetime) -> Lead | None:
-    """The lead this inquiry repeats: same email, phone, or name + postal code, recently."""
+def find_duplicate(session: Session, inquiry: Inquiry, now: datetime,
+                   partner: Partner | None = None) -> Lead | None:
+    """The lead this inquiry repeats: same email, phone, or name + postal code, recently.
+    A partner's own capture repeats only a lead that partner holds (it may not join, nor
+    learn of, another partner's)."""
+    within: ColumnElement[bool] | None = held_by(partner.id) if partner is not None else None
+
+    def newest(*where: ColumnElement[bool]) -> Lead | None:
+        query = select(Lead).where(*where)
+        if within is not None:
+            query = query.where(within)
+        return session.scalars(query.order_by(Lead.created_at.desc()).limit(1)).first()
+
     if inquiry.external_id:
-        same = session.scalars(
-            select(Lead).where(Lead.external_id == inquiry.external_id).limit(1)).first()
+        same = newest(Lead.external_id == inquiry.external_id)
         if same is not None:
             return same
     since = now - timedelta(days=int(current_app.config.get("DEDUP_DAYS", 90)))
@@ -230,13 +251,25 @@ def find_duplicate(session: Session, inquiry: Inquiry, now: datetime) -> Lead | 
             & (func.lower(Lead.last_name) == last.lower())
             & (func.lower(Lead.first_name) == first.lower())
         )
-    found = [
-        lead for key in keys
-        if (lead := session.scalars(
-            select(Lead).where(key, Lead.created_at >= since)
-            .order_by(Lead.created_at.desc()).limit(1)).first()) is not None
-    ]
+    found = [lead for key in keys if (lead := newest(key, Lead.created_at >= since)) is not None]
     return max(found, key=lambda lead: lead.created_at, default=None)
+
+
+def person_keys(inquiry: Inquiry) -> list[str]:
+    """The names of what ``find_duplicate`` matches a person by: a capture locks them
+    (``lock_names``) so that the same person sent twice at once makes one lead."""
+    names = []
+    if inquiry.external_id:
+        names.append(f"lead-external:{inquiry.external_id}")
+    if inquiry.email_normalized:
+        names.append(f"lead-email:{inquiry.email_normalized}")
+    if inquiry.phone_normalized:
+        names.append(f"lead-phone:{inquiry.phone_normalized}")
+    first, last = inquiry.values["first_name"], inquiry.values["last_name"]
+    if first and last and inquiry.values["postal_code"]:
+        names.append(f"lead-name:{inquiry.values['postal_code']}:{last.lower()}:"
+                     f"{first.lower()}")
+    return names
 
 
 def inquiry_facts(lead: Lead) -> InquiryFacts:
@@ -284,31 +317,65 @@ def capture_inquiry(
     lead_id: Any = None,
     now: datetime | None = None,
 ) -> CaptureResult:
-    """Take one inquiry in: a new lead (qualified, ranked, routed) or a repeat of one."""
+    """Take one inquiry in: a new lead (qualified, ranked, routed) or a repeat of one.
+
+    The same person sent twice at once makes one lead: the capture locks the person's
+    dedup keys (and its idempotency key) before it looks for a duplicate, so the second
+    waits for the first to commit and then finds its lead.
+    """
     now = now or utcnow()
+    scope = idempotency_scope or ""
+    fingerprint = ""
     if idempotency_key:
         if len(idempotency_key) > 200:
             raise CaptureError("Idempotency-Key is too long.",
                                {"Idempotency-Key": "At most 200 characters."})
-        known = session.scalars(select(IdempotencyKey).where(
-            IdempotencyKey.scope == idempotency_scope, IdempotencyKey.key == idempotency_key
-        )).first()
-        if known is not None:
-            lead = session.get(Lead, known.lead_id)
-            assert lead is not None
-            return CaptureResult(lead=lead, created=False, notes=["idempotent replay"])
+        fingerprint = body_fingerprint(data)
+        replayed = _replay(session, scope, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed
 
     inquiry = validate_inquiry(session, data)
-    duplicate = None if owner_partner else find_duplicate(session, inquiry, now)
+    names = person_keys(inquiry)
+    if idempotency_key:
+        names.append(f"idempotency:{scope}:{idempotency_key}")
+    lock_names(session, names)
+    if idempotency_key:
+        # The same key may have committed while this capture waited for the lock.
+        replayed = _replay(session, scope, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed
+    duplicate = find_duplicate(session, inquiry, now, partner=owner_partner)
     if duplicate is not None:
         result = _attach_repeat(session, duplicate, inquiry, actor, now)
     else:
         result = _create(session, inquiry, actor, now, owner_partner, lead_id)
     if idempotency_key:
-        session.add(IdempotencyKey(scope=idempotency_scope or "", key=idempotency_key,
-                                   lead_id=result.lead.id, created_at=now))
+        session.add(IdempotencyKey(scope=scope, key=idempotency_key, lead_id=result.lead.id,
+                                   fingerprint=fingerprint, created_at=now))
         session.flush()
     return result
+
+
+def body_fingerprint(data: Any) -> str:
+    """A SHA-256 of what was sent, the same for the same content in any key order."""
+    text = json.dumps(data, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _replay(session: Session, scope: str, key: str, fingerprint: str) -> CaptureResult | None:
+    """The first lead made with ``key``, or None; the key with another body is refused."""
+    known = session.scalars(select(IdempotencyKey).where(
+        IdempotencyKey.scope == scope, IdempotencyKey.key == key)).first()
+    if known is None:
+        return None
+    if known.fingerprint and known.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was sent before with a different body; send a new "
+            "inquiry with a new key.", {"Idempotency-Key": "Used before with another body."})
+    lead = session.get(Lead, known.lead_id)
+    assert lead is not None
+    return CaptureResult(lead=lead, created=False, notes=["idempotent replay"])
 
 
 def _create(session: Session, inquiry: Inquiry, actor: Actor, now: datetime,

@@ -20,7 +20,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from portal.capture import imports, spam
 from portal.capture.forms import (
@@ -31,7 +31,13 @@ from portal.capture.forms import (
     choices,
     mapping_form,
 )
-from portal.capture.services import CaptureError, CaptureResult, capture_inquiry
+from portal.capture.services import (
+    CaptureError,
+    CaptureResult,
+    IdempotencyKeyReused,
+    capture_inquiry,
+)
+from portal.core.database import lost_a_race
 from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
 from portal.core.models.codes import by_code
@@ -70,13 +76,23 @@ def _token(raw: str | None) -> str | None:
 
 
 def _capture_once(data: dict[str, Any], actor: Actor, **options: Any) -> CaptureResult:
-    """Capture; when the same page was sent twice at once, answer with the winner's lead."""
+    """Capture; the same page sent twice (a double click) answers with the first lead.
+
+    A page sent again after its fields were changed (back, edit, send) is a new send: its
+    form token is not a promise about the body, as an API client's Idempotency-Key is.
+    """
     try:
         result = capture_inquiry(db.session, data, actor, **options)
         db.session.flush()
         return result
-    except IntegrityError:
-        # A double click raced past the idempotency check; the first request's key holds.
+    except IdempotencyKeyReused:
+        return capture_inquiry(db.session, data, actor,
+                               **dict(options, idempotency_key=None))
+    except DBAPIError as error:
+        # A double click raced past the idempotency check (the first request's key holds),
+        # or the server broke a deadlock by failing this one: once more.
+        if not lost_a_race(error):
+            raise
         db.session.rollback()
         return capture_inquiry(db.session, data, actor, **options)
 
@@ -177,7 +193,10 @@ def partner_new():  # type: ignore[no-untyped-def]
             form.show_capture_errors(error.fields, error.message)
         else:
             lead = result.lead
-            if lead.status == "disqualified":
+            if result.duplicate_of is not None:
+                flash(f"{lead.name} is already one of your leads: this inquiry was added "
+                      "to it.", "info")
+            elif lead.status == "disqualified":
                 flash(f"Saved {lead.name}, but the rules disqualified it: "
                       f"{lead.qualification_reason}", "warning")
             else:

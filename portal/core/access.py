@@ -6,24 +6,29 @@ import uuid
 from typing import Any
 
 from flask import abort
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal.core.models import Lead, Partner, PartnerKind, User
 
 
+def held_by(partner_id: int) -> ColumnElement[bool]:
+    """A WHERE clause: the leads a partner holds, i.e. offered or assigned to it, and its
+    own captures that no other partner holds now. A lead a manager reassigned away from the
+    partner that captured it is the new holder's alone, with its notes and outcome."""
+    return or_(Lead.assigned_partner_id == partner_id,
+               and_(Lead.owner_partner_id == partner_id, Lead.assigned_partner_id.is_(None)))
+
+
 def visible_to(user: User) -> ColumnElement[bool]:
-    """A WHERE clause: staff see every lead; a partner sees the leads it holds or owns,
-    and a distributor also those held by its own dealers."""
+    """A WHERE clause: staff see every lead; a partner sees the leads it holds, and a
+    distributor also those held by its own dealers."""
     if user.is_staff:
         return true()
     partner_id = user.partner_id
     if partner_id is None:
         return Lead.id.is_(None)  # a partner user without a partner sees nothing
-    clauses: list[ColumnElement[bool]] = [
-        Lead.assigned_partner_id == partner_id,
-        Lead.owner_partner_id == partner_id,
-    ]
+    clauses: list[ColumnElement[bool]] = [held_by(partner_id)]
     partner = user.partner
     if partner is not None and partner.kind == PartnerKind.DISTRIBUTOR:
         dealers = select(Partner.id).where(Partner.parent_id == partner_id)

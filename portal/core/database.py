@@ -6,7 +6,8 @@ outer connection (a savepoint per test), which Flask-SQLAlchemy's ``get_bind`` i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -101,6 +102,36 @@ def _holds_to_reading(conn: Connection) -> bool:
     reads = reads_only()
     conn.info[_READ_ONLY] = reads
     return reads
+
+
+_ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def lock_names(session: Session, names: Iterable[str]) -> None:
+    """Hold a lock on each of ``names`` until the transaction ends: another writer holding
+    any of the same names waits until this one commits, and then reads what it wrote.
+
+    The way to make "look, then write" (is this person already a lead?) safe among
+    concurrent requests where no row exists yet to lock. PostgreSQL: transaction-level
+    advisory locks on a 64-bit hash of each name, taken in one order (sorted), so two
+    holders never wait on each other in a cycle. SQLite: nothing to take, a writing
+    transaction already holds the database's one write lock (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(),
+                                  "big", signed=True) for name in names})
+    for key in keys:
+        session.execute(_ADVISORY_LOCK, {"key": key})
+
+
+def lost_a_race(error: sa.exc.DBAPIError) -> bool:
+    """The statement lost to a concurrent transaction and is worth one more try: a unique
+    key the other committed first, or a deadlock the server broke by failing this side
+    (an import's batch holds many ``lock_names`` in file order, a capture a few sorted)."""
+    if isinstance(error, sa.exc.IntegrityError):
+        return True
+    return getattr(error.orig, "sqlstate", None) == "40P01"  # deadlock_detected
 
 
 class SafeRequestWrote(RuntimeError):

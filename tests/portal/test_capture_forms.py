@@ -295,6 +295,15 @@ def test_partner_captures_its_own_lead(client: Any, auth: Any, session: Any, dea
     assert "Saved Walk In: the lead is yours and marked accepted." in page
     assert "Record what happened" in page
 
+    # The same customer met again at the show (a new form): the inquiry joins the lead.
+    again = client.post("/capture/new", data={
+        "first_name": "Walk", "last_name": "In", "phone": "(515) 555-0142",
+        "postal_code": "50401", "product_line": "TRC", "timeline": "now", "token": "b" * 32})
+    assert again.headers["Location"].endswith(f"/leads/{lead.id}")
+    assert session.scalars(select(Lead)).one().inquiries == 2
+    assert "Walk In is already one of your leads: this inquiry was added to it." in (
+        client.get(again.headers["Location"]).get_data(as_text=True))
+
 
 def test_partner_capture_errors_and_escaping(client: Any, auth: Any, session: Any,
                                              dealer: Any) -> None:

@@ -22,6 +22,7 @@ from portal.core import lifecycle, rollups
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     OPEN_STATUSES,
+    Fulfilment,
     Lead,
     LeadEvent,
     LoginAttempt,
@@ -39,10 +40,13 @@ THREADS = 20
 
 
 @pytest.fixture
-def own_app(migrated_app: Flask) -> Iterator[Flask]:
-    """A second app on the run's migrated database, answering errors as production does."""
+def own_app(migrated_app: Flask, tmp_path: Any) -> Iterator[Flask]:
+    """A second app on the run's migrated database, answering errors as production does.
+    Jobs are queued for a worker (none runs) as in production: run at once inside twenty
+    requests, each would hold a second pooled connection."""
     config = base_config(migrated_app.config["DATABASE_URL"])
-    config.update(PROPAGATE_EXCEPTIONS=False)
+    config.update(PROPAGATE_EXCEPTIONS=False, HUEY_IMMEDIATE=False,
+                  HUEY_SQLITE_PATH=str(tmp_path / "huey.db"))
     app = create_app(config)
     yield app
     with app.app_context():
@@ -205,3 +209,137 @@ def test_twenty_outcomes_at_once_one_is_recorded(own_app, world):
     assert statuses[200] == 1 + facts["kinds"]["quoted"]
     assert facts["status"] in ("won", "lost", "no_interest")
     assert facts["stored"] == facts["real"]
+
+
+# --- captures of one person at once --------------------------------------------------------
+
+
+def _captures_at_once(app: Flask, requests: list[tuple[str, dict[str, Any], dict[str, str]]]
+                      ) -> list[tuple[int, dict[str, Any]]]:
+    """POST every (token, body, extra headers) capture at the same moment, one thread each."""
+    start = threading.Barrier(len(requests))
+    answers: list[tuple[int, dict[str, Any]]] = [(0, {})] * len(requests)
+
+    def send(n: int, token: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+        client = app.test_client()
+        start.wait()
+        response = client.post("/api/v1/leads", json=body,
+                               headers={"Authorization": f"Bearer {token}", **headers})
+        answers[n] = (response.status_code, response.get_json() or {})
+
+    threads = [threading.Thread(target=send, args=(n, *request))
+               for n, request in enumerate(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return answers
+
+
+@pytest.fixture
+def staff_token(own_app: Flask) -> Iterator[str]:
+    """A manager's API token, committed; removed afterwards."""
+    email = f"racer-manager-{uuid.uuid4().hex[:8]}@maker.test"
+    with own_app.app_context():
+        user = User(email=email, name="Race manager", role="manager")
+        user.set_password(PASSWORD)
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
+    try:
+        yield _tokens(own_app, [email])[0]
+    finally:
+        with own_app.app_context():
+            db.session.execute(sa.delete(User).where(User.id == user_id))
+            db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email))
+            db.session.commit()
+
+
+def _person(own_app: Flask, world: dict[str, Any]) -> dict[str, Any]:
+    with own_app.app_context():
+        line = db.session.get(ProductLine, world["line"])
+        assert line is not None
+        code = line.code
+    tag = uuid.uuid4().hex[:8]
+    return {"first_name": "Dana", "last_name": f"Twin{tag}", "email": f"dana{tag}@example.com",
+            "postal_code": "50401", "product_line": code, "wants_literature": True,
+            "answers": {"timeline": "now", "budget": "approved"}}
+
+
+@pytest.fixture
+def forget_person(own_app: Flask) -> Iterator[list[str]]:
+    """Emails whose leads the test made; they are removed afterwards."""
+    emails: list[str] = []
+    yield emails
+    with own_app.app_context():
+        session = db.session
+        ids = list(session.scalars(sa.select(Lead.id).where(Lead.email.in_(emails))))
+        rollups.forget_leads(session.connection(), ids)
+        session.execute(sa.delete(Lead).where(Lead.id.in_(ids)))
+        session.commit()
+
+
+def _made(app: Flask, email: str) -> tuple[list[int], int]:
+    """The inquiries counted on each lead of ``email``, and the packs requested for them."""
+    with app.app_context():
+        session = db.session
+        leads = list(session.scalars(sa.select(Lead).where(Lead.email == email)))
+        packs = session.scalar(sa.select(sa.func.count()).select_from(Fulfilment).where(
+            Fulfilment.lead_id.in_([lead.id for lead in leads])))
+        counted = [lead.inquiries for lead in leads]
+        session.rollback()
+        return counted, packs or 0
+
+
+def test_twenty_identical_captures_at_once_make_one_lead_and_one_pack(
+        own_app, world, staff_token, forget_person):
+    person = _person(own_app, world)
+    forget_person.append(person["email"])
+    answers = _captures_at_once(own_app, [(staff_token, person, {})] * THREADS)
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == {201: 1, 200: THREADS - 1}, answers
+    assert len({body["id"] for _, body in answers}) == 1, "every answer names the one lead"
+    counted, packs = _made(own_app, person["email"])
+    assert counted == [THREADS], "one lead, every inquiry counted on it"
+    assert packs == 1, "one literature pack for one person"
+
+
+def test_a_partners_own_captures_of_one_person_make_one_lead(own_app, world, forget_person):
+    token = _tokens(own_app, world["emails"][:1])[0]
+    person = _person(own_app, world)
+    forget_person.append(person["email"])
+    answers = _captures_at_once(own_app, [(token, person, {})] * 10)
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == {201: 1, 200: 9}, answers
+    counted, packs = _made(own_app, person["email"])
+    assert counted == [10]
+    assert packs == 1
+
+
+def test_one_idempotency_key_with_two_bodies_is_refused_not_dropped(
+        own_app, world, staff_token, forget_person):
+    first, second = _person(own_app, world), _person(own_app, world)
+    forget_person.extend([first["email"], second["email"]])
+    key = {"Idempotency-Key": f"race-{uuid.uuid4().hex}"}
+    client = own_app.test_client()
+    headers = {"Authorization": f"Bearer {staff_token}", **key}
+    made = client.post("/api/v1/leads", json=first, headers=headers)
+    assert made.status_code == 201
+    again = client.post("/api/v1/leads", json=first, headers=headers)
+    assert again.status_code == 201 and again.get_json()["id"] == made.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/api/v1/leads", json=second, headers=headers)
+    assert other.status_code == 422, other.get_json()
+    assert other.get_json()["error"] == "idempotency_key_reused"
+    assert "Idempotency-Key" in other.get_json()["message"]
+    assert _made(own_app, second["email"]) == ([], 0), "nothing written for the second body"
+    # At once: the same key with two bodies still makes one lead, and the other is refused.
+    key = {"Idempotency-Key": f"race-{uuid.uuid4().hex}"}
+    third, fourth = _person(own_app, world), _person(own_app, world)
+    forget_person.extend([third["email"], fourth["email"]])
+    answers = _captures_at_once(own_app, [(staff_token, third, key), (staff_token, fourth, key)]
+                                * 5)
+    statuses = Counter(status for status, _ in answers)
+    assert statuses[500] == 0 and statuses[422] == 5 and statuses[201] == 5, answers
+    made_third, made_fourth = _made(own_app, third["email"]), _made(own_app, fourth["email"])
+    assert sorted([made_third, made_fourth]) == [([], 0), ([1], 1)]

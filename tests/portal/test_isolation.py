@@ -11,11 +11,13 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portal.capture.services import capture_inquiry
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Lead, LeadEvent
 from portal.dispatch import services as routing_service
 from portal.leads import services
+from tests.conftest import PASSWORD
 
 
 def _leads_rules(app):
@@ -138,3 +140,48 @@ def test_a_bad_lead_id_is_a_404_not_a_500(client, auth, world):
     assert client.get("/leads/not-a-uuid").status_code == 404
     assert client.post("/leads/00000000-0000-0000-0000-000000000000/accept").status_code == 404
     assert client.post(f"/leads/{world['lead_a'].id}/explode").status_code in (404, 405)
+
+
+def test_a_partner_loses_sight_of_its_own_capture_once_reassigned_away(
+        app, client, auth, session, world, make_user):
+    a, b = world["a"], world["b"]
+    a_user = make_user("partner", partner=a)
+    walk_in = capture_inquiry(session, {
+        "first_name": "Walt", "last_name": "Kin", "email": "walt-secret@example.com",
+        "postal_code": "50401", "product_line": "TRC",
+        "answers": {"timeline": "now", "budget": "approved"}}, Actor.of(a_user),
+        owner_partner=a).lead
+    lifecycle.reassign(session, walk_in, b, Actor.of(make_user("manager")),
+                       reason="A is leaving the line")
+    lifecycle.add_note(session, walk_in, Actor.of(make_user("partner", partner=b)),
+                       text="B's private pricing notes")
+    session.commit()
+    assert walk_in.owner_partner_id == a.id and walk_in.assigned_partner_id == b.id
+
+    auth.login_as(a_user)
+    app.config["WTF_CSRF_ENABLED"] = False
+    tried = 0
+    for rule in _leads_rules(app):
+        if "lead_id" not in rule.arguments:
+            continue
+        for url in _urls(rule, walk_in.id, a.code):
+            for method in {"GET", "POST"} & rule.methods:
+                response = client.open(url, method=method, data={"text": "x"})
+                assert response.status_code == 404, (method, url, response.status_code)
+                tried += 1
+    assert tried >= 1 + len(services.PAGE_ACTIONS)
+    for tab in ("new", "contact", "open", "overdue", "closed"):
+        page = client.get(f"/leads/?tab={tab}&q=walt").get_data(as_text=True)
+        assert "walt-secret" not in page and "pricing notes" not in page
+    token = client.post("/api/v1/tokens", json={"email": a_user.email,
+                                                "password": PASSWORD}).get_json()["token"]
+    api = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/api/v1/leads/{walk_in.id}", headers=api).status_code == 404
+    listed = client.get("/api/v1/leads", headers=api).get_json()
+    assert str(walk_in.id) not in str(listed)
+
+    # The new holder sees it, notes and all.
+    auth.logout()
+    auth.login("partner", partner=b)
+    page = client.get(f"/leads/{walk_in.id}")
+    assert page.status_code == 200 and "pricing notes" in page.get_data(as_text=True)

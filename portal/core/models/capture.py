@@ -23,6 +23,8 @@ class IdempotencyKey(Base):
     scope: Mapped[str] = mapped_column(String(60))
     key: Mapped[str] = mapped_column(String(200))
     lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    #: SHA-256 of the body sent with the key: the same key with another body is refused
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
