@@ -302,6 +302,8 @@ def test_twenty_identical_captures_at_once_make_one_lead_and_one_pack(
     counted, packs = _made(own_app, person["email"])
     assert counted == [THREADS], "one lead, every inquiry counted on it"
     assert packs == 1, "one literature pack for one person"
+    facts = _facts(own_app, world)
+    assert facts["stored"] == facts["real"], "open-lead counters match the open leads"
 
 
 def test_a_partners_own_captures_of_one_person_make_one_lead(own_app, world, forget_person):
