@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.core.models import LeadStatus
 from portal.core.transitions import API_ACTIONS
 
 ERROR = {
@@ -122,11 +123,13 @@ def spec() -> dict[str, Any]:
                 "get": {
                     "summary": "Leads the caller may see, newest first",
                     "parameters": [
-                        {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {"name": "status", "in": "query",
+                         "schema": {"enum": [status.value for status in LeadStatus]}},
                         {"name": "partner", "in": "query", "schema": {"type": "string"}},
-                        {"name": "page", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "page", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1}},
                         {"name": "per_page", "in": "query",
-                         "schema": {"type": "integer", "maximum": 100}},
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                     ],
                     "responses": {"200": {"description": "a page of leads"},
                                   **_errors(400, 401, 422)},
