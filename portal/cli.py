@@ -14,6 +14,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(demo)
     app.cli.add_command(prepare)
+    app.cli.add_command(backup)
+    app.cli.add_command(restore)
     app.cli.add_command(import_group)
     app.cli.add_command(export_group)
 
@@ -72,6 +74,44 @@ def worker(workers: int, shutdown_timeout: float) -> None:
         pdf.shutdown()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@click.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, writable=True))
+def backup(target: str) -> None:
+    """Write a backup archive (.tar.gz) of the database and the literature files while
+    the portal runs; ``restore`` loads it into a new, empty database."""
+    from pathlib import Path
+
+    from portal.core import backup as backups
+    from portal.core.errors import InvalidInput
+
+    try:
+        manifest = backups.take(Path(target))
+    except InvalidInput as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"Backed up {manifest.backend} at revision {manifest.revision} "
+               f"({sum(manifest.rows.values()):,} rows in {len(manifest.rows)} tables, "
+               f"{manifest.files} literature files) to {target}")
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+def restore(source: str) -> None:
+    """Load a backup archive into the configured database, which must be empty (a new
+    SQLite file or PostgreSQL database); the row counts are checked against the backup."""
+    from pathlib import Path
+
+    from portal.core import backup as backups
+    from portal.core.errors import InvalidInput
+
+    try:
+        manifest = backups.restore(Path(source))
+    except InvalidInput as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"Restored the backup of {manifest.taken_at} ({sum(manifest.rows.values()):,} "
+               f"rows, {manifest.files} literature files); run `flask --app portal prepare` "
+               "if the code is newer than the backup.")
 
 
 @click.command("demo")

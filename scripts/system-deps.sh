@@ -2,13 +2,14 @@
 # Install the Debian packages the portal and its tests need, when they are missing.
 #   pango/harfbuzz: WeasyPrint renders PDFs with them; poppler-utils: pdftotext in tests;
 #   chromium: the browser tests (Playwright drives /usr/bin/chromium; never its own download);
-#   fonts-dejavu-core: a font for PDFs on a bare machine; wrk: the HTTP load of bench/.
+#   fonts-dejavu-core: a font for PDFs on a bare machine; wrk: the HTTP load of bench/;
+#   postgresql-client: pg_dump/pg_restore for `flask backup`/`restore` and their drill test.
 # Usage: scripts/system-deps.sh [--browser] [--bench]
 set -euo pipefail
 want=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-dejavu-core)
 for flag in "$@"; do
   case "$flag" in
-    --browser) want+=(chromium poppler-utils) ;;
+    --browser) want+=(chromium poppler-utils postgresql-client) ;;
     --bench) want+=(wrk) ;;
     *) echo "usage: $0 [--browser] [--bench]" >&2; exit 2 ;;
   esac
