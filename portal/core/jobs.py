@@ -19,6 +19,7 @@ Anything sent after a write (DESIGN §3) follows one pattern, and the pieces are
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from typing import Any
 from flask import Flask, current_app
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
@@ -83,7 +86,16 @@ class Jobs:
         if config.get("HUEY_IMMEDIATE"):
             huey = MemoryHuey("portal", immediate=True)
         elif config.get("REDIS_URL"):
-            huey = RedisHuey("portal", url=config["REDIS_URL"])
+            from redis import ConnectionPool
+
+            # Bounded waits: a Redis that does not answer costs a request seconds, not the
+            # operating system's two-minute connect timeout (and the worker's blocking read
+            # of one second stays well inside the socket timeout).
+            pool = ConnectionPool.from_url(
+                config["REDIS_URL"],
+                socket_connect_timeout=float(config.get("REDIS_CONNECT_TIMEOUT", 2.0)),
+                socket_timeout=float(config.get("REDIS_SOCKET_TIMEOUT", 10.0)))
+            huey = RedisHuey("portal", connection_pool=pool)
         else:
             huey = SqliteHuey("portal", filename=config["HUEY_SQLITE_PATH"])
         for name, (fn, settings) in _registry.items():
@@ -191,9 +203,29 @@ def pending_nudges(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
     return [(n.name, n.args) for n in session.info.get(_NUDGES, ())]
 
 
+#: after a nudge could not be queued, further nudges wait this long before trying again
+QUEUE_DOWN_PAUSE = 30.0
+_queue_down_until = 0.0
+
+
 def _queue(name: str, args: tuple[Any, ...]) -> None:
+    """Queue a nudge; when the queue is down, the write it follows still stands.
+
+    The row is the truth: a nudge that cannot be queued (Redis down, its host gone) is
+    only later, sent by the kind's sweeper once a worker runs again. After one failure the
+    next ``QUEUE_DOWN_PAUSE`` seconds skip the queue, so an outage costs one request one
+    connect timeout rather than every request its own.
+    """
+    global _queue_down_until
+    if time.monotonic() < _queue_down_until:
+        log.info("queue down: %s%r left to its sweeper", name, args)
+        return
     try:
         enqueue(name, *args)
+    except (RedisConnectionError, RedisTimeoutError):
+        _queue_down_until = time.monotonic() + QUEUE_DOWN_PAUSE
+        log.exception("could not reach the queue for %s%r; its sweeper will pick it up "
+                      "(the queue is left alone for %.0f s)", name, args, QUEUE_DOWN_PAUSE)
     except Exception:  # noqa: BLE001 - the row stays due: the kind's sweeper sends it
         log.exception("could not queue %s%r; its sweeper will pick it up", name, args)
 
