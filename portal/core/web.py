@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from flask import (
     Flask,
     Response,
@@ -71,6 +72,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, sa.exc.OperationalError):
+            # Raised at the boundary (the COMMIT in _commit), where Flask hands it over
+            # as a 500: the same answer as when a query inside the view fails.
+            return _database_unavailable(original)
         db.session.rollback()
         if is_api():
             return json_error(error.code or 500, error.name.lower().replace(" ", "_"),
@@ -81,6 +87,22 @@ def init_app(app: Flask) -> None:
         known = code in (403, 404, 413, 429)
         template = f"errors/{code}.html" if known else "errors/generic.html"
         return render_template(template, error=error), code
+
+    @app.errorhandler(sa.exc.OperationalError)
+    def _database_unavailable(error: sa.exc.OperationalError) -> Any:
+        # The connection dropped (a failover, a restart, a network cut) or the database
+        # stayed locked past its timeout: the transaction rolled back whole, so trying
+        # again is safe, and the answer says so (an API client retries with its
+        # Idempotency-Key). The pool replaces the dead connection by itself (pre-ping).
+        db.session.rollback()
+        app.logger.warning("database unavailable on %s %s: %s", request.method,
+                           request.path, error.orig)
+        if is_api():
+            response, status = json_error(503, "unavailable", "The database did not answer; "
+                                          "nothing was saved. Try again in a moment.")
+        else:
+            response, status = render_template("errors/503.html"), 503
+        return response, status, {"Retry-After": "2"}
 
     @app.errorhandler(Exception)
     def _server_error(error: Exception) -> Any:
