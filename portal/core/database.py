@@ -134,6 +134,14 @@ def lost_a_race(error: sa.exc.DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == "40P01"  # deadlock_detected
 
 
+def unavailable(error: BaseException | None) -> bool:
+    """The database did not answer (the connection dropped: a failover, a restart, a cut)
+    or stayed locked past its timeout: nothing was saved, and trying again is safe."""
+    if not isinstance(error, sa.exc.OperationalError):
+        return False
+    return error.connection_invalidated or "database is locked" in str(error.orig)
+
+
 class SafeRequestWrote(RuntimeError):
     """A GET (or a preview marked ``read_only``) tried to write: a bug, refused."""
 

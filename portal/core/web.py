@@ -19,7 +19,7 @@ from flask import (
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException, NotFound
 
-from portal.core.database import reads_only
+from portal.core.database import reads_only, unavailable
 from portal.core.errors import DomainError
 from portal.extensions import db
 
@@ -73,7 +73,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
         original = getattr(error, "original_exception", None)
-        if isinstance(original, sa.exc.OperationalError):
+        if unavailable(original):
             # Raised at the boundary (the COMMIT in _commit), where Flask hands it over
             # as a 500: the same answer as when a query inside the view fails.
             return _database_unavailable(original)
@@ -89,6 +89,11 @@ def init_app(app: Flask) -> None:
         return render_template(template, error=error), code
 
     @app.errorhandler(sa.exc.OperationalError)
+    def _database_error(error: sa.exc.OperationalError) -> Any:
+        if unavailable(error):
+            return _database_unavailable(error)
+        return _server_error(error)
+
     def _database_unavailable(error: sa.exc.OperationalError) -> Any:
         # The connection dropped (a failover, a restart, a network cut) or the database
         # stayed locked past its timeout: the transaction rolled back whole, so trying
