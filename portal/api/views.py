@@ -68,15 +68,19 @@ def _too_deep(raw: bytes) -> bool:
     """Nesting deeper than ``MAX_JSON_DEPTH``, counted on the bytes before parsing, strings
     left out (a note may well say "[[[")."""
     depth = 0
-    for byte in _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in b"[{" else -1
-        if depth > MAX_JSON_DEPTH:
-            return True
+    for token in _TOKENS.finditer(raw):
+        if token[0] in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token[0] in (b"]", b"}"):
+            depth -= 1
     return False
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: a string (to skip; an unterminated one runs to the end, so that the scan stays linear
+#: whatever the bytes) or a bracket
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.?)*(?:"|\Z)|[][{}]', re.S)
 
 
 @bp.post("/tokens")

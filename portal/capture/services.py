@@ -205,7 +205,7 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
                 errors[f"answers.{name}"] = f"One of: {', '.join(STANDARD_ANSWERS[name])}."
         if problem := text_problem(value):
             errors[f"answers.{name}"] = problem
-        elif len(value) > 500 or "\r" in value or "\n" in value:
+        elif len(value) > 500 or "\r" in value:
             errors[f"answers.{name}"] = "At most 500 characters on one line."
         if value:
             answers[name] = value
