@@ -229,6 +229,15 @@ def test_api_refuses_deep_or_non_standard_json(client, session, staff_headers, b
     assert leads(session) == 0
 
 
+def test_api_takes_brackets_inside_text_and_ordinary_nesting(client, session, staff_headers,
+                                                            dealer):
+    body = dict(HOT, comments="[[[[[[[[[[{{{{{{{{{{ \\\" quoted",
+                answers={"timeline": "now", "budget": "approved", "notes": "[[[["})
+    response = client.post("/api/v1/leads", json=body, headers=staff_headers)
+    assert response.status_code == 201, response.json
+    assert response.json["comments"] == body["comments"]
+
+
 # --- 3. values quietly changed ----------------------------------------------------------
 
 
