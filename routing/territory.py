@@ -51,7 +51,8 @@ _REFERENCE_CODE_LENGTH = 5
 _CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 _REGION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
-_US_ZIP = re.compile(r"(\d{5})(?:-?\d{4})?")
+#: ASCII digits only: ``\d`` would also take "５０４０１" (full-width) and other scripts' digits
+_US_ZIP = re.compile(r"([0-9]{5})(?:-?[0-9]{4})?")
 _KIND_NAMES = {
     "zip": "exact postal code",
     "zip_prefix": "postal prefix",

@@ -18,6 +18,7 @@ from portal.core.access import visible_lead, visible_to
 from portal.core.database import lost_a_race
 from portal.core.models import Lead, LeadStatus, Partner
 from portal.core.models.codes import code_is
+from portal.core.pagination import MAX_PAGE
 from portal.core.web import json_error
 from portal.extensions import db
 from portal.leads.actions import perform_action
@@ -65,6 +66,8 @@ def list_leads():  # type: ignore[no-untyped-def]
         per_page = min(MAX_PER_PAGE, max(1, int(request.args.get("per_page", 50))))
     except ValueError:
         return json_error(400, "bad_request", "page and per_page are whole numbers.")
+    if page > MAX_PAGE:  # OFFSET must stay a 64-bit integer
+        return json_error(400, "bad_request", f"page is at most {MAX_PAGE:,}.")
     query = select(Lead).where(visible_to(user))
     status = request.args.get("status")
     if status:

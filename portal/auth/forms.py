@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from portal.core.forms import PortalForm
 
-class LoginForm(FlaskForm):
+
+class LoginForm(PortalForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)],
                        render_kw={"autocomplete": "username", "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)],
@@ -16,7 +17,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
-class SetPasswordForm(FlaskForm):
+class SetPasswordForm(PortalForm):
     password = PasswordField(
         "New password", validators=[DataRequired(), Length(min=10, max=200)],
         description="At least 10 characters.", render_kw={"autocomplete": "new-password"},
@@ -29,6 +30,6 @@ class SetPasswordForm(FlaskForm):
     submit = SubmitField("Set password")
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(PortalForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     submit = SubmitField("Send me a link")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -21,6 +20,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from portal.core.filters import ANSWER_LABELS
+from portal.core.forms import PortalForm
 
 #: the form's choices: the answers in words (one list, the lead page shows the same), the
 #: role asked of the prospect in the first person
@@ -39,7 +39,7 @@ def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-class _InquiryFields(FlaskForm):
+class _InquiryFields(PortalForm):
     """The prospect's details and the qualification questions, shared by both forms."""
 
     first_name = StringField("First name", validators=[Length(max=80)],
@@ -137,7 +137,7 @@ class PartnerCaptureForm(_InquiryFields):
         self.wants_literature.label.text = "Email them the literature of this product line"
 
 
-class UploadForm(FlaskForm):
+class UploadForm(PortalForm):
     """Step 1 of a lead import: the CSV file."""
 
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to upload.")],
@@ -145,7 +145,7 @@ class UploadForm(FlaskForm):
                      render_kw={"accept": ".csv,text/csv"})
 
 
-class MappingForm(FlaskForm):
+class MappingForm(PortalForm):
     """Step 2: what each column holds, and the campaign and source for rows that name none.
 
     One select per column (``col_0``, ``col_1`` …) is added by ``mapping_form`` because

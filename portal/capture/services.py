@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from portal.core import lifecycle
 from portal.core.access import held_by
+from portal.core.checks import text_problem
 from portal.core.database import lock_names
 from portal.core.errors import InvalidInput
 from portal.core.lifecycle import Actor
@@ -33,7 +34,7 @@ from portal.core.models import (
     utcnow,
 )
 from portal.core.models.codes import active_codes, by_code
-from portal.dispatch.geo import us_state_for, us_town_for
+from portal.dispatch.geo import is_us_zip, us_state_for, us_town_for
 from portal.dispatch.services import RoutingResult, route_lead
 from portal.fulfilment.services import request_pack
 from routing import normalise_postal_code
@@ -48,7 +49,6 @@ TEXT_FIELDS: dict[str, tuple[int, bool]] = {
 }
 STANDARD_ANSWERS = {"timeline": TIMELINES, "budget": BUDGETS, "role": ROLES}
 MAX_EXTRA_ANSWERS = 30
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
 
@@ -97,24 +97,30 @@ def _text(data: dict[str, Any], name: str, errors: dict[str, str]) -> str:
     raw = data.get(name)
     if raw is None:
         return ""
-    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-        errors[name] = "Send text."
+    if not isinstance(raw, str):  # 50401 as a number loses no zero, inf would be "inf"
+        errors[name] = "Send text (a JSON string)."
         return ""
-    value = str(raw).strip()
+    value = raw.strip()
     limit, one_line = TEXT_FIELDS[name]
-    if one_line and ("\r" in value or "\n" in value):
+    if problem := text_problem(value):
+        errors[name] = problem
+    elif one_line and ("\r" in value or "\n" in value):
         errors[name] = "Must be a single line."
-    elif _CONTROL.search(value):
-        errors[name] = "Contains control characters."
     elif len(value) > limit:
         errors[name] = f"At most {limit} characters."
     return value
 
 
 def _code(session: Session, model: type, raw: Any, name: str, errors: dict[str, str]) -> Any:
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return None
-    code = str(raw).strip()
+    if not isinstance(raw, str):
+        errors[name] = "Send the code as text (a JSON string)."
+        return None
+    code = raw.strip()
+    if (problem := text_problem(code)) or len(code) > 64:
+        errors[name] = problem or "At most 64 characters."
+        return None
     row = by_code(session, model, code, active_only=True)
     if row is None:
         known = ", ".join(active_codes(session, model))
@@ -162,6 +168,8 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
         if postal is None:
             errors["postal_code"] = ("Enter a 5-digit ZIP code." if country == "US"
                                      else "Not a valid postal code.")
+        elif country == "US" and not is_us_zip(postal):
+            errors["postal_code"] = f"{postal} is not a US ZIP code; check the digits."
         else:
             values["postal_code"] = postal
 
@@ -191,13 +199,24 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
     if len(raw_answers) > MAX_EXTRA_ANSWERS:
         errors["answers"] = f"At most {MAX_EXTRA_ANSWERS} answers."
     for key, raw in raw_answers.items():
-        name = str(key).strip()[:60]
-        value = "" if raw is None else str(raw).strip()
+        name = str(key).strip()
+        if problem := text_problem(name):
+            errors["answers"] = f"A question's name: {problem}"
+            continue
+        if len(name) > 60:
+            errors["answers"] = "A question's name has at most 60 characters."
+            continue
+        if raw is not None and not isinstance(raw, str):
+            errors[f"answers.{name}"] = "Send the answer as text (a JSON string)."
+            continue
+        value = (raw or "").strip()
         if name in STANDARD_ANSWERS:
             value = value.lower().replace(" ", "_")
             if value and value not in STANDARD_ANSWERS[name]:
                 errors[f"answers.{name}"] = f"One of: {', '.join(STANDARD_ANSWERS[name])}."
-        if len(value) > 500 or "\r" in value or _CONTROL.search(value):
+        if problem := text_problem(value):
+            errors[f"answers.{name}"] = problem
+        elif len(value) > 500 or "\r" in value:
             errors[f"answers.{name}"] = "At most 500 characters on one line."
         if value:
             answers[name] = value
@@ -209,6 +228,8 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
     raw_wants = data.get("wants_literature", False)
     if isinstance(raw_wants, str):
         raw_wants = raw_wants.strip().lower() in ("1", "true", "yes", "on", "y")
+    elif raw_wants is not None and not isinstance(raw_wants, bool | int):
+        errors["wants_literature"] = "Send true or false."
     values["wants_literature"] = bool(raw_wants)
 
     if errors:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
     SelectField,
     StringField,
     SubmitField,
@@ -21,10 +19,10 @@ from wtforms.validators import (
 )
 
 from portal.catalog.services import CHANNELS, CODE, PRODUCT_LINE_CODE
-from portal.core.forms import MoneyField, choices, not_negative
+from portal.core.forms import DayField, MoneyField, PortalForm, choices, not_negative
 
 
-class ProductLineForm(FlaskForm):
+class ProductLineForm(PortalForm):
     code = StringField("Code", description="Capital letters, digits, - or _ (e.g. TRC). "
                        "Imports and the API refer to the line by this code.",
                        filters=[lambda v: (v or "").strip().upper()],
@@ -40,13 +38,13 @@ class ProductLineForm(FlaskForm):
     submit = SubmitField("Save")
 
 
-class CompetitorForm(FlaskForm):
+class CompetitorForm(PortalForm):
     name = StringField("Name", validators=[DataRequired(message="Enter the competitor's name."),
                                            Length(max=120)])
     submit = SubmitField("Save")
 
 
-class CampaignForm(FlaskForm):
+class CampaignForm(PortalForm):
     code = StringField("Code", description="Letters, digits, '.', '-' or '_' (e.g. FARMSHOW25).",
                        filters=[lambda v: (v or "").strip()],
                        validators=[DataRequired(message="Enter a code."), Regexp(
@@ -59,19 +57,19 @@ class CampaignForm(FlaskForm):
                       description="Total spend, for cost per lead and ROI.",
                       validators=[InputRequired(message="Enter the cost (0 if none)."),
                                   not_negative])
-    starts_on = DateField("Starts on", validators=[Optional()])
-    ends_on = DateField("Ends on", validators=[Optional()])
+    starts_on = DayField("Starts on", validators=[Optional()])
+    ends_on = DayField("Ends on", validators=[Optional()])
     active = BooleanField("Active", default=True,
                           description="Inactive campaigns cannot be picked for new leads.")
     submit = SubmitField("Save")
 
-    def validate_ends_on(self, field: DateField) -> None:
+    def validate_ends_on(self, field: DayField) -> None:
         """The campaign cannot end before it starts."""
         if field.data and self.starts_on.data and field.data < self.starts_on.data:
             raise ValidationError("Pick a day on or after the start.")
 
 
-class SourceForm(FlaskForm):
+class SourceForm(PortalForm):
     code = StringField("Code", description="Letters, digits, '.', '-' or '_' (e.g. web-form).",
                        filters=[lambda v: (v or "").strip()],
                        validators=[DataRequired(message="Enter a code."), Regexp(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, request, url_for
+from werkzeug.datastructures import MultiDict
 
 STATUS_LABELS = {
     "captured": "Captured",
@@ -121,7 +123,11 @@ def init_app(app: Flask) -> None:
 
     @app.template_global()
     def page_url(page: int) -> str:
-        """The current URL with ``page`` replaced, keeping the other query arguments."""
-        args = request.args.to_dict()
-        args["page"] = str(page)
-        return url_for(request.endpoint or "home.index", **(request.view_args or {}), **args)
+        """The current URL with ``page`` replaced, keeping the other query arguments (each
+        value of a repeated one). The query is encoded here, not passed to ``url_for`` as
+        keywords: there ``endpoint``, ``_method``, ``_external``… or a name of the path's
+        own would be taken as url_for's arguments, not as the query's."""
+        args = MultiDict(request.args)
+        args.setlist("page", [str(page)])
+        path = url_for(request.endpoint or "home.index", **(request.view_args or {}))
+        return f"{path}?{urlencode(list(args.items(multi=True)))}"

@@ -1,9 +1,14 @@
-"""Form pieces every area uses: choices, money, a confirmation, errors shown on fields."""
+"""Form pieces every area uses: the base forms that check every value is text, choices,
+money, days, a confirmation, errors shown on fields."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import (
+    DateField,
     DecimalField,
     Form,
     SelectChoice,
@@ -14,7 +19,39 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.core.errors import DomainError
+from portal.core.checks import parse_day, parse_money, text_problem
+from portal.core.errors import DomainError, InvalidInput
+
+
+def _text_errors(form: Form) -> bool:
+    """Mark every field whose input (as sent, before any filter) is not text: control
+    characters, or bytes that were not UTF-8 (werkzeug turns those into U+FFFD). One rule
+    for every form, as for the API and the imports (``checks.text_problem``)."""
+    clean = True
+    for item in form:
+        for raw in item.raw_data or ():
+            if isinstance(raw, str) and (problem := text_problem(raw)):
+                if problem not in item.errors:
+                    item.errors = [*item.errors, problem]
+                clean = False
+    return clean
+
+
+class PortalForm(FlaskForm):
+    """Every posted form of the portal: Flask-WTF's (CSRF), plus the one text rule."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        return _text_errors(self) and valid
+
+
+class FilterForm(Form):
+    """Every query-string form (lists' filters): no CSRF (they change nothing), the one
+    text rule (a value that is not text is marked and, by the lists, dropped)."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        return _text_errors(self) and valid
 
 
 def choices(labels: dict[str, str]) -> list[SelectChoice]:
@@ -30,14 +67,39 @@ class CheckboxesField(SelectMultipleField):
 
 
 class MoneyField(DecimalField):
-    """A decimal amount that forgives "$" and thousands separators."""
+    """A decimal amount as people write it: "$1,250.50" yes; "1,2,3", "12.345" or
+    "١٢٣" are refused, never guessed at (``checks.parse_money``)."""
 
     def process_formdata(self, valuelist: list[str]) -> None:
-        cleaned = [v.replace(",", "").replace("$", "").strip() for v in valuelist]
+        if not valuelist:
+            return
         try:
-            super().process_formdata(cleaned)
-        except ValueError:
-            raise ValueError("Enter an amount such as 1500.00.") from None
+            self.data = parse_money(valuelist[0], self.name)
+        except InvalidInput as error:
+            self.data = None
+            raise ValueError(error.fields[self.name]) from None
+
+
+class DayField(DateField):
+    """A day as ``YYYY-MM-DD`` and nothing else, from 2000 to a few years ahead
+    (``checks.parse_day``); ``not_before_today`` for days that must still come."""
+
+    def __init__(self, *args: Any, not_before_today: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.not_before_today = not_before_today
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        if not valuelist:
+            return
+        today = datetime.now(UTC).date()
+        try:
+            self.data = parse_day(
+                valuelist[0], self.name, today=today,
+                **({"earliest": today, "too_early": "Pick today or a later day."}
+                   if self.not_before_today else {}))
+        except InvalidInput as error:
+            self.data = None
+            raise ValueError(error.fields[self.name]) from None
 
 
 def not_negative(form: Form, field: DecimalField) -> None:
@@ -46,7 +108,7 @@ def not_negative(form: Form, field: DecimalField) -> None:
         raise ValidationError("Enter 0 or more.")
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A bare form for POST-only actions: it carries the CSRF token and nothing else."""
 
 

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app
@@ -24,6 +24,7 @@ from sqlalchemy.orm.util import identity_key
 
 from portal.core import rollups  # noqa: F401  (its flush hook keeps the reports' counts)
 from portal.core import transitions as table
+from portal.core.checks import EARLIEST_DAY, clean_text, parse_day, parse_money
 from portal.core.database import PortalSession
 from portal.core.errors import (
     AtCapacity,
@@ -55,7 +56,8 @@ DECLINE_REASONS = table.DECLINE_REASONS
 CONTACT_CHANNELS = table.CONTACT_CHANNELS
 #: the table's action for each working stage
 _STAGE_ACTIONS = {S.CONTACTED: "contact", S.APPOINTMENT: "appointment", S.QUOTED: "quote"}
-MAX_AMOUNT = Decimal("1000000000")
+#: the largest amount a quote or a win may state (the forms and the API say so)
+MAX_AMOUNT = Decimal("999999999.99")
 
 
 @dataclass(frozen=True)
@@ -646,33 +648,20 @@ def _close_offer_accepted(offer_row: Offer | None, now: datetime) -> None:
 
 
 def parse_amount(raw: Any, *, required: bool, field_name: str = "amount") -> Decimal | None:
-    """A money amount from a form or JSON: non-negative, two decimals at most."""
-    if raw in (None, ""):
-        if required:
-            raise InvalidInput("An amount is required.", {field_name: "Enter the amount."})
-        return None
-    try:
-        amount = Decimal(str(raw).replace(",", "").replace("$", "").strip())
-    except InvalidOperation:
-        raise InvalidInput(
-            "The amount is not a number.", {field_name: "Enter a number, e.g. 12500."}
-        ) from None
-    if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-        raise InvalidInput("The amount is out of range.",
-                           {field_name: "Enter an amount from 0 to 999,999,999."})
-    return amount.quantize(Decimal("0.01"))
+    """A money amount from a form or JSON as written (``checks.parse_money``): 0 to
+    ``MAX_AMOUNT``, two decimals at most, never rounded or guessed at."""
+    amount = parse_money(raw, field_name, maximum=MAX_AMOUNT)
+    if amount is None and required:
+        raise InvalidInput("An amount is required.", {field_name: "Enter the amount."})
+    return amount
 
 
-def _parse_date(raw: Any, field_name: str) -> date | None:
-    if raw in (None, ""):
-        return None
-    if isinstance(raw, date):
-        return raw
-    try:
-        return date.fromisoformat(str(raw)[:10])
-    except ValueError:
-        raise InvalidInput("The date is not valid.",
-                           {field_name: "Enter a date as YYYY-MM-DD."}) from None
+def _note(data: dict[str, Any], limit: int = 2000, name: str = "note") -> str:
+    """A note as sent (text, at most ``limit`` characters): refused, never cut short."""
+    text = clean_text(data.get(name), name).strip()
+    if len(text) > limit:
+        raise InvalidInput("The note is too long.", {name: f"At most {limit} characters."})
+    return text
 
 
 def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
@@ -689,13 +678,13 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
         raise InvalidTransition(f"the lead is already past {stage}", lead.status)
     event: dict[str, Any] = {}
     if stage == S.CONTACTED:
-        channel = str(data.get("channel") or "phone").strip()
+        channel = clean_text(data.get("channel"), "channel").strip() or "phone"
         if channel not in table.CONTACT_CHANNELS:
             raise InvalidInput("Unknown contact channel.",
                                {"channel": f"Pick one of: {', '.join(table.CONTACT_CHANNELS)}."})
         event["channel"] = channel
     elif stage == S.APPOINTMENT:
-        when = _parse_date(data.get("date"), "date")
+        when = parse_day(data.get("date"), "date", today=now.date())
         if when is None:
             raise InvalidInput("An appointment needs a date.", {"date": "Enter the date."})
         event["date"] = when.isoformat()
@@ -703,8 +692,8 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
         amount = parse_amount(data.get("amount"), required=True)
         lead.quote_amount = amount
         event["amount"] = str(amount)
-    if data.get("note"):
-        event["note"] = str(data["note"])[:2000]
+    if note := _note(data):
+        event["note"] = note
     if lead.first_contact_at is None:
         lead.first_contact_at = now
     worked = current_offer(session, lead)
@@ -726,23 +715,30 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
     event: dict[str, Any] = {}
     if outcome == S.WON:
         amount = parse_amount(data.get("amount"), required=False)
-        won_on = _parse_date(data.get("date"), "date")
-        # A day's grace: the dealer's today may already be tomorrow in UTC.
-        if won_on is not None and won_on > (now + timedelta(days=1)).date():
-            raise InvalidInput("The date of the sale is in the future.",
-                               {"date": "Enter the day the sale was made (today or before)."})
+        # From the day the lead came in to today; a day's grace either side, as the
+        # dealer's today may be a day off UTC's.
+        captured = (lead.created_at or now).date() - timedelta(days=1)
+        won_on = parse_day(
+            data.get("date"), "date", today=now.date(), earliest=max(EARLIEST_DAY, captured),
+            latest=(now + timedelta(days=1)).date(),
+            too_early=f"Enter the day the sale was made: {captured.isoformat()} or later "
+                      "(the lead came in then).",
+            too_late="Enter the day the sale was made (today or before).")
         lead.won_amount = amount
         event.update(amount=str(amount) if amount is not None else None,
                      date=won_on.isoformat() if won_on else None)
     elif outcome == S.LOST:
-        reason = str(data.get("reason") or "").strip()
+        reason = clean_text(data.get("reason"), "reason").strip()
         if reason not in table.LOST_REASONS:
             raise InvalidInput("Say why the lead was lost.",
                                {"reason": f"Pick one of: {', '.join(table.LOST_REASONS)}."})
         lead.lost_reason = reason
         event["reason"] = reason
         if reason == "competitor":
-            name = str(data.get("competitor") or "").strip()[:120]
+            name = clean_text(data.get("competitor"), "competitor").strip()
+            if len(name) > 120:
+                raise InvalidInput("The competitor's name is too long.",
+                                   {"competitor": "At most 120 characters."})
             if not name:
                 raise InvalidInput("Name the competitor who won it.",
                                    {"competitor": "Pick or type the competitor."})
@@ -753,8 +749,8 @@ def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
             lead.lost_competitor_id = known.id if known else None
             lead.lost_competitor_other = "" if known else name
             event["competitor"] = known.name if known else name
-    if data.get("note"):
-        event["note"] = str(data["note"])[:2000]
+    if note := _note(data):
+        event["note"] = note
     lead.closed_at = now
     _offer_outcome(current_offer(session, lead), lead, outcome, now)
     _adjust_open(session, lead.assigned_partner_id, -1)
@@ -778,9 +774,9 @@ def add_note(session: Session, lead: Lead, actor: Actor, *, text: str,
              now: datetime | None = None, event_id: uuid.UUID | None = None) -> LeadEvent:
     """A note on the lead's timeline; the state does not change."""
     now = now or utcnow()
-    text = (text or "").strip()
+    text = _note({"text": text}, 5000, "text")
     check(session, lead, "note", actor, {"text": text})
-    return record_event(session, lead, "note", actor, now=now, data={"text": text[:5000]},
+    return record_event(session, lead, "note", actor, now=now, data={"text": text},
                         partner_id=lead.assigned_partner_id, event_id=event_id)
 
 
@@ -959,7 +955,7 @@ def apply_action(session: Session, lead: Lead, action: str, args: dict[str, Any]
 
 
 def _text(args: dict[str, Any], name: str) -> str:
-    return str(args.get(name) or "")
+    return clean_text(args.get(name), name)
 
 
 def _partner_named(session: Session, args: dict[str, Any]) -> Partner:

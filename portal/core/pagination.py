@@ -14,6 +14,10 @@ from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
+#: the highest page number anyone asks for in earnest; beyond it, OFFSET would outgrow the
+#: database's 64-bit integers (SQLite then fails outright)
+MAX_PAGE = 10_000_000
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
@@ -38,6 +42,6 @@ def paginate(session: Session, query: Select[Any], number: int, per_page: int,
     if capped and cap is not None:
         total = cap
     pages = max(1, math.ceil(total / per_page))
-    number = min(max(1, number), pages)
+    number = min(max(1, number), pages, MAX_PAGE)
     items = session.scalars(query.limit(per_page).offset((number - 1) * per_page)).all()
     return Page(items=items, number=number, pages=pages, total=total, capped=capped)

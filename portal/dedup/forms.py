@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.core.forms import PortalForm
 
-class MergeForm(FlaskForm):
+
+class MergeForm(PortalForm):
     """Two leads by id: the one to keep and the duplicate that goes into it."""
 
     keep = StringField("Lead to keep", validators=[DataRequired(message="Enter the lead's id.")],
@@ -18,7 +19,7 @@ class MergeForm(FlaskForm):
     submit = SubmitField("Merge")
 
 
-class UnmergeForm(FlaskForm):
+class UnmergeForm(PortalForm):
     """Undo one merge, with the reason for the audit trail."""
 
     reason = StringField("Why", validators=[DataRequired(message="Say why you unmerge it."),

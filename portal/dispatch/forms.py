@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField, TextAreaField
 from wtforms.validators import Length
 
-from portal.core.forms import CheckboxesField
+from portal.core.forms import CheckboxesField, PortalForm
 
 
-class WhatIfForm(FlaskForm):
+class WhatIfForm(PortalForm):
     """Territories, product lines, capacity and active flag to try out."""
 
     territories = TextAreaField(

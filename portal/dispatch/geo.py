@@ -69,6 +69,12 @@ def _us_places() -> dict[str, tuple[str, str]]:
     return _US_PLACES
 
 
+def is_us_zip(postal_code: str) -> bool:
+    """True when ``postal_code`` (five ASCII digits) is a ZIP code the US Postal Service
+    gives out (the offline ``zipcodes`` data): 00000 and 99999 are not."""
+    return postal_code in _us_places()
+
+
 def us_state_for(postal_code: str) -> str | None:
     """The two-letter state of a US ZIP code (from the offline ``zipcodes`` data)."""
     place = _us_places().get(postal_code)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -17,10 +16,11 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from portal.core.forms import PortalForm
 from portal.core.models import LiteratureKind
 
 
-class ItemForm(FlaskForm):
+class ItemForm(PortalForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=160)])
     product_line_id = SelectField(
         "Product line", coerce=str,
@@ -40,14 +40,14 @@ class ItemForm(FlaskForm):
             SelectChoice(str(line.id), f"{line.code} — {line.name}") for line in lines]
 
 
-class UploadForm(FlaskForm):
+class UploadForm(PortalForm):
     file = FileField("PDF file", validators=[FileRequired("Choose a PDF file to upload.")],
                      description="A PDF (not encrypted), up to the size and page limits.")
     activate = BooleanField("Use this version in packs from now on", default=True)
     submit = SubmitField("Upload")
 
 
-class WriteForm(FlaskForm):
+class WriteForm(PortalForm):
     body = TextAreaField(
         "Text", validators=[InputRequired("Write the text first."), Length(max=50_000)],
         render_kw={"rows": 14},
@@ -57,13 +57,13 @@ class WriteForm(FlaskForm):
     submit = SubmitField("Save as a new version")
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A bare POST with CSRF: activate, retry, build a batch."""
 
     submit = SubmitField("Confirm")
 
 
-class PrintedForm(FlaskForm):
+class PrintedForm(PortalForm):
     printed = BooleanField(
         "I downloaded the letters and labels, printed them and handed them to the mail room",
         validators=[DataRequired("Tick the box once the batch is printed.")])

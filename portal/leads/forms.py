@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
     EmailField,
     Form,
     HiddenField,
@@ -27,6 +25,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from portal.core.checks import EMAIL
 from portal.core.filters import STATUS_LABELS
+from portal.core.forms import DayField, FilterForm, PortalForm
 from portal.core.lifecycle import CONTACT_CHANNELS, DECLINE_REASONS, LOST_REASONS
 from portal.core.models import LeadStatus, Rank
 from portal.leads import manager_search, partner_inbox
@@ -67,7 +66,7 @@ def unique_ids(form: Form, suffix: str) -> Form:
 # --- actions on one lead --------------------------------------------------------------------
 
 
-class ActionForm(FlaskForm):
+class ActionForm(PortalForm):
     """Every action form: where it was posted from, so the answer fits in its place."""
 
     view = HiddenField(default="page")  #: "card" (inbox row) or "page" (the lead page)
@@ -112,7 +111,7 @@ class ContactForm(ActionForm):
 
 
 class AppointmentForm(ActionForm):
-    date = DateField("Appointment date", validators=[DataRequired(message="Enter the date.")])
+    date = DayField("Appointment date", validators=[DataRequired(message="Enter the date.")])
     note = _note_field()
 
 
@@ -126,7 +125,7 @@ class QuoteForm(ActionForm):
 class WonForm(ActionForm):
     amount = StringField("Amount won", filters=[_strip], validators=[Optional(), Length(max=20)],
                          render_kw={"inputmode": "decimal", "autocomplete": "off"})
-    date = DateField("Date of the sale", validators=[Optional()])
+    date = DayField("Date of the sale", validators=[Optional()])
     note = _note_field()
 
 
@@ -261,7 +260,7 @@ ACTION_LABELS: dict[str, str] = {
 # --- lists (GET: no CSRF, they change nothing) -------------------------------------------------
 
 
-class InboxFilterForm(Form):
+class InboxFilterForm(FilterForm):
     tab = HiddenField(default="new")
     q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
                     render_kw={"placeholder": "Name, email, phone or ZIP"})
@@ -285,7 +284,7 @@ STATUS_CHOICES = [SelectChoice("", "Any status")] + [
     SelectChoice(s.value, STATUS_LABELS.get(s.value, s.value)) for s in LeadStatus]
 
 
-class SearchForm(Form):
+class SearchForm(FilterForm):
     q = SearchField("Search", filters=[_strip], validators=[Optional(), Length(max=100)],
                     render_kw={"placeholder": "Name, email, phone or ZIP"})
     status = SelectField("Status", choices=STATUS_CHOICES, validators=[Optional()])
@@ -312,7 +311,7 @@ class SearchForm(Form):
         return partner_inbox.SearchFilters(overdue=bool(self.overdue.data), **values)
 
 
-class BulkForm(FlaskForm):
+class BulkForm(PortalForm):
     """A bulk action on ticked leads; the first post asks to confirm, the second runs it."""
 
     action = SelectField("With the ticked leads", choices=_opts(
@@ -329,7 +328,7 @@ class BulkForm(FlaskForm):
 # --- partner settings ----------------------------------------------------------------------
 
 
-class InviteForm(FlaskForm):
+class InviteForm(PortalForm):
     email = EmailField("Email", filters=[_strip], validators=[
         DataRequired(message="Enter the email address."), Length(max=254),
         Regexp(EMAIL, message="Enter a valid email address, like name@example.com.")])
@@ -338,20 +337,20 @@ class InviteForm(FlaskForm):
                                  description="May invite colleagues and change these settings.")
 
 
-class CapacityForm(FlaskForm):
+class CapacityForm(PortalForm):
     capacity = IntegerField("Most open leads at once", validators=[
         Optional(), NumberRange(min=0, max=100_000, message="Enter 0 to 100000.")],
         description="Leave empty for no limit. New offers stop while you are at the limit.",
         render_kw={"inputmode": "numeric"})
 
 
-class VacationForm(FlaskForm):
-    until = DateField("Back on", validators=[Optional()],
+class VacationForm(PortalForm):
+    until = DayField("Back on", validators=[Optional()], not_before_today=True,
                       description="Optional: shown to managers with the pause.")
     reason = StringField("Note (optional)", filters=[_strip],
                          validators=[Optional(), Length(max=150)])
 
 
-class ResumeForm(FlaskForm):
+class ResumeForm(PortalForm):
     pass
 

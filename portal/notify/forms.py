@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField
 
+from portal.core.forms import PortalForm
 from portal.notify import services
 
 
@@ -18,7 +18,7 @@ def _zones(default_label: str) -> list[SelectChoice]:
                                                 for z in services.time_zones()]
 
 
-class ChoicesForm(FlaskForm):
+class ChoicesForm(PortalForm):
     """What one user gets. The empty choice of each field is "as my firm decides"."""
 
     alerts = SelectField("Alert emails")
@@ -39,7 +39,7 @@ class ChoicesForm(FlaskForm):
         return self
 
 
-class FirmForm(FlaskForm):
+class FirmForm(PortalForm):
     """A partner administrator's defaults for the firm's users."""
 
     alerts = SelectField("Alert emails", choices=[

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from portal.core.forms import PortalForm
 
-class TrackForm(FlaskForm):
+
+class TrackForm(PortalForm):
     """A track's name, product line and whether it sends."""
 
     name = StringField("Name", validators=[DataRequired(message="Name the track."),
@@ -20,7 +21,7 @@ class TrackForm(FlaskForm):
     submit = SubmitField("Save track")
 
 
-class StepForm(FlaskForm):
+class StepForm(PortalForm):
     """One timed email of a track."""
 
     position = IntegerField("Step number", validators=[
@@ -44,7 +45,7 @@ class StepForm(FlaskForm):
     submit = SubmitField("Save step")
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PortalForm):
     """A single button (CSRF only)."""
 
     submit = SubmitField("Confirm")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
-from portal.core.forms import CheckboxesField
+from portal.core.forms import CheckboxesField, PortalForm
 from portal.partners.services import PartnerInput
 
 
@@ -26,7 +25,7 @@ FORWARDING_CHOICES = [
 ]
 
 
-class PartnerForm(FlaskForm):
+class PartnerForm(PortalForm):
     """Every column of the partners CSV; the service checks them (same rules as the import)."""
 
     # Choices are not checked here: the service reports a bad value with a clearer message.
@@ -89,7 +88,7 @@ class PartnerForm(FlaskForm):
                 target.errors = [*target.errors, message]
 
 
-class PartnerFilterForm(FlaskForm):
+class PartnerFilterForm(PortalForm):
     """Search and filters of the partners list (a GET form: no CSRF token needed)."""
 
     class Meta:
@@ -107,7 +106,7 @@ class PartnerFilterForm(FlaskForm):
                               validate_choice=False)
 
 
-class PauseForm(FlaskForm):
+class PauseForm(PortalForm):
     """Pause a partner, with an optional reason the team will see."""
 
     reason = StringField("Reason (optional)", validators=[Length(max=200)],
@@ -116,13 +115,13 @@ class PauseForm(FlaskForm):
     submit = SubmitField("Pause partner")
 
 
-class ResumeForm(FlaskForm):
+class ResumeForm(PortalForm):
     """Resume a paused partner."""
 
     submit = SubmitField("Resume partner")
 
 
-class PartnerImportForm(FlaskForm):
+class PartnerImportForm(PortalForm):
     """Upload of a partners CSV file."""
 
     file = FileField("Partners CSV file", validators=[FileRequired("Choose a CSV file.")],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import phonenumbers
@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from portal.core.checks import text_problem
 from portal.core.errors import InvalidInput
 from portal.core.models import (
     Forwarding,
@@ -30,6 +31,7 @@ from portal.core.models import (
 )
 from portal.core.models.codes import by_code, code_is
 from portal.core.pagination import Page, paginate
+from portal.dispatch.geo import is_us_zip
 from routing.geo import CentroidTable
 from routing.territory import (
     RuleError,
@@ -176,6 +178,15 @@ def clean_partner(session: Session, data: PartnerInput, *, partner: Partner | No
     """Check every field of ``data``; InvalidInput names each bad field with what to do."""
     lookups = lookups or Lookups(session)
     errors: dict[str, str] = {}
+    # The one text rule (checks.text_problem): a field that is not text is reported and
+    # checked no further, so no lookup ever carries a NUL to the database.
+    for name, value in vars(data).items():
+        texts = value if isinstance(value, list) else [value]
+        if problem := next(filter(None, map(text_problem, texts)), None):
+            errors[name] = problem
+    if errors:
+        data = replace(data, **{name: [] if name == "product_lines" else ""
+                                for name in errors})
 
     code = data.code.strip().upper()
     if not code:
@@ -254,8 +265,12 @@ def clean_partner(session: Session, data: PartnerInput, *, partner: Partner | No
             errors["region"] = f"{region} is not a US state or territory."
 
     postal_code = " ".join(data.postal_code.split()).upper()
-    if postal_code and country == "US" and normalise_postal_code("US", postal_code) is None:
-        errors["postal_code"] = "Enter a US ZIP code such as 50401 or 50401-1234."
+    if postal_code and country == "US":
+        zip_code = normalise_postal_code("US", postal_code)
+        if zip_code is None:
+            errors["postal_code"] = "Enter a US ZIP code such as 50401 or 50401-1234."
+        elif not is_us_zip(zip_code):
+            errors["postal_code"] = f"{zip_code} is not a US ZIP code; check the digits."
 
     latitude = _coordinate(data.latitude, "latitude", 90.0, errors)
     longitude = _coordinate(data.longitude, "longitude", 180.0, errors)

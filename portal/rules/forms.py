@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -16,7 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from portal.core.forms import CheckboxesField
+from portal.core.forms import CheckboxesField, PortalForm
 from portal.rules.services import LIST_RULES, QUESTIONS, choice_pairs, sources_text
 from routing.scoring import BUDGETS, TIMELINES, RuleSet
 
@@ -60,7 +59,7 @@ def _points_label(question: str, answer: str) -> str:
     return f"{question.title()}: {answer.replace('_', ' ') if answer else 'not answered'}"
 
 
-class RulesForm(FlaskForm):
+class RulesForm(PortalForm):
     """Every rule of a RuleSet; the points per answer are added below the class."""
 
     nurture_timelines = CheckboxesField(

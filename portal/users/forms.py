@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    Form,
     PasswordField,
     SearchField,
     SelectChoice,
@@ -22,7 +20,7 @@ from wtforms.validators import (
 )
 
 from portal.core.checks import EMAIL
-from portal.core.forms import choices
+from portal.core.forms import FilterForm, PortalForm, choices
 from portal.users.services import ROLE_LABELS
 
 ROLE_CHOICES = choices(ROLE_LABELS)
@@ -31,7 +29,7 @@ ROLE_CHOICES = choices(ROLE_LABELS)
 _PARTNER_HINT = "The partner's code, e.g. D1001. Partner users only; leave empty otherwise."
 
 
-class UserFilterForm(Form):
+class UserFilterForm(FilterForm):
     """The users list's search box (GET, so no CSRF: it changes nothing)."""
 
     q = SearchField("Search", validators=[Optional(), Length(max=100)],
@@ -63,7 +61,7 @@ def _partner_admin_field():  # type: ignore[no-untyped-def]
 
 # Fields are made by the functions above, called in each class body, so that each form
 # lists them in the order a person fills them in (WTForms orders by creation).
-class UserCreateForm(FlaskForm):
+class UserCreateForm(PortalForm):
     email = EmailField("Email", filters=[lambda v: (v or "").strip()], validators=[
         DataRequired(message="Enter the email address."), Length(max=254),
         Regexp(EMAIL, message="Enter a valid email address, like name@example.com."),
@@ -81,7 +79,7 @@ class UserCreateForm(FlaskForm):
     submit = SubmitField("Create user")
 
 
-class UserEditForm(FlaskForm):
+class UserEditForm(PortalForm):
     name = _name_field()
     role = _role_field()
     partner = _partner_field()

@@ -265,13 +265,15 @@ def test_campaigns_list_create_edit_deactivate(admin, client, session):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"cost": "-5"}, "Enter 0 or more."),
-    ({"cost": "lots"}, "Enter an amount such as 1500.00."),
+    ({"cost": "lots"}, "Enter an amount such as 1500.00"),
     ({"cost": ""}, "Enter the cost (0 if none)."),
     ({"cost": "1.005"}, "Use at most two decimals."),
-    ({"cost": "NaN"}, "Enter 0 or more."),
-    ({"cost": "99999999999"}, "Enter a smaller amount."),
+    ({"cost": "NaN"}, "Enter an amount such as 1500.00"),
+    ({"cost": "1,2,3"}, "commas only between thousands"),
+    ({"cost": "99999999999"}, "Enter a smaller amount: at most 9,999,999,999.99."),
     ({"ends_on": "2025-02-28"}, "Pick a day on or after the start."),
-    ({"starts_on": "03/01/2025"}, "Not a valid date value."),
+    ({"starts_on": "03/01/2025"}, "Enter a date as YYYY-MM-DD"),
+    ({"starts_on": "1900-01-01"}, "Enter a date from 2000-01-01 on."),
     ({"channel": "carrier_pigeon"}, "Not a valid choice"),
     ({"code": "has space"}, "Use 1–32 letters, digits"),
     ({"name": ""}, "Enter a name."),
@@ -334,7 +336,7 @@ def test_sources_list_create_edit_deactivate(admin, client, session):
     ({"code": "a b", "name": "X", "cost_per_lead": "1"}, "Use 1–32 letters, digits"),
     ({"code": "ok", "name": "", "cost_per_lead": "1"}, "Enter a name."),
     ({"code": "ok", "name": "X", "cost_per_lead": "-0.01"}, "Enter 0 or more."),
-    ({"code": "ok", "name": "X", "cost_per_lead": "abc"}, "Enter an amount such as 1500.00."),
+    ({"code": "ok", "name": "X", "cost_per_lead": "abc"}, "Enter an amount such as 1500.00"),
     ({"code": "TRADE", "name": "X", "cost_per_lead": "1"}, "Another source has this code."),
 ])
 def test_source_bad_input_is_shown_and_nothing_saved(admin, client, session, data, message):

@@ -930,7 +930,7 @@ def test_apply_action_rejects_unknown_actions_and_partners(session, offered, dea
 
 @pytest.mark.parametrize("raw, expected", [
     ("12,500.50", Decimal("12500.50")), ("$8,000", Decimal("8000.00")), (" 0 ", Decimal("0")),
-    (42, Decimal("42.00")), (19999.999, Decimal("20000.00")), ("999999999.99",
+    (42, Decimal("42.00")), (19999.99, Decimal("19999.99")), ("999999999.99",
                                                                 Decimal("999999999.99")),
 ])
 def test_amounts_parse(raw, expected):
@@ -938,7 +938,7 @@ def test_amounts_parse(raw, expected):
 
 
 @pytest.mark.parametrize("raw", ["-1", "-0.01", "1000000000", "1e30", "abc", "NaN", "Infinity",
-                                 "12 500", "1.2.3"])
+                                 "12 500", "1.2.3", 19999.999, "0.001", "1,2,3"])
 def test_bad_amounts_are_invalid_input(session, accepted, dealer_user, raw):
     with pytest.raises(InvalidInput) as refused:
         lifecycle.advance(session, accepted, "quoted", Actor.of(dealer_user),

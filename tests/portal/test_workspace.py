@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -626,7 +626,7 @@ def test_htmx_action_on_the_lead_page_returns_the_panel_and_errors_in_place(
     assert bad.status_code == 422  # swapped in all the same (base.html responseHandling)
     body = _text(bad)
     assert "<html" not in body and 'class="lead-detail"' in body
-    assert "Enter a number" in body and "<details class=\"fold\" open>" in body
+    assert "Enter an amount such as 1500.00" in body and "<details class=\"fold\" open>" in body
     session.refresh(lead)
     assert lead.status == "accepted" and lead.quote_amount is None
 
@@ -832,18 +832,19 @@ def test_capacity_and_vacation_pause(client, session, dealer, auth, make_lead):
     session.refresh(dealer)
     assert dealer.capacity == 12
 
+    back = (date.today() + timedelta(days=60)).isoformat()  # a vacation ends ahead of today
     response = client.post("/leads/settings/vacation",
-                           data={"until": "2026-08-01", "reason": "harvest"})
+                           data={"until": back, "reason": "harvest"})
     assert response.status_code == 303
     session.refresh(dealer)
-    assert not dealer.active and dealer.paused_reason == "vacation until 2026-08-01: harvest"
+    assert not dealer.active and dealer.paused_reason == f"vacation until {back}: harvest"
     lead = make_lead(postal_code="50401")
     assert _route(session, lead).partner is None
     assert "Paused" in _text(client.get("/leads/"))
     # The dashboard says so too: that it is paused, why and until when.
     dashboard = _text(client.get("/"))
     assert "Paused: you get no new offers" in dashboard
-    assert "vacation until 2026-08-01: harvest" in dashboard
+    assert f"vacation until {back}: harvest" in dashboard
 
     assert client.post("/leads/settings/resume", data={}).status_code == 303
     session.refresh(dealer)
