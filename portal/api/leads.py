@@ -62,12 +62,15 @@ def list_leads():  # type: ignore[no-untyped-def]
     """Leads the caller may see, newest first; ``status``, ``partner``, ``page``, ``per_page``."""
     user = g.api_user
     try:
-        page = max(1, int(request.args.get("page", 1)))
-        per_page = min(MAX_PER_PAGE, max(1, int(request.args.get("per_page", 50))))
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", 50))
     except ValueError:
         return json_error(400, "bad_request", "page and per_page are whole numbers.")
-    if page > MAX_PAGE:  # OFFSET must stay a 64-bit integer
-        return json_error(400, "bad_request", f"page is at most {MAX_PAGE:,}.")
+    # Out of range is the client's mistake, said as such (as the OpenAPI file states the
+    # ranges), not quietly read as page 1; the cap keeps OFFSET a 64-bit integer.
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        return json_error(400, "bad_request", f"page is 1 to {MAX_PAGE:,} and per_page 1 to "
+                          f"{MAX_PER_PAGE}.")
     query = select(Lead).where(visible_to(user))
     status = request.args.get("status")
     if status:

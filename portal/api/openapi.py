@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from portal.core.models import LeadStatus
+from portal.core.pagination import MAX_PAGE
 from portal.core.transitions import API_ACTIONS
 
 ERROR = {
@@ -62,6 +63,10 @@ ID_PARAM = {"name": "id", "in": "path", "required": True,
 
 
 def _errors(*codes: int) -> dict[str, Any]:
+    """The error answers of an operation: ``codes``, and those any request may get (400:
+    a body or query that cannot be read, e.g. a NUL; 503: the database did not answer,
+    nothing was saved, try again)."""
+    codes = tuple(sorted({*codes, 400, 503}))
     return {
         str(code): {
             "description": "error",
@@ -127,7 +132,7 @@ def spec() -> dict[str, Any]:
                          "schema": {"enum": [status.value for status in LeadStatus]}},
                         {"name": "partner", "in": "query", "schema": {"type": "string"}},
                         {"name": "page", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1}},
+                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
                         {"name": "per_page", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                     ],
