@@ -6,13 +6,14 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from portal.api.auth import issue_token, token_required
+from portal.api.auth import issue_token, note_token_use, token_required
 from portal.api.openapi import spec
 from portal.auth import services as auth_services
 from portal.core.web import json_error
 from portal.extensions import db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.after_request(note_token_use)
 
 
 def json_body() -> dict[str, Any] | None:
@@ -39,7 +40,8 @@ def create_token():  # type: ignore[no-untyped-def]
         status = 429 if refused.throttled else 401
         return json_error(status, "throttled" if refused.throttled else "unauthorized",
                           refused.message)
-    return jsonify({"token": issue_token(user), "role": user.role}), 201
+    label = body.get("label") if isinstance(body.get("label"), str) else ""
+    return jsonify({"token": issue_token(user, label), "role": user.role}), 201
 
 
 @bp.get("/me")

@@ -1,0 +1,79 @@
+"""trust (auth): sign-ins that end at sign-out, API tokens kept as hashes, pair throttling
+
+Revision ID: 0019_trust_auth
+Revises: 0018_report_rollups
+Create Date: 2026-12-03 15:30:00
+
+A session or remember cookie named only the user and its password version, so signing
+out ended nothing: a copied cookie kept working for 14 days. Each sign-in is now a row
+(``sign_ins``, the SHA-256 of the secret its cookies carry) that sign-out ends.
+
+API tokens were signed, not stored: nobody could see or revoke one. Each is now a row
+(``api_tokens``, its SHA-256, a shown prefix, a label, created / last used / expires /
+revoked). Tokens issued before this revision stop working: programs ask for a new one.
+
+Sign-in throttling counts an (account, address) pair: one more index on the attempts,
+and one on their time for the sweeper.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0019_trust_auth'
+down_revision = '0018_report_rollups'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        'sign_ins',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('secret_hash', sa.String(length=64), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('ended_at', sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'],
+                                name=op.f('fk_sign_ins_user_id_users'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_sign_ins')),
+        sa.UniqueConstraint('secret_hash', name=op.f('uq_sign_ins_secret_hash')),
+    )
+    with op.batch_alter_table('sign_ins', schema=None) as batch_op:
+        batch_op.create_index('ix_sign_ins_user_id', ['user_id'], unique=False)
+        batch_op.create_index('ix_sign_ins_created_at', ['created_at'], unique=False)
+    op.create_table(
+        'api_tokens',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('secret_hash', sa.String(length=64), nullable=False),
+        sa.Column('prefix', sa.String(length=16), nullable=False),
+        sa.Column('label', sa.String(length=80), nullable=False),
+        sa.Column('user_version', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('expires_at', sa.DateTime(), nullable=False),
+        sa.Column('last_used_at', sa.DateTime(), nullable=True),
+        sa.Column('revoked_at', sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'],
+                                name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
+        sa.UniqueConstraint('secret_hash', name=op.f('uq_api_tokens_secret_hash')),
+    )
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.create_index('ix_api_tokens_user_id', ['user_id'], unique=False)
+    with op.batch_alter_table('login_attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_login_attempts_email_address_at',
+                              ['email', 'address', 'at'], unique=False)
+        batch_op.create_index('ix_login_attempts_at', ['at'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('login_attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_attempts_at')
+        batch_op.drop_index('ix_login_attempts_email_address_at')
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_index('ix_api_tokens_user_id')
+    op.drop_table('api_tokens')
+    with op.batch_alter_table('sign_ins', schema=None) as batch_op:
+        batch_op.drop_index('ix_sign_ins_created_at')
+        batch_op.drop_index('ix_sign_ins_user_id')
+    op.drop_table('sign_ins')
