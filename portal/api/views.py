@@ -37,9 +37,12 @@ def create_token():  # type: ignore[no-untyped-def]
                                           request.remote_addr or "unknown")
     except auth_services.SignInRefused as refused:
         db.session.commit()  # keep the failed attempt for throttling
-        status = 429 if refused.throttled else 401
-        return json_error(status, "throttled" if refused.throttled else "unauthorized",
-                          refused.message)
+        if refused.throttled:
+            response, status = json_error(429, "throttled", refused.message,
+                                          retry_after=refused.retry_after())
+            response.headers["Retry-After"] = str(refused.retry_after())
+            return response, status
+        return json_error(401, "unauthorized", refused.message)
     label = body.get("label") if isinstance(body.get("label"), str) else ""
     return jsonify({"token": issue_token(user, label), "role": user.role}), 201
 

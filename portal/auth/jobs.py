@@ -57,5 +57,7 @@ def note_api_token_use(token_id: int, at: str) -> None:
 
 @periodic(minute="17")
 def sign_in_sweep() -> None:
-    """Hourly: forget sign-ins that ended or outlived any cookie (the table stays small)."""
+    """Hourly: forget sign-ins that ended or outlived any cookie, and sign-in attempts the
+    throttle no longer reads (both tables stay small)."""
     sessions.forget_old_sign_ins(db.session)
+    services.forget_old_attempts(db.session)

@@ -43,11 +43,10 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    """Sign in with email and password; throttled per account and per address."""
+    """Sign in with email and password; failures slow down further tries (services)."""
     if current_user.is_authenticated:
         return redirect(url_for("home.index"))
     form = LoginForm()
-    status = 200
     if form.validate_on_submit():
         try:
             user = services.authenticate(
@@ -58,12 +57,14 @@ def login():  # type: ignore[no-untyped-def]
             # The failed attempt is recorded: commit it (a 4xx would roll it back).
             db.session.commit()
             form.password.errors = [refused.message]
-            status = 429 if refused.throttled else 200
+            if refused.throttled:
+                page = render_template("auth/login.html", form=form)
+                return page, 429, {"Retry-After": str(refused.retry_after())}
         else:
             sessions.start_sign_in(db.session, user)
             login_user(user, remember=bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")), code=303)
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form)
 
 
 @bp.post("/logout")

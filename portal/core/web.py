@@ -17,6 +17,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.core.database import reads_only
 from portal.core.errors import DomainError
@@ -27,8 +28,31 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
+class TrustedProxies:
+    """Werkzeug's ProxyFix for ``TRUSTED_PROXIES`` hops, read from the config per request.
+
+    With 0 (the default) X-Forwarded-For is ignored: anyone could name any address in it
+    and walk around the sign-in throttle. Behind N load balancers, the N-th address from
+    the right is the client's, and X-Forwarded-Proto says whether it came over HTTPS.
+    """
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._fixed: dict[int, ProxyFix] = {}
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        hops = int(self.app.config.get("TRUSTED_PROXIES") or 0)
+        if hops <= 0:
+            return self.wsgi_app(environ, start_response)
+        if hops not in self._fixed:
+            self._fixed[hops] = ProxyFix(self.wsgi_app, x_for=hops, x_proto=hops)
+        return self._fixed[hops](environ, start_response)
+
+
 def init_app(app: Flask) -> None:
     """Commit once per request at its boundary; render errors in the portal's style."""
+    app.wsgi_app = TrustedProxies(app, app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _refuse_nul() -> Any:
