@@ -85,6 +85,11 @@ class Defaults:
     REMEMBER_COOKIE_DURATION_DAYS = 14
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    #: cookies only over HTTPS; None: when PORTAL_BASE_URL starts with https://
+    SESSION_COOKIE_SECURE: bool | None = None
+    REMEMBER_COOKIE_SECURE: bool | None = None
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024  # uploads above this are refused with 413
     PARTNERS_CSV_MAX_BYTES = 10 * 1024 * 1024
     API_TOKEN_MAX_AGE_DAYS = 30
@@ -163,6 +168,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     check_method(str(app.config.get("PASSWORD_HASH_METHOD") or ARGON2ID))
     if not app.config.get("PORTAL_BASE_URL"):
         app.config["PORTAL_BASE_URL"] = served_at()
+    # Served over HTTPS: the cookies never travel in clear (a proxy or Wi-Fi could read them).
+    https = str(app.config["PORTAL_BASE_URL"]).lower().startswith("https://")
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if app.config.get(key) is None:
+            app.config[key] = https
     app.config.setdefault("HUEY_SQLITE_PATH", str(instance / "huey.db"))
     app.config.setdefault("MAIL_SINK_DIR", str(instance / "mail-sink"))
     from datetime import timedelta
