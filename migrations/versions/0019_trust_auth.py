@@ -14,6 +14,10 @@ revoked). Tokens issued before this revision stop working: programs ask for a ne
 
 Sign-in throttling counts an (account, address) pair: one more index on the attempts,
 and one on their time for the sweeper.
+
+A partner administrator who invited an address with an account elsewhere was told so
+(account enumeration): ``partner_invitations`` keeps such an invitation, listed to the
+inviter like any other, while the account's holder gets a notice.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -60,6 +64,26 @@ def upgrade():
     )
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index('ix_api_tokens_user_id', ['user_id'], unique=False)
+    op.create_table(
+        'partner_invitations',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('partner_id', sa.Integer(), nullable=False),
+        sa.Column('email', sa.String(length=254), nullable=False),
+        sa.Column('name', sa.String(length=120), nullable=False),
+        sa.Column('partner_admin', sa.Boolean(), nullable=False),
+        sa.Column('invited_by_id', sa.Integer(), nullable=True),
+        sa.Column('invited_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['partner_id'], ['partners.id'],
+                                name=op.f('fk_partner_invitations_partner_id_partners'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['invited_by_id'], ['users.id'],
+                                name=op.f('fk_partner_invitations_invited_by_id_users'),
+                                ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_partner_invitations')),
+    )
+    with op.batch_alter_table('partner_invitations', schema=None) as batch_op:
+        batch_op.create_index('uq_partner_invitations_partner_id_email',
+                              ['partner_id', 'email'], unique=True)
     with op.batch_alter_table('login_attempts', schema=None) as batch_op:
         batch_op.create_index('ix_login_attempts_email_address_at',
                               ['email', 'address', 'at'], unique=False)
@@ -70,6 +94,9 @@ def downgrade():
     with op.batch_alter_table('login_attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_login_attempts_at')
         batch_op.drop_index('ix_login_attempts_email_address_at')
+    with op.batch_alter_table('partner_invitations', schema=None) as batch_op:
+        batch_op.drop_index('uq_partner_invitations_partner_id_email')
+    op.drop_table('partner_invitations')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index('ix_api_tokens_user_id')
     op.drop_table('api_tokens')

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 from portal.core import jobs, passwords
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
 from portal.core.mail import build_message, public_url
-from portal.core.models import LoginAttempt, PasswordLink, User, utcnow
+from portal.core.models import (
+    LoginAttempt,
+    Partner,
+    PartnerInvitation,
+    PasswordLink,
+    User,
+    utcnow,
+)
 
 #: one hash per method, computed once, checked against when the account does not exist,
 #: so an unknown email costs the same time as a wrong password
@@ -239,11 +246,14 @@ def set_password(user: User, password: str) -> None:
 # --- invitation and reset emails (DESIGN §3: the row is the truth, the job a nudge) ------
 
 SUBJECTS = {"invite": "You are invited to the Channel Lead Portal",
-            "reset": "Reset your Channel Lead Portal password"}
+            "reset": "Reset your Channel Lead Portal password",
+            "exists": "About an invitation to the Channel Lead Portal"}
 
 
 def password_link(user: User, purpose: str, issued_at: datetime | None = None) -> str:
     """The absolute invite or reset link, built without a request (jobs have none)."""
+    if purpose == "exists":  # a notice, not a link that sets a password: just sign in
+        return public_url("auth.login")
     endpoint = "auth.accept_invite" if purpose == "invite" else "auth.reset_password"
     return public_url(endpoint, token=password_token(user, purpose, issued_at))
 
@@ -278,7 +288,7 @@ def password_link_message(session: Session, link_id: int, now: datetime
     row = session.get(PasswordLink, link_id, populate_existing=True)
     assert row is not None
     user = session.get(User, row.user_id)
-    max_age = INVITE_MAX_AGE if row.purpose == "invite" else RESET_MAX_AGE
+    max_age = RESET_MAX_AGE if row.purpose == "reset" else INVITE_MAX_AGE
     why = ("the account is gone or deactivated" if user is None or not user.active
            else "the password changed since it was asked for"
            if user.session_version != row.user_version
@@ -289,9 +299,19 @@ def password_link_message(session: Session, link_id: int, now: datetime
         session.flush()
         return None
     context = {"name": user.name or user.email,
-               "link": password_link(user, row.purpose, row.requested_at)}
+               "link": password_link(user, row.purpose, row.requested_at),
+               "firms": _inviting_firms(session, user) if row.purpose == "exists" else []}
     text = render_template(f"emails/password_{row.purpose}.txt", **context)
     return build_message(user.email, SUBJECTS[row.purpose], text)
+
+
+def _inviting_firms(session: Session, user: User) -> list[str]:
+    """The partners that invited this account's address lately (for its holder's notice)."""
+    return list(session.scalars(
+        select(Partner.name).join(PartnerInvitation, PartnerInvitation.partner_id == Partner.id)
+        .where(PartnerInvitation.email == user.email,
+               PartnerInvitation.invited_at >= utcnow() - INVITE_MAX_AGE)
+        .order_by(PartnerInvitation.invited_at.desc()).limit(3)))
 
 
 def record_password_link_sent(session: Session, link_id: int, now: datetime) -> None:

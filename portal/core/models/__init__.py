@@ -4,6 +4,7 @@ from portal.core.models import workspace  # noqa: F401  (its indexes)
 from portal.core.models.accounts import (
     ApiToken,
     LoginAttempt,
+    PartnerInvitation,
     PasswordLink,
     Role,
     SignIn,
@@ -114,6 +115,7 @@ __all__ = [
     "LiteratureKind",
     "LiteratureVersion",
     "LoginAttempt",
+    "PartnerInvitation",
     "SignIn",
     "NurtureEnrollment",
     "NurtureSend",

@@ -138,6 +138,28 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class PartnerInvitation(Base):
+    """A partner administrator's invitation to an address that has an account elsewhere.
+
+    Nothing about the account changes and its holder gets a notice instead; the inviting
+    partner sees the invitation listed like any other not yet accepted, so the portal never
+    tells one partner who else has an account.
+    """
+
+    __tablename__ = "partner_invitations"
+    __table_args__ = (Index("uq_partner_invitations_partner_id_email", "partner_id", "email",
+                            unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))  #: stored lower-cased
+    name: Mapped[str] = mapped_column(String(120), default="")
+    partner_admin: Mapped[bool] = mapped_column(default=False)
+    invited_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    invited_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class PasswordLink(Base):
     """One invitation or reset email to send: the truth the job and its sweeper work from.
 
@@ -150,7 +172,8 @@ class PasswordLink(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    purpose: Mapped[str] = mapped_column(String(8))  #: invite or reset
+    #: invite, reset, or exists (a notice: someone tried to invite this account's address)
+    purpose: Mapped[str] = mapped_column(String(8))
     #: the user's session_version when it was asked for: a changed password voids it
     user_version: Mapped[int]
     #: pending → sending → sent; or failed (gave up), skipped (void before it was sent)
