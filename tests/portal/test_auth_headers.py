@@ -84,6 +84,8 @@ def test_every_response_carries_the_security_headers(client, path):
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
 HANDLER = re.compile(r"\son[a-z]+\s*=", re.I)
 STYLE_ATTRIBUTE = re.compile(r"""\sstyle\s*=\s*["']""", re.I)
+#: code htmx would evaluate (trigger filters, hx-on, js: values): refused without 'unsafe-eval'
+HTMX_CODE = re.compile(r"""hx-on[:-]|hx-vars|["']js:|hx-trigger="[^"]*\[""", re.I)
 
 
 def _page_templates() -> list[Path]:
@@ -99,7 +101,7 @@ def test_pages_carry_no_inline_script_handler_or_style_the_policy_would_block():
     offenders = []
     for path in _page_templates():
         text = path.read_text()
-        for pattern in (INLINE_SCRIPT, HANDLER, STYLE_ATTRIBUTE):
+        for pattern in (INLINE_SCRIPT, HANDLER, STYLE_ATTRIBUTE, HTMX_CODE):
             offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}"
                           for m in pattern.finditer(text)]
     assert offenders == []
