@@ -113,3 +113,30 @@ def test_the_account_page_is_in_the_account_menu(client, make_user):
     sign_in(client, user)
     page = client.get("/", follow_redirects=True).get_data(as_text=True)
     assert re.search(r'<a href="/auth/account"[^>]*>', page)
+
+
+def test_no_sign_in_outlives_the_remember_cookie_and_the_sweep_forgets_old_ones(
+        app, client, make_user, session):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from portal.auth import services, sessions
+    from portal.core.models import LoginAttempt, SignIn, utcnow
+
+    user = make_user("manager")
+    sign_in(client, user, remember="y")
+    cookie_id = f"{user.id}:{user.session_version}:{user.sign_in_secret}"
+    now = utcnow()
+    days = app.config["REMEMBER_COOKIE_DURATION_DAYS"]
+    assert sessions.signed_in_user(session, cookie_id, now + timedelta(days=days - 1)) == user
+    assert sessions.signed_in_user(session, cookie_id, now + timedelta(days=days + 1)) is None
+
+    session.add(LoginAttempt(email=user.email, address="192.0.2.1", success=False,
+                             at=now - timedelta(days=1)))
+    session.flush()
+    assert sessions.forget_old_sign_ins(session, now + timedelta(days=days + 1)) == 1
+    assert services.forget_old_attempts(session, now) == 1  # the day-old failure
+    assert session.scalar(select(func.count()).select_from(SignIn)) == 0
+    # The success stays: it makes 127.0.0.1 this account's usual address.
+    assert session.scalar(select(func.count()).select_from(LoginAttempt)) == 1
