@@ -800,7 +800,9 @@ def token_for(app: Any) -> str:
 
     with app.app_context():
         user = db.session.scalars(sa.select(User).where(User.email == EMAIL)).one()
-        return issue_token(user)
+        token = issue_token(user)  # a row now (revocable): kept for the requests to find
+        db.session.commit()
+        return token
 
 
 def in_process(app: Any, pages: list[dict[str, Any]], args: argparse.Namespace,

@@ -67,13 +67,29 @@ class Defaults:
     #: new password hashes: Argon2id at OWASP's parameters (portal/core/passwords.py), or a
     #: Werkzeug method ("scrypt", "pbkdf2:sha256:600000"); older hashes upgrade at sign-in
     PASSWORD_HASH_METHOD = "argon2id"
-    # Sign-in throttling: failures within the window before further tries are refused.
-    LOGIN_WINDOW_MINUTES = 15
-    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    # Sign-in throttling (portal.auth.services): an (account, address) pair gets
+    # LOGIN_FREE_FAILURES tries, then waits LOGIN_FIRST_DELAY_SECONDS, doubling with each
+    # failure up to LOGIN_MAX_DELAY_SECONDS. An address failing on many accounts, or an
+    # account failing from many addresses, is stopped for the window, except where the
+    # account signed in before (its usual addresses): nobody can lock its owner out.
+    LOGIN_WINDOW_MINUTES = 60
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_FIRST_DELAY_SECONDS = 30
+    LOGIN_MAX_DELAY_SECONDS = 15 * 60
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 100
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = 50
+    LOGIN_KNOWN_ADDRESS_DAYS = 90
+    #: how many proxies (load balancers) in front of the portal set X-Forwarded-For and
+    #: -Proto; 0 trusts none of them (a client could name any address it likes)
+    TRUSTED_PROXIES = 0
     REMEMBER_COOKIE_DURATION_DAYS = 14
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    #: cookies only over HTTPS; None: when PORTAL_BASE_URL starts with https://
+    SESSION_COOKIE_SECURE: bool | None = None
+    REMEMBER_COOKIE_SECURE: bool | None = None
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024  # uploads above this are refused with 413
     PARTNERS_CSV_MAX_BYTES = 10 * 1024 * 1024
     API_TOKEN_MAX_AGE_DAYS = 30
@@ -101,6 +117,9 @@ _ENV_KEYS: dict[str, type] = {
     "HUEY_SQLITE_PATH": str,
     "MAIL_SINK_DIR": str,
     "DEFAULT_TIME_ZONE": str,
+    "TRUSTED_PROXIES": int,
+    "SESSION_COOKIE_SECURE": bool,
+    "REMEMBER_COOKIE_SECURE": bool,
 }
 
 
@@ -149,6 +168,11 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     check_method(str(app.config.get("PASSWORD_HASH_METHOD") or ARGON2ID))
     if not app.config.get("PORTAL_BASE_URL"):
         app.config["PORTAL_BASE_URL"] = served_at()
+    # Served over HTTPS: the cookies never travel in clear (a proxy or Wi-Fi could read them).
+    https = str(app.config["PORTAL_BASE_URL"]).lower().startswith("https://")
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if app.config.get(key) is None:
+            app.config[key] = https
     app.config.setdefault("HUEY_SQLITE_PATH", str(instance / "huey.db"))
     app.config.setdefault("MAIL_SINK_DIR", str(instance / "mail-sink"))
     from datetime import timedelta

@@ -1,4 +1,5 @@
-"""Bearer tokens for the JSON API: signed, expiring, dead after a password change."""
+"""Bearer tokens for the JSON API: random, stored as a hash, revocable one by one, expiring,
+dead after a password change or "sign out everywhere"."""
 
 from __future__ import annotations
 
@@ -6,39 +7,45 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import g, request
+from werkzeug.wrappers import Response
 
-from portal.core.models import User
+from portal.auth import sessions
+from portal.core.jobs import jobs
+from portal.core.models import ApiToken, User, utcnow
 from portal.core.web import json_error
 from portal.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
-_SALT = "api-token"
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+def issue_token(user: User, label: str = "") -> str:
+    """A new bearer token for ``user`` (shown once; only its hash is kept)."""
+    return sessions.issue_api_token(db.session, user, label)
 
 
-def issue_token(user: User) -> str:
-    """A bearer token for ``user``."""
-    return _serializer().dumps({"u": user.id, "v": user.session_version})
+def token_for_bearer(header: str | None) -> ApiToken | None:
+    """The live token an ``Authorization: Bearer …`` header names, else None."""
+    if not header or not header.startswith("Bearer "):
+        return None
+    return sessions.api_token_for(db.session, header[7:].strip())
 
 
 def user_for_bearer(header: str | None) -> User | None:
     """The active user an ``Authorization: Bearer …`` header names, else None."""
-    if not header or not header.startswith("Bearer "):
-        return None
-    max_age = current_app.config["API_TOKEN_MAX_AGE_DAYS"] * 86400
-    try:
-        data = _serializer().loads(header[7:].strip(), max_age=max_age)
-    except (SignatureExpired, BadSignature):
-        return None
-    user = db.session.get(User, data.get("u"))
-    if user is None or not user.active or user.session_version != data.get("v"):
-        return None
-    return user
+    row = token_for_bearer(header)
+    return row.user if row is not None else None
+
+
+def _note_use(response: Response, row: ApiToken) -> None:
+    # Reading requests may not write (their transaction is read-only), so the use is
+    # written by a job queued once the response is done, at most every few minutes.
+    now = utcnow()
+    if not sessions.needs_last_used(row, now):
+        return
+    queue, token_id = jobs(), row.id
+    response.call_on_close(
+        lambda: queue.enqueue("note_api_token_use", token_id, now.isoformat()))
 
 
 def token_required(view: F) -> F:
@@ -46,14 +53,23 @@ def token_required(view: F) -> F:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        user = user_for_bearer(request.headers.get("Authorization"))
-        if user is None:
+        row = token_for_bearer(request.headers.get("Authorization"))
+        if row is None:
             response, status = json_error(
                 401, "unauthorized", "Send a valid token: Authorization: Bearer <token>."
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
             return response, status
-        g.api_user = user
+        g.api_user = row.user
+        g.api_token = row
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def note_token_use(response: Response) -> Response:
+    """After an API request made with a token: have its last use written down."""
+    row = g.get("api_token")
+    if row is not None and response.status_code < 500:
+        _note_use(response, row)
+    return response

@@ -91,6 +91,10 @@ def spec() -> dict[str, Any]:
             "/tokens": {
                 "post": {
                     "summary": "Exchange email and password for a bearer token",
+                    "description": "The token is shown once; its owner sees it (by its first "
+                                   "characters and label) and revokes it on their account "
+                                   "page. Throttled like the sign-in page: 429 with "
+                                   "Retry-After.",
                     "security": [],
                     "requestBody": {
                         "required": True,
@@ -98,7 +102,8 @@ def spec() -> dict[str, Any]:
                             "type": "object",
                             "required": ["email", "password"],
                             "properties": {"email": {"type": "string"},
-                                           "password": {"type": "string"}},
+                                           "password": {"type": "string"},
+                                           "label": {"type": "string", "maxLength": 80}},
                         }}},
                     },
                     "responses": {

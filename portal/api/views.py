@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from portal.api.auth import issue_token, token_required
+from portal.api.auth import issue_token, note_token_use, token_required
 from portal.api.openapi import spec
 from portal.auth import services as auth_services
 from portal.core.checks import text_problem
@@ -17,6 +17,7 @@ from portal.core.web import json_error
 from portal.extensions import db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.after_request(note_token_use)
 
 
 #: deeper than any body of ours (a lead's answers are two levels down): a deeper one is a
@@ -98,10 +99,14 @@ def create_token():  # type: ignore[no-untyped-def]
                                           request.remote_addr or "unknown")
     except auth_services.SignInRefused as refused:
         db.session.commit()  # keep the failed attempt for throttling
-        status = 429 if refused.throttled else 401
-        return json_error(status, "throttled" if refused.throttled else "unauthorized",
-                          refused.message)
-    return jsonify({"token": issue_token(user), "role": user.role}), 201
+        if refused.throttled:
+            response, status = json_error(429, "throttled", refused.message,
+                                          retry_after=refused.retry_after())
+            response.headers["Retry-After"] = str(refused.retry_after())
+            return response, status
+        return json_error(401, "unauthorized", refused.message)
+    label = body.get("label") if isinstance(body.get("label"), str) else ""
+    return jsonify({"token": issue_token(user, label), "role": user.role}), 201
 
 
 @bp.get("/me")

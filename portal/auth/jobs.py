@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from portal.auth import services
+from portal.auth import services, sessions
 from portal.core.jobs import job, periodic
 from portal.core.mail import MailOutbox, send_claimed, send_each
 from portal.core.models import utcnow
@@ -46,3 +46,18 @@ def send_password_link(link_id: int) -> str:
 def password_link_sweep() -> None:
     """Every minute: send link emails whose nudge was lost or whose retry is due."""
     sweep()
+
+
+@job()
+def note_api_token_use(token_id: int, at: str) -> None:
+    """Write down when an API token was last used (queued after the response, see
+    portal.api.auth: the request itself may have been a read-only one)."""
+    sessions.record_api_token_use(db.session, token_id, datetime.fromisoformat(at))
+
+
+@periodic(minute="17")
+def sign_in_sweep() -> None:
+    """Hourly: forget sign-ins that ended or outlived any cookie, and sign-in attempts the
+    throttle no longer reads (both tables stay small)."""
+    sessions.forget_old_sign_ins(db.session)
+    services.forget_old_attempts(db.session)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import select
 
-from portal.auth import services
+from portal.auth import services, sessions
 from portal.auth.forms import ForgotPasswordForm, LoginForm, SetPasswordForm
+from portal.core.errors import InvalidInput
+from portal.core.forms import ConfirmForm
 from portal.core.models import User
 from portal.extensions import db, login_manager
 
@@ -21,23 +22,11 @@ login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 
 
-#: the session's user and, in the same query, its partner (every page shows it); built
-#: once, as this runs on every request
-_USER_WITH_PARTNER = (select(User).options(joinedload(User.partner))
-                      .where(User.id == bindparam("user_id")))
-
-
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """Find the session's user; a changed password or deactivation ends old sessions."""
-    try:
-        raw_id, raw_version = user_id.split(":", 1)
-        user = db.session.scalars(_USER_WITH_PARTNER, {"user_id": int(raw_id)}).first()
-    except ValueError:
-        return None
-    if user is None or not user.active or str(user.session_version) != raw_version:
-        return None
-    return user
+    """The cookie's user while its sign-in is open (sign-out, a new password, "sign out
+    everywhere" and deactivation end it)."""
+    return sessions.signed_in_user(db.session, user_id)
 
 
 def _safe_next(target: str | None) -> str:
@@ -54,11 +43,10 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    """Sign in with email and password; throttled per account and per address."""
+    """Sign in with email and password; failures slow down further tries (services)."""
     if current_user.is_authenticated:
         return redirect(url_for("home.index"))
     form = LoginForm()
-    status = 200
     if form.validate_on_submit():
         try:
             user = services.authenticate(
@@ -69,17 +57,22 @@ def login():  # type: ignore[no-untyped-def]
             # The failed attempt is recorded: commit it (a 4xx would roll it back).
             db.session.commit()
             form.password.errors = [refused.message]
-            status = 429 if refused.throttled else 200
+            if refused.throttled:
+                page = render_template("auth/login.html", form=form)
+                return page, 429, {"Retry-After": str(refused.retry_after())}
         else:
+            sessions.start_sign_in(db.session, user)
             login_user(user, remember=bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")), code=303)
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form)
 
 
 @bp.post("/logout")
 @login_required
 def logout():  # type: ignore[no-untyped-def]
-    """Sign out (a POST with CSRF, so a link elsewhere cannot sign you out)."""
+    """Sign out (a POST with CSRF, so a link elsewhere cannot sign you out): this sign-in
+    ends, so a copy of its session or remember cookie stops working too."""
+    sessions.end_sign_in(db.session, current_user._get_current_object())
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"), code=303)
@@ -126,3 +119,38 @@ def forgot_password():  # type: ignore[no-untyped-def]
               "info")
         return redirect(url_for("auth.login"), code=303)
     return render_template("auth/forgot.html", form=form)
+
+
+@bp.get("/account")
+@login_required
+def account():  # type: ignore[no-untyped-def]
+    """Your account: your API tokens (revoke each) and signing out everywhere."""
+    return render_template("auth/account.html", form=ConfirmForm(),
+                           tokens=sessions.api_tokens_of(db.session, current_user))
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():  # type: ignore[no-untyped-def]
+    """End every sign-in of yours (other devices too) and every API token."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    sessions.end_every_sign_in(db.session, current_user._get_current_object())
+    logout_user()
+    flash("You are signed out everywhere, and your API tokens no longer work.", "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+    """Revoke one of your API tokens: it answers 401 from now on."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        row = sessions.revoke_api_token(db.session, current_user, token_id)
+    except InvalidInput as error:
+        flash(error.message, "info")
+    else:
+        flash(f"Token {row.prefix}… is revoked.", "success")
+    return redirect(url_for("auth.account"), code=303)

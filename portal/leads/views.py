@@ -34,17 +34,16 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from portal.auth.services import request_password_link
 from portal.core import compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
-from portal.core.models import Lead, LeadStatus, Partner, Role, utcnow
+from portal.core.models import Lead, LeadStatus, Partner, utcnow
 from portal.core.web import is_htmx, staff_only
 from portal.extensions import db
 from portal.leads import forms, manager_search, partner_inbox, services
 from portal.partners import services as partner_service
-from portal.users.services import create_user
+from portal.users.services import invite_colleague, pending_invitations
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
 
@@ -557,7 +556,7 @@ def partner(code: str):  # type: ignore[no-untyped-def]
 def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "partner": partner,
-        "users": partner_service.partner_users(db.session, partner),
+        "users": _listed_users(partner),
         "gate": partner_inbox.partner_gate(db.session, partner),
         "invite_form": forms.InviteForm(formdata=None),
         "capacity_form": forms.CapacityForm(formdata=None, capacity=partner.capacity),
@@ -566,6 +565,28 @@ def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
     }
     context.update(forms_given)
     return context
+
+
+@dataclasses.dataclass(frozen=True)
+class _Listed:
+    """One row of the settings page's users: a user, or an invitation listed alike."""
+
+    name: str
+    email: str
+    partner_admin: bool
+    status: str  #: active, invited or deactivated
+
+
+def _listed_users(partner: Partner) -> list[_Listed]:
+    """The partner's users and its invitations to addresses with an account elsewhere, in
+    one list by email, alike (portal.users.services.invite_colleague says why)."""
+    rows = [_Listed(u.name, u.email, u.partner_admin,
+                    "deactivated" if not u.active else
+                    "invited" if u.password_hash is None else "active")
+            for u in partner_service.partner_users(db.session, partner)]
+    rows += [_Listed(i.name, i.email, i.partner_admin, "invited")
+             for i in pending_invitations(db.session, partner)]
+    return sorted(rows, key=lambda row: row.email)
 
 
 def _settings_admin() -> Partner:
@@ -600,17 +621,16 @@ def settings_invite():  # type: ignore[no-untyped-def]
     form = forms.InviteForm()
     if form.validate_on_submit():
         try:
-            user = create_user(db.session, email=form.email.data or "",
-                               name=form.name.data or "", role=Role.PARTNER,
-                               partner_code=partner.code,
-                               partner_admin=bool(form.partner_admin.data))
+            email = invite_colleague(db.session, partner, email=form.email.data or "",
+                                     name=form.name.data or "",
+                                     partner_admin=bool(form.partner_admin.data),
+                                     invited_by=current_user)
         except InvalidInput as error:
             for name, text in error.fields.items():
                 if name in form._fields:
                     form[name].errors = [*form[name].errors, text]
         else:
-            request_password_link(db.session, user, "invite")
-            return _settings_done(f"Invitation sent to {user.email}.")
+            return _settings_done(f"Invitation sent to {email}.")
     return _settings_error(partner, invite_form=form)
 
 

@@ -19,6 +19,14 @@ from portal.notify import digests, forms, services
 
 bp = Blueprint("notify", __name__)
 
+#: an email's HTML shown in a frame of our own page: its inline styles apply, nothing of
+#: it runs or loads, and only the portal's own pages may frame it
+EMAIL_FRAME_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
 
 # --- a user's choices ------------------------------------------------------------------------
 
@@ -162,9 +170,7 @@ def preview_body():  # type: ignore[no-untyped-def]
     if isinstance(email, str):
         abort(404)
     response = render_template("emails/digest.html", email=email, now=utcnow())
-    policy = "default-src 'none'; style-src 'unsafe-inline'"
-    return response, 200, {"Content-Security-Policy": policy,
-                           "X-Frame-Options": "SAMEORIGIN"}
+    return response, 200, EMAIL_FRAME_HEADERS
 
 
 # --- unsubscribe -----------------------------------------------------------------------------
@@ -206,7 +212,17 @@ def sunk(name: str):  # type: ignore[no-untyped-def]
     message = sunk_message(name)
     if message is None:
         abort(404)
-    return render_template("notify/sunk.html", message=message)
+    return render_template("notify/sunk.html", message=message, name=name)
+
+
+@bp.get("/manage/mail/sink/<name>/body")
+@staff_required
+def sunk_body(name: str):  # type: ignore[no-untyped-def]
+    """That email's HTML part, as a mail client would show it (in the page's frame)."""
+    message = sunk_message(name)
+    if message is None or not message.html:
+        abort(404)
+    return message.html, 200, EMAIL_FRAME_HEADERS
 
 
 @bp.post("/manage/mail/<int:row_id>/retry")

@@ -34,7 +34,7 @@ def bars(rows: Sequence[tuple[str, float | None]], *, title: str, width: int = 6
     room = width - label_w - 70
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
              f'aria-labelledby="{chart_id}" viewBox="0 0 {width} {height}" '
-             f'width="100%" style="max-width: {width}px">',
+             f'width="{width}" height="{height}">',  # scaled down by CSS (.chart)
              f'<title id="{chart_id}">{escape(title)}</title>']
     for i, (label, value) in enumerate(rows):
         y = pad + i * row_h
@@ -83,7 +83,7 @@ def lines(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | No
     fmt = (lambda v: f"{v:.0%}") if percent else _number
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
              f'aria-labelledby="{chart_id}" viewBox="0 0 {width} {height}" '
-             f'width="100%" style="max-width: {width}px">',
+             f'width="{width}" height="{height}">',  # scaled down by CSS (.chart)
              f'<title id="{chart_id}">{escape(title)}</title>']
     for step in range(5):
         value = top * step / 4

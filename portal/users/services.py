@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.auth.services import normalise_email, password_problem
+from portal.auth.services import normalise_email, password_problem, request_password_link
 from portal.core.checks import EMAIL, flush_unique
 from portal.core.errors import InvalidInput
-from portal.core.models import Partner, Role, User
+from portal.core.models import Partner, PartnerInvitation, Role, User, utcnow
 from portal.core.models.codes import by_code
 
 ROLE_LABELS: dict[str, str] = {
@@ -104,3 +104,45 @@ def set_user_active(session: Session, user: User, *, acting: User, active: bool)
             end_sessions(user)
     session.flush()
     return user
+
+
+def invite_colleague(session: Session, partner: Partner, *, email: str, name: str,
+                     partner_admin: bool, invited_by: User) -> str:
+    """A partner administrator invites a colleague; returns the address invited.
+
+    The answer is the same whether or not the address has an account elsewhere (another
+    partner's user, staff): such an account is left as it is, its holder gets a notice
+    instead of an invitation, and the inviter sees the invitation listed like any other
+    not yet accepted. Only an address already listed for this partner is refused, which
+    the inviter can see anyway.
+    """
+    email = normalise_email(email)
+    if not EMAIL.match(email) or len(email) > 254:
+        raise InvalidInput("Enter a valid email address.", {"email": "Enter a valid email."})
+    existing = session.scalars(select(User).where(User.email == email)).first()
+    invited = session.scalars(select(PartnerInvitation).where(
+        PartnerInvitation.partner_id == partner.id, PartnerInvitation.email == email)).first()
+    if (existing is not None and existing.partner_id == partner.id) or invited is not None:
+        raise InvalidInput(f"{email} already has an account with you.",
+                           {"email": "This email already has an account with you."})
+    if existing is None:
+        user = create_user(session, email=email, name=name, role=Role.PARTNER,
+                           partner_code=partner.code, partner_admin=partner_admin)
+        request_password_link(session, user, "invite")
+        return email
+    session.add(PartnerInvitation(partner_id=partner.id, email=email,
+                                  name=" ".join((name or "").split())[:120],
+                                  partner_admin=partner_admin, invited_by_id=invited_by.id,
+                                  invited_at=utcnow()))
+    session.flush()
+    if existing.active:
+        request_password_link(session, existing, "exists")
+    return email
+
+
+def pending_invitations(session: Session, partner: Partner, limit: int = 200
+                        ) -> list[PartnerInvitation]:
+    """Invitations of ``partner`` to addresses with an account elsewhere (never accepted)."""
+    return list(session.scalars(
+        select(PartnerInvitation).where(PartnerInvitation.partner_id == partner.id)
+        .order_by(PartnerInvitation.email).limit(limit)))

@@ -895,6 +895,9 @@ def test_a_partner_admin_sets_the_firms_defaults_and_previews_colleagues_digests
     assert page.status_code == 200 and "Prairie Tractors daily digest: 1 offer waiting" in body
     frame = client.get(f"/account/email/preview/body?user={colleague.id}&period=daily")
     assert "Offers waiting for you: 1" in frame.get_data(as_text=True)
+    # Framed by the portal's own page only (every other response: frame-ancestors 'none').
+    assert "frame-ancestors 'self'" in frame.headers["Content-Security-Policy"]
+    assert frame.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert client.get(f"/account/email/preview?user={stranger.id}").status_code == 404
 
 

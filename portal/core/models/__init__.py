@@ -1,7 +1,15 @@
 """The SQLAlchemy models; importing this module registers every table on ``Base.metadata``."""
 
 from portal.core.models import workspace  # noqa: F401  (its indexes)
-from portal.core.models.accounts import LoginAttempt, PasswordLink, Role, User
+from portal.core.models.accounts import (
+    ApiToken,
+    LoginAttempt,
+    PartnerInvitation,
+    PasswordLink,
+    Role,
+    SignIn,
+    User,
+)
 from portal.core.models.base import Base, utcnow
 from portal.core.models.capture import IdempotencyKey, ScoringRules
 from portal.core.models.catalog import Campaign, Competitor, ProductLine, Source
@@ -76,6 +84,7 @@ __all__ = [
     "OfferDay",
     "OfferMonth",
     "RollupState",
+    "ApiToken",
     "Base",
     "CLOSED_STATUSES",
     "Campaign",
@@ -106,6 +115,8 @@ __all__ = [
     "LiteratureKind",
     "LiteratureVersion",
     "LoginAttempt",
+    "PartnerInvitation",
+    "SignIn",
     "NurtureEnrollment",
     "NurtureSend",
     "NurtureStep",
