@@ -240,7 +240,9 @@ def dealer_login(client, auth, session, make_partner, make_user):
 @given(field=st.sampled_from(["first_name", "last_name", "company", "comments"]), value=TEXT)
 def test_any_text_in_the_dealer_capture_form_is_kept_or_refused(client, session,
                                                                 dealer_login, field, value):
-    values = {"first_name": "Pat", "last_name": "Lee", "email": "pat@example.com",
+    # A new person each time: the same person again joins the dealer's lead (a repeat).
+    n = uuid.uuid4().hex
+    values = {"first_name": f"Pat{n}", "last_name": f"Lee{n}", "email": f"pat{n}@example.com",
               "postal_code": "50401", "product_line": "TRC", "token": uuid.uuid4().hex}
     values[field] = value
     before = count(session, Lead)
