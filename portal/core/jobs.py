@@ -191,6 +191,16 @@ def pending_nudges(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
     return [(n.name, n.args) for n in session.info.get(_NUDGES, ())]
 
 
+def schedule(name: str, eta: datetime, *args: Any) -> None:
+    """Queue job ``name`` to run at ``eta`` (naive UTC, as the models store it). Only for
+    rows already committed; if the queue cannot take it, the kind's sweeper still will."""
+    try:
+        jobs().huey  # noqa: B018 - builds and registers on first use
+        jobs().tasks[name].schedule(args=args, eta=eta)
+    except Exception:  # noqa: BLE001 - the row stays due: the kind's sweeper sends it
+        log.exception("could not schedule %s%r; its sweeper will pick it up", name, args)
+
+
 def _queue(name: str, args: tuple[Any, ...]) -> None:
     try:
         enqueue(name, *args)
