@@ -297,25 +297,3 @@ def record_sent(session: Session, model: type[Any], row_id: Any, now: datetime) 
     if row is not None:
         row.status, row.sent_at, row.claimed_at, row.last_error = "sent", now, None, ""
         session.flush()
-
-
-def record_failed_try(session: Session, model: type[Any], row_id: Any, message: str,
-                      now: datetime, *, max_attempts: int, retry_seconds: float,
-                      permanent: bool = False, max_wait_seconds: float | None = None) -> str:
-    """After a failed try: pending again with a doubling wait ("retry"), never longer than
-    ``max_wait_seconds``, or "failed" after the last or at once when ``permanent`` (a
-    bounce); "skipped" when the row is no longer this worker's claim."""
-    row = session.get(model, row_id, populate_existing=True)
-    if row is None or row.status != SENDING:
-        return "skipped"
-    row.claimed_at, row.last_error = None, message[:2000]
-    if permanent or row.attempts >= max_attempts:
-        row.status = "failed"
-    else:
-        row.status = PENDING
-        wait = retry_seconds * 2 ** min(row.attempts - 1, 30)
-        if max_wait_seconds is not None:
-            wait = min(wait, max_wait_seconds)
-        row.next_attempt_at = now + timedelta(seconds=wait)
-    session.flush()
-    return "failed" if row.status == "failed" else "retry"
