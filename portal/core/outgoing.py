@@ -83,28 +83,41 @@ def _state(status: str, attempts: int) -> str:
     return status
 
 
+#: (status, newest first?) in the order the page lists them: what needs a person first
+_LISTED = (("failed", True), (SENDING, False), (PENDING, False))
+
+
 def waiting(session: Session, limit: int = 50) -> list[Waiting]:
-    """Emails queued, retrying, being sent or failed: the newest ``limit`` of each kind
-    (failed ones first), each with its recipient, state, next try and reason."""
+    """Emails failed (latest first), being sent, queued or retrying (next to go first):
+    at most ``limit`` of each kind and state, each with its recipient, next try and
+    reason. One index range per status (``status, next_attempt_at``), as the sweepers
+    read them."""
     found: list[Waiting] = []
-    for kind in KINDS:
-        model = kind.model
-        columns = [model.id, model.status, model.attempts, model.next_attempt_at,
-                   model.last_error]
-        if kind.detail is not None:
-            columns.append(kind.detail)
-        query = kind.recipient(select(*columns)).where(
-            model.status.in_(("failed", PENDING, SENDING)), *kind.where)
-        # Failed first, then the newest: what needs a person comes to the top.
-        query = query.order_by((model.status == "failed").desc(), model.id.desc()).limit(limit)
-        for row in session.execute(query):
-            detail = row[5] if kind.detail is not None else ""
-            what = _DETAILS.get(detail, kind.label + (f" ({detail.replace('_', ' ')})"
-                                                      if detail else ""))
-            found.append(Waiting(kind, row.id, row[-1] or "", what, _state(row.status,
-                                 row.attempts), row.attempts,
-                                 row.next_attempt_at if row.status == PENDING else None,
-                                 row.last_error))
+    for status, newest_first in _LISTED:
+        for kind in KINDS:
+            found.extend(_listed(session, kind, status, newest_first, limit))
+    return found
+
+
+def _listed(session: Session, kind: Kind, status: str, newest_first: bool,
+            limit: int) -> list[Waiting]:
+    model = kind.model
+    columns = [model.id, model.status, model.attempts, model.next_attempt_at,
+               model.last_error]
+    if kind.detail is not None:
+        columns.append(kind.detail)
+    order = model.next_attempt_at.desc() if newest_first else model.next_attempt_at
+    query = (kind.recipient(select(*columns)).where(model.status == status, *kind.where)
+             .order_by(order, model.id).limit(limit))
+    found = []
+    for row in session.execute(query):
+        detail = row[5] if kind.detail is not None else ""
+        what = _DETAILS.get(detail, kind.label + (f" ({detail.replace('_', ' ')})"
+                                                  if detail else ""))
+        found.append(Waiting(kind, row.id, row[-1] or "", what,
+                             _state(row.status, row.attempts), row.attempts,
+                             row.next_attempt_at if row.status == PENDING else None,
+                             row.last_error))
     return found
 
 

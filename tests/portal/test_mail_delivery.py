@@ -255,3 +255,22 @@ def test_partners_cannot_see_or_retry_the_outgoing_mail(client, auth, make_partn
     auth.login("partner", partner=make_partner())
     assert client.get("/manage/mail").status_code in (403, 404)
     assert client.post("/manage/mail/retry", data={}).status_code in (403, 404)
+
+
+def test_staff_send_one_failed_email_again(app, session, client, auth, make_user, outbox):
+    good_port = app.config["MAIL_PORT"]
+    app.config.update(MAIL_PORT=closed_port(), MAIL_GIVE_UP_HOURS=0)
+    link = link_for(session, make_user)
+    auth_jobs.sweep()
+    assert refreshed(session, link).status == "failed"
+    app.config["MAIL_PORT"] = good_port
+    auth.login("admin")
+    page = client.get("/manage/mail").get_data(as_text=True)
+    assert f"/manage/mail/password-link/{link.id}/retry" in page
+    response = client.post(f"/manage/mail/password-link/{link.id}/retry", data={})
+    assert response.status_code == 303
+    assert refreshed(session, link).status == "sent" and len(outbox) == 1
+    again = client.post(f"/manage/mail/password-link/{link.id}/retry", data={},
+                        follow_redirects=True)
+    assert "Only a failed email can be sent again" in again.get_data(as_text=True)
+    assert client.post(f"/manage/mail/nothing/{link.id}/retry", data={}).status_code == 400
