@@ -61,10 +61,6 @@ def worker(workers: int, shutdown_timeout: float) -> None:
                                 check_worker_health=True, shutdown_timeout=shutdown_timeout,
                                 flush_locks=True)
     pdf.start_pool(int(current_app.config.get("PDF_RENDER_PROCESSES", 1)))
-    # The mail sweepers once now: what a crashed worker left (a send it claimed, a retry
-    # that fell due meanwhile) goes at once, not at the next minute.
-    for name in jobs().at_start:
-        jobs().enqueue(name)
     try:
         consumer.run()
     finally:

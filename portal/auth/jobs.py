@@ -43,7 +43,7 @@ def send_password_link(link_id: int) -> str:
     return process_password_link(link_id)
 
 
-@periodic(minute="*", at_start=True)
+@periodic(minute="*")
 def password_link_sweep() -> None:
     """Every minute: send link emails whose nudge was lost or whose retry is due."""
     sweep()

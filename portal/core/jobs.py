@@ -52,9 +52,9 @@ def job(**settings: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def periodic(**schedule: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` to run on a crontab schedule (``minute="*"`` …) in the worker.
     ``exclusive=True``: a run that finds the previous one still going is skipped (a long
-    digest run must not take the worker's other thread too). ``at_start=True``: also
-    once when a worker starts, so a restarted worker catches up on what a crash left
-    (a sweeper) at once, not at the next minute."""
+    digest run must not take the worker's other thread too). Huey's scheduler looks at
+    the schedule as the worker starts, so every-minute sweepers also run at once when a
+    (restarted) worker starts."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         _periodic[fn.__name__] = (fn, schedule)
@@ -70,8 +70,6 @@ class Jobs:
         self.app = app
         self._huey: Huey | None = None
         self.tasks: dict[str, TaskWrapper] = {}
-        #: periodic tasks a worker runs once as it starts
-        self.at_start: list[str] = []
 
     @property
     def huey(self) -> Huey:
@@ -97,8 +95,6 @@ class Jobs:
             run = self._in_context(fn)
             if when.pop("exclusive", False):
                 run = _alone(huey, name, run)
-            if when.pop("at_start", False):
-                self.at_start.append(name)
             self.tasks[name] = huey.periodic_task(crontab(**when), name=name)(run)
         return huey
 

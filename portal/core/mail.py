@@ -350,9 +350,10 @@ def nudge_retry(job_name: str, model: type[Any], row_id: Any, outcome: str) -> s
     then rather than at the next sweep (which still catches it if this nudge is lost)."""
     if outcome == "retry":
         row = db.session.get(model, row_id)
-        if row is not None and row.status == PENDING:
-            schedule(job_name, row.next_attempt_at, row_id)
-        db.session.commit()
+        due = row.next_attempt_at if row is not None and row.status == PENDING else None
+        db.session.commit()  # no transaction open while the queue is written to
+        if due is not None:
+            schedule(job_name, due, row_id)
     return outcome
 
 

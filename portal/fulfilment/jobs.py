@@ -123,7 +123,7 @@ def send_pack(fulfilment_id: int) -> str:
     return process_fulfilment(fulfilment_id)
 
 
-@periodic(minute="*", at_start=True)
+@periodic(minute="*")
 def fulfilment_sweep() -> None:
     """Every minute: pick up packs whose nudge was lost or whose retry is due."""
     sweep()

@@ -42,7 +42,7 @@ def send_notification(row_id: int) -> str:
     return process(row_id)
 
 
-@periodic(minute="*", at_start=True)
+@periodic(minute="*")
 def notify_sweep() -> dict[str, int]:
     """Every minute: reminders and escalations, and any alert still waiting."""
     return sweep()

@@ -45,7 +45,7 @@ def send_nurture_email(send_id: int) -> str:
     return process_send(send_id)
 
 
-@periodic(minute="*", at_start=True)
+@periodic(minute="*")
 def nurture_sweep() -> dict[str, int]:
     """Every minute: enrol new nurture leads, send the steps that are due."""
     return sweep()
