@@ -15,7 +15,6 @@ import io
 import mimetypes
 import multiprocessing
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -73,18 +72,6 @@ _child_css: dict[str, Any] = {}
 _child_fetchers: dict[str, Any] = {}
 
 
-def _die_with_parent() -> None:
-    # Linux: the kernel kills this child when the worker that made it dies, however it
-    # dies (SIGKILL, the OOM killer): no render child lingers after a crash, nor piles up
-    # as serve.sh restarts the worker.
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
 def _child_init() -> None:
     import logging
 
@@ -93,7 +80,8 @@ def _child_init() -> None:
     # (an idle child waits for work holding it) and the parent's shutdown stuck on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
+    # Still none is left behind when the worker dies another way (SIGKILL, the OOM
+    # killer): the task queue's pipe closes and the child leaves (test_serve_restarts_worker).
     # A refused URL is logged by WeasyPrint as a warning; keep it, but not as noise.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)

@@ -274,7 +274,7 @@ def test_term_to_the_workers_process_group_stops_it_within_seconds(
     assert worker.returncode == 0, output[-4000:]
     assert status() in {"pending", "sent"}  # sent, or handed back for the sweeper
     children |= _descendants(os.getpid()) - ours_before
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10  # a loaded machine: gone, if not at once
     while True:
         left = {pid for pid in children if _state(pid) not in (None, "Z")}
         for pid in children:
@@ -285,4 +285,4 @@ def test_term_to_the_workers_process_group_stops_it_within_seconds(
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    assert not left, f"left running: {left}"
+    assert not left, {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in left}

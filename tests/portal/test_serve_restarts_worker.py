@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.portal.test_mail_faults import free_port
-from tests.portal.test_worker_shutdown import _state
+from tests.portal.test_worker_shutdown import _descendants, _state
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc")
 
@@ -71,6 +71,8 @@ def test_a_dead_worker_is_restarted_and_the_web_server_stays_up(tmp_path: Path) 
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         (first,) = workers_under(serve.pid)
+        render_children = _descendants(first)
+        assert render_children  # the worker's PDF render pool
 
         os.kill(first, signal.SIGKILL)  # the OOM killer, say
         deadline = time.monotonic() + 10
@@ -80,6 +82,10 @@ def test_a_dead_worker_is_restarted_and_the_web_server_stays_up(tmp_path: Path) 
             time.sleep(0.1)
         assert answers(ready), log.read_text()
         assert "worker exited" in log.read_text() and "restarting it" in log.read_text()
+        # The dead worker's render children leave too: none lingers beside the new one.
+        while any(_state(pid) not in (None, "Z") for pid in render_children):
+            assert time.monotonic() < deadline, render_children
+            time.sleep(0.1)
         while log.read_text().count("Huey consumer started") < 2:  # the new one is at work
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
