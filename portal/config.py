@@ -20,6 +20,14 @@ class Defaults:
     MAIL_USERNAME: str | None = None
     MAIL_PASSWORD: str | None = None
     MAIL_DEFAULT_SENDER = "Channel Lead Portal <leads@portal.localhost>"
+    # Every email (alerts, digests, invitations, resets, nurture steps, literature packs)
+    # is a row first and is delivered by one policy (portal/core/mail.py):
+    MAIL_TIMEOUT = 5.0  #: seconds an SMTP connect, read or write may take
+    MAIL_RETRY_SECONDS = 60  #: first wait after a failed try; doubles each time ...
+    MAIL_RETRY_MAX_SECONDS = 3600  #: ... up to this between tries
+    MAIL_GIVE_UP_HOURS = 36  #: failed (with the reason, for a manager) after this much trying
+    #: a claim older than this is a dead worker's: the email is sent again
+    MAIL_SENDING_TIMEOUT_SECONDS = 600
     #: the address in links that leave the portal (emails, the embed snippet, the hosted
     #: form); None: where `make run` serves, http://$HOST:$PORT (127.0.0.1:5000)
     PORTAL_BASE_URL: str | None = None
@@ -42,9 +50,6 @@ class Defaults:
     LITERATURE_MAX_PAGES = 60
     PACK_ATTACH_MAX_BYTES = 8 * 1024 * 1024  # larger packs go out as a signed link
     PACK_LINK_MAX_AGE_DAYS = 30
-    PACK_MAX_ATTEMPTS = 5  # SMTP tries before a pack is marked failed
-    PACK_RETRY_SECONDS = 60  # first retry delay; doubles each time
-    PACK_SENDING_TIMEOUT_SECONDS = 900
     PDF_RENDER_TIMEOUT = 60  # seconds a WeasyPrint render may take
     PDF_RENDER_PROCESSES = 1
     # Lifecycle and routing defaults (DESIGN §7).
@@ -58,10 +63,6 @@ class Defaults:
     DEFAULT_TIME_ZONE = "America/Chicago"  #: for users and firms who chose none
     CONTACT_REMINDER_HOURS = 4  #: remind this long before a first contact is late
     ALERT_LOOKBACK_DAYS = 7  #: how far back the clocks look for a reminder not yet written
-    NOTIFY_MAX_ATTEMPTS = 30  # SMTP tries before an alert or digest is marked failed (~1 day)
-    NOTIFY_RETRY_SECONDS = 60  # first retry delay; doubles each time
-    NOTIFY_RETRY_MAX_SECONDS = 3600  # ... up to an hour between tries
-    NOTIFY_SENDING_TIMEOUT_SECONDS = 600
     #: the routing what-if refuses edits that concern more recent leads than this
     WHATIF_MAX_AFFECTED = 20_000
     #: new password hashes: Argon2id at OWASP's parameters (portal/core/passwords.py), or a
@@ -107,6 +108,11 @@ _ENV_KEYS: dict[str, type] = {
     "MAIL_USERNAME": str,
     "MAIL_PASSWORD": str,
     "MAIL_DEFAULT_SENDER": str,
+    "MAIL_TIMEOUT": float,
+    "MAIL_RETRY_SECONDS": float,
+    "MAIL_RETRY_MAX_SECONDS": float,
+    "MAIL_GIVE_UP_HOURS": float,
+    "MAIL_SENDING_TIMEOUT_SECONDS": float,
     "PORTAL_BASE_URL": str,
     "GEOCODER": str,
     "GEOCODER_DOMAIN": str,

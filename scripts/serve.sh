@@ -20,7 +20,27 @@ echo "== database: migrations, rollups${demo:+, demo data}"
 said=$("$BIN/flask" --app portal prepare "${demo[@]}")
 
 echo "== web server and worker"
-"$BIN/flask" --app portal worker &
+# The worker is started again when it dies (a crash, the OOM killer), after a short wait
+# that doubles while it keeps dying at once (1 s … 30 s): the web server stays up, and the
+# new worker's sweepers send at once what the dead one left half-done. TERM (from stop)
+# is passed on to the worker, which stops gracefully.
+supervise_worker() {
+  local pid="" delay=1 started status
+  trap '[[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; exit 0' TERM
+  while :; do
+    started=$SECONDS
+    "$BIN/flask" --app portal worker &
+    pid=$!
+    status=0
+    wait "$pid" || status=$?
+    (( SECONDS - started > 60 )) && delay=1  # it ran a while: not a crash loop
+    echo "$(date -u '+%F %T') worker exited (status $status); restarting it in ${delay}s" >&2
+    sleep "$delay" &
+    wait $! || true
+    (( delay = delay < 30 ? delay * 2 : 30 )) || true
+  done
+}
+supervise_worker &
 worker=$!
 # --preload: the app, the postal centroids and the routing snapshot are loaded once and the
 # web workers fork from it (copy-on-write), instead of each loading them: half the start.
@@ -48,5 +68,5 @@ for _ in $(seq 1 600); do
   kill -0 "$web" 2>/dev/null && kill -0 "$worker" 2>/dev/null || break
   sleep 0.2
 done
-# Whichever stops first (a crash, say) stops the other.
+# The web server stopping (a crash, say) stops the worker too; a dead worker is restarted.
 wait -n "$web" "$worker"

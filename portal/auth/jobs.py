@@ -11,12 +11,13 @@ from datetime import datetime
 from portal.auth import services, sessions
 from portal.core.jobs import job, periodic
 from portal.core.mail import MailOutbox, send_claimed, send_each
-from portal.core.models import utcnow
+from portal.core.models import PasswordLink, utcnow
 from portal.extensions import db
 
 #: invitation and reset emails, as the one outbox step sends them
 PASSWORD_LINKS = MailOutbox(
-    what="password link", claim=services.claim_password_link,
+    what="password link", kind="password-link", model=PasswordLink, job="send_password_link",
+    claim=services.claim_password_link,
     message=services.password_link_message, failed=services.record_password_link_failure,
     sent=services.record_password_link_sent)
 
@@ -27,7 +28,7 @@ def process_password_link(link_id: int, *, now: datetime | None = None) -> str:
 
 
 def sweep(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Release links a dead worker left claimed, then send every pending one that is due."""
+    """Send again links a dead worker left claimed, then every pending one that is due."""
     session = db.session
     now = now or utcnow()
     outcomes = {"released": services.release_stale_password_links(session, now)}

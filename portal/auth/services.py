@@ -14,8 +14,8 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from portal.core import jobs, passwords
-from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
+from portal.core import jobs, mail, passwords
+from portal.core.jobs import claim_row, due_ids, enqueue_after_commit
 from portal.core.mail import build_message, public_url
 from portal.core.models import (
     LoginAttempt,
@@ -321,27 +321,16 @@ def record_password_link_sent(session: Session, link_id: int, now: datetime) -> 
 
 def record_password_link_failure(session: Session, link_id: int, message: str,
                                  now: datetime, permanent: bool = False) -> str:
-    """After a failed try: pending again with a doubling wait, or failed after the last."""
-    config = current_app.config
-    return jobs.record_failed_try(
-        session, PasswordLink, link_id, message, now,
-        max_attempts=int(config.get("PASSWORD_LINK_MAX_ATTEMPTS", 5)),
-        retry_seconds=float(config.get("PASSWORD_LINK_RETRY_SECONDS", 60)),
-        permanent=permanent)
+    """After a failed try: pending again with a doubling wait for hours (the mail policy),
+    failed with the reason when it gives up or the server refuses for good."""
+    return mail.record_failed_try(session, PasswordLink, link_id, message, now,
+                                  permanent=permanent)
 
 
 def release_stale_password_links(session: Session, now: datetime) -> int:
-    """Links claimed by a worker that died go back to pending (sent again, not lost).
-
-    Unlike a literature pack, a second copy of the same link harms nobody, while an
-    invitation that never arrives leaves a person locked out with nobody told.
-    """
-    timeout = timedelta(seconds=float(
-        current_app.config.get("PASSWORD_LINK_SENDING_TIMEOUT_SECONDS", 300)))
-    result = session.execute(stale_claims(PasswordLink, now, timeout)
-                             .values(status="pending", claimed_at=None, next_attempt_at=now),
-                             execution_options={"synchronize_session": False})
-    return result.rowcount or 0  # type: ignore[attr-defined, no-any-return]
+    """Links claimed by a worker that died go back to pending (sent again, not lost): an
+    invitation that never arrives leaves a person locked out with nobody told."""
+    return mail.requeue_stale(session, PasswordLink, now)
 
 
 def due_password_links(session: Session, now: datetime, limit: int = 200) -> list[int]:

@@ -55,7 +55,9 @@ def job(**settings: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def periodic(**schedule: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` to run on a crontab schedule (``minute="*"`` …) in the worker.
     ``exclusive=True``: a run that finds the previous one still going is skipped (a long
-    digest run must not take the worker's other thread too)."""
+    digest run must not take the worker's other thread too). Huey's scheduler looks at
+    the schedule as the worker starts, so every-minute sweepers also run at once when a
+    (restarted) worker starts."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         _periodic[fn.__name__] = (fn, schedule)
@@ -203,6 +205,16 @@ def pending_nudges(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
     return [(n.name, n.args) for n in session.info.get(_NUDGES, ())]
 
 
+def schedule(name: str, eta: datetime, *args: Any) -> None:
+    """Queue job ``name`` to run at ``eta`` (naive UTC, as the models store it). Only for
+    rows already committed; if the queue cannot take it, the kind's sweeper still will."""
+    try:
+        jobs().huey  # noqa: B018 - builds and registers on first use
+        jobs().tasks[name].schedule(args=args, eta=eta)
+    except Exception:  # noqa: BLE001 - the row stays due: the kind's sweeper sends it
+        log.exception("could not schedule %s%r; its sweeper will pick it up", name, args)
+
+
 #: after a nudge could not be queued, further nudges wait this long before trying again
 QUEUE_DOWN_PAUSE = 30.0
 _queue_down_until = 0.0
@@ -313,25 +325,3 @@ def record_sent(session: Session, model: type[Any], row_id: Any, now: datetime) 
     if row is not None:
         row.status, row.sent_at, row.claimed_at, row.last_error = "sent", now, None, ""
         session.flush()
-
-
-def record_failed_try(session: Session, model: type[Any], row_id: Any, message: str,
-                      now: datetime, *, max_attempts: int, retry_seconds: float,
-                      permanent: bool = False, max_wait_seconds: float | None = None) -> str:
-    """After a failed try: pending again with a doubling wait ("retry"), never longer than
-    ``max_wait_seconds``, or "failed" after the last or at once when ``permanent`` (a
-    bounce); "skipped" when the row is no longer this worker's claim."""
-    row = session.get(model, row_id, populate_existing=True)
-    if row is None or row.status != SENDING:
-        return "skipped"
-    row.claimed_at, row.last_error = None, message[:2000]
-    if permanent or row.attempts >= max_attempts:
-        row.status = "failed"
-    else:
-        row.status = PENDING
-        wait = retry_seconds * 2 ** min(row.attempts - 1, 30)
-        if max_wait_seconds is not None:
-            wait = min(wait, max_wait_seconds)
-        row.next_attempt_at = now + timedelta(seconds=wait)
-    session.flush()
-    return "failed" if row.status == "failed" else "retry"

@@ -8,7 +8,7 @@ import smtplib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
+from portal.core.jobs import PENDING, SENDING, schedule, stale_claims
 from portal.core.models import utcnow
 from portal.extensions import db
 
@@ -62,7 +63,11 @@ _CONNECTION = "portal.core.mail.connection"
 
 def _connect() -> smtplib.SMTP:
     config = current_app.config
-    smtp = smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30)
+    # A short timeout (each connect, read and write): a server that accepts and never
+    # answers costs one try a few seconds, not a worker thread for half a minute while
+    # the sweeper queues behind it. The retry schedule does the waiting.
+    smtp = smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"],
+                        timeout=float(config.get("MAIL_TIMEOUT", 5.0)))
     try:
         if config.get("MAIL_USE_TLS"):
             smtp.starttls()
@@ -177,6 +182,96 @@ def public_url(endpoint: str, **values: Any) -> str:
     return base + adapter.build(endpoint, values)
 
 
+# --- one delivery policy for every email (DESIGN §3) -----------------------------------------
+# Every email is a row first (a notification, a password link, a nurture step, a literature
+# pack); a nudge after commit sends it, a sweeper catches what a lost nudge or a crash
+# left, and they all retry, give up and recover the same way, by the settings here.
+
+
+def retry_wait(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed try: MAIL_RETRY_SECONDS (1 min), doubling,
+    at most MAIL_RETRY_MAX_SECONDS (1 h)."""
+    config = current_app.config
+    base = float(config.get("MAIL_RETRY_SECONDS", 60))
+    ceiling = float(config.get("MAIL_RETRY_MAX_SECONDS", 3600))
+    return timedelta(seconds=min(base * 2 ** min(max(attempts - 1, 0), 30), ceiling))
+
+
+def gives_up(attempts: int) -> bool:
+    """After ``attempts`` failed tries, has the email waited MAIL_GIVE_UP_HOURS (36 h) of
+    retries? Counted from the schedule, not the row's age: a row a manager sent again
+    gets the whole time again."""
+    limit = timedelta(hours=float(current_app.config.get("MAIL_GIVE_UP_HOURS", 36)))
+    waited = timedelta()
+    for n in range(1, attempts):
+        if waited >= limit:
+            break
+        waited += retry_wait(n)
+    return waited >= limit
+
+
+def is_permanent(error: Exception) -> bool:
+    """The mail server refused for good (a 5xx: no such mailbox, message refused): trying
+    again would only be refused again. A refused login is not: it is the portal's own
+    setting, and once an admin fixes it the waiting emails should go."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bounced(error)
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return False
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code >= 500
+    return False
+
+
+def stale_after() -> timedelta:
+    """A claim older than this belongs to a worker that died (MAIL_SENDING_TIMEOUT_SECONDS:
+    well past the longest render and SMTP exchange)."""
+    return timedelta(seconds=float(current_app.config.get("MAIL_SENDING_TIMEOUT_SECONDS", 600)))
+
+
+def requeue_stale(session: Session, model: type[Any], now: datetime, *conditions: Any) -> int:
+    """Rows a dead worker left ``sending`` go back to pending, due now: sent again by
+    themselves, not failed for a person to find.
+
+    At least once, not exactly once: a crash between the mail server's 250 and the commit
+    that records it sends the email twice. Every row's Message-ID is stable
+    (``stable_message_id``), so the copies are recognisable as one email, and mail systems
+    that dedupe on it show one.
+    """
+    result = session.execute(
+        stale_claims(model, now, stale_after(), *conditions)
+        .values(status=PENDING, claimed_at=None, next_attempt_at=now,
+                last_error="The worker stopped while sending this; sending it again."),
+        execution_options={"synchronize_session": False})
+    return result.rowcount or 0  # type: ignore[attr-defined, no-any-return]
+
+
+def record_failed_try(session: Session, model: type[Any], row_id: Any, message: str,
+                      now: datetime, *, permanent: bool = False) -> str:
+    """After a failed try, by the one policy: pending again after ``retry_wait`` ("retry"),
+    or "failed" with the reason once ``gives_up`` or at once when ``permanent``."""
+    row = session.get(model, row_id, populate_existing=True)
+    if row is None or row.status != SENDING:
+        return "skipped"  # no longer this worker's claim
+    row.claimed_at = None
+    if permanent:
+        row.status, row.last_error = "failed", message[:2000]
+    elif gives_up(row.attempts):
+        row.status = "failed"
+        row.last_error = f"Gave up after {row.attempts} tries. Last error: {message}"[:2000]
+    else:
+        row.status, row.last_error = PENDING, message[:2000]
+        row.next_attempt_at = now + retry_wait(row.attempts)
+    session.flush()
+    return "failed" if row.status == "failed" else "retry"
+
+
+def stable_message_id(kind: str, row_id: Any) -> str:
+    """One Message-ID per row, the same at every try: a copy sent twice (see
+    ``requeue_stale``) is recognisably the same email."""
+    return f"<{kind}-{row_id}@portal.localhost>"
+
+
 def bounced(error: Exception) -> bool:
     """The mail server refused the address for good (a 5xx for every recipient): trying
     again would only be refused again."""
@@ -192,6 +287,9 @@ class MailOutbox:
     row is claimed, turned into a message and marked sent or failed, each by its area."""
 
     what: str  #: "password link", for the log
+    kind: str  #: "password-link": its rows' Message-IDs and the outgoing-mail page
+    model: type[Any]  #: the rows' model
+    job: str  #: the nudge that sends one row (re-queued for the time of its retry)
     claim: Callable[[Session, int, datetime], bool]
     message: Callable[[Session, int, datetime], EmailMessage | None]
     #: (session, row id, why, now, for good): "retry", "failed" or "skipped"
@@ -199,12 +297,12 @@ class MailOutbox:
     sent: Callable[[Session, int, datetime], None]
 
 
-def _failed(outbox: MailOutbox, session: Session, row_id: int, why: str, *,
+def _failed(outbox: MailOutbox, session: Session, row_id: int, why: str, now: datetime, *,
             permanent: bool = False) -> str:
     """Record a failed try in a transaction of its own; the outbox says retry or failed."""
     session.rollback()
     current_app.logger.warning("%s %s not sent: %s", outbox.what, row_id, why)
-    outcome = outbox.failed(session, row_id, why, utcnow(), permanent)
+    outcome = outbox.failed(session, row_id, why, now, permanent)
     session.commit()
     return outcome
 
@@ -225,18 +323,38 @@ def send_claimed(outbox: MailOutbox, row_id: int, *, now: datetime | None = None
         session.commit()  # end the transaction before talking to the mail server
         if message is None:
             return "skipped"
+        # The same Message-ID at every try: a copy sent twice is recognisably one email.
+        del message["Message-ID"]
+        message["Message-ID"] = stable_message_id(outbox.kind, row_id)
         deliver(message)
     except (smtplib.SMTPException, OSError) as error:
         if bounced(error):
-            return _failed(outbox, session, row_id, f"Address refused (bounced): {error}",
-                           permanent=True)
-        return _failed(outbox, session, row_id, f"Mail server: {type(error).__name__}: {error}")
+            outcome = _failed(outbox, session, row_id, f"Address refused (bounced): {error}",
+                              now, permanent=True)
+        else:
+            outcome = _failed(outbox, session, row_id,
+                              f"Mail server: {type(error).__name__}: {error}", now,
+                              permanent=is_permanent(error))
+        return nudge_retry(outbox.job, outbox.model, row_id, outcome)
     except Exception as error:  # noqa: BLE001 - a bad row or template: recorded, not a loop
         current_app.logger.exception("%s %s could not be sent", outbox.what, row_id)
-        return _failed(outbox, session, row_id, f"{type(error).__name__}: {error}")
+        outcome = _failed(outbox, session, row_id, f"{type(error).__name__}: {error}", now)
+        return nudge_retry(outbox.job, outbox.model, row_id, outcome)
     outbox.sent(session, row_id, utcnow())
     session.commit()
     return "sent"
+
+
+def nudge_retry(job_name: str, model: type[Any], row_id: Any, outcome: str) -> str:
+    """After a "retry": queue the row's nudge for the time of its next try, so it goes
+    then rather than at the next sweep (which still catches it if this nudge is lost)."""
+    if outcome == "retry":
+        row = db.session.get(model, row_id)
+        due = row.next_attempt_at if row is not None and row.status == PENDING else None
+        db.session.commit()  # no transaction open while the queue is written to
+        if due is not None:
+            schedule(job_name, due, row_id)
+    return outcome
 
 
 #: a sweep stops after this many emails in a row could not be sent (the mail server is

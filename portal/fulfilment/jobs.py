@@ -12,8 +12,8 @@ import smtplib
 from datetime import datetime
 
 from portal.core.jobs import job, periodic
-from portal.core.mail import deliver
-from portal.core.models import PrintBatch, utcnow
+from portal.core.mail import deliver, is_permanent, nudge_retry
+from portal.core.models import Fulfilment, PrintBatch, utcnow
 from portal.extensions import db
 from portal.fulfilment import library, pdf, services
 
@@ -51,8 +51,7 @@ def process_fulfilment(fulfilment_id: int, *, now: datetime | None = None) -> st
         return _failed(fulfilment_id, "render", str(error), False, now)
     except (smtplib.SMTPException, OSError) as error:
         message_text = f"Mail server: {type(error).__name__}: {error}".strip()
-        return _failed(fulfilment_id, "smtp", message_text, services.is_permanent_smtp(error),
-                       now)
+        return _failed(fulfilment_id, "smtp", message_text, is_permanent(error), now)
     except Exception as error:  # noqa: BLE001 - never leave a row stuck in "sending"
         log.exception("literature pack %s failed", fulfilment_id)
         return _failed(fulfilment_id, "error", f"{type(error).__name__}: {error}", False, now)
@@ -73,14 +72,16 @@ def _failed(fulfilment_id: int, code: str, message: str, permanent: bool,
     row = services.record_failure(session, fulfilment_id, code=code, message=message,
                                   permanent=permanent, now=now)
     session.commit()
-    return "failed" if row is not None and row.status == "failed" else "retry"
+    outcome = "failed" if row is not None and row.status == "failed" else "retry"
+    return nudge_retry("send_pack", Fulfilment, fulfilment_id, outcome)
 
 
 def sweep(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Fail packs stuck mid-send, then send every pending email pack that is due."""
+    """Send again packs a dead worker left mid-send, then every pending email pack that is
+    due."""
     session = db.session
     now = now or utcnow()
-    stale = services.fail_stale_sending(session, now)
+    stale = services.requeue_stale_sending(session, now)
     session.commit()
     outcomes: dict[str, int] = {"interrupted": stale}
     for fulfilment_id in services.due_email_ids(session, now, limit):

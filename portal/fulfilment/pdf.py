@@ -75,7 +75,13 @@ _child_fetchers: dict[str, Any] = {}
 def _child_init() -> None:
     import logging
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    # The parent decides when we stop. A terminal's Ctrl-C and systemd's TERM reach the
+    # whole process group; a child dying of them would leave the pool's queue lock held
+    # (an idle child waits for work holding it) and the parent's shutdown stuck on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Still none is left behind when the worker dies another way (SIGKILL, the OOM
+    # killer): the task queue's pipe closes and the child leaves (test_serve_restarts_worker).
     # A refused URL is logged by WeasyPrint as a warning; keep it, but not as noise.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
@@ -120,9 +126,11 @@ def _get_pool(processes: int) -> Any:
             # spawn, not fork: the caller may be a threaded worker or web server.
             context = multiprocessing.get_context("spawn")
             # A terminal's Ctrl-C reaches the whole process group; a child still starting
-            # (before _child_init) would die of it mid-import. An ignored signal stays
-            # ignored across exec, and only the main thread may change that: the worker
-            # starts the pool from there (start_pool) before it takes jobs.
+            # (before _child_init) would die of it mid-import, with a traceback. An
+            # ignored signal stays ignored across exec, and only the main thread may
+            # change that: the worker starts the pool from there (start_pool) before it
+            # takes jobs. (Not TERM: the parent must not miss it. A child that a TERM to
+            # the group kills while starting holds no lock; the pool replaces it.)
             in_main = threading.current_thread() is threading.main_thread()
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
             try:
@@ -135,15 +143,30 @@ def _get_pool(processes: int) -> Any:
         return _pool
 
 
-def _terminate(pool: Any, timeout: float = 5.0) -> None:
-    # Pool.terminate() can block for ever on its task queue's lock when a child died
-    # holding it; do it aside, then kill and reap what is left, so no child outlives
-    # us and none is left defunct.
-    children = list(pool._pool)  # private, but the only handle on the processes
+def _terminate(pool: Any, grace: float = 1.0) -> None:
+    # Closing first lets idle children take their end-of-work mark and leave, letting go
+    # of the task queue's lock cleanly; a child still rendering (its render abandoned) is
+    # killed after ``grace``. Only then Pool.terminate() for the pool's threads: it takes
+    # that lock, and would block for ever on a lock a killed child held, so it runs aside
+    # and is waited for briefly. The children ignore TERM (a TERM to the group must not
+    # kill them mid-lock), so they are killed, never terminated; none outlives us, none is
+    # left defunct. (A child that died starting, say of that TERM, may be replaced by the
+    # pool meanwhile: whatever children it has are looked at again at the end.)
+    pool.close()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(c.exitcode is None for c in pool._pool):
+        time.sleep(_POLL_SECONDS / 2)
+    _kill_children(pool)
     stopper = threading.Thread(target=pool.terminate, name="pdf-pool-stop", daemon=True)
     stopper.start()
-    stopper.join(timeout)
-    for child in children:
+    stopper.join(grace)
+    _kill_children(pool)
+
+
+def _kill_children(pool: Any) -> None:
+    # The pool's processes (private, but the only handle on them), and any other child
+    # multiprocessing knows of: only render pools make them in this process.
+    for child in {*pool._pool, *multiprocessing.active_children()}:
         if child.exitcode is None:
             child.kill()
         child.join(1.0)

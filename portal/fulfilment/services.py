@@ -4,7 +4,7 @@ The ``fulfilments`` row is the source of truth. A job is only a nudge: whoever g
 row first claims it with a conditional UPDATE (``pending`` → ``sending``), so the job,
 the sweeper and a second worker can all try the same row and only one sends it. What
 happens to a row: pending → sending → sent, or back to pending with a later
-``next_attempt_at`` (SMTP down: backoff), or failed (last try, or a problem no retry can
+``next_attempt_at`` (SMTP down: retried for hours), or failed (gave up, or a problem no retry can
 fix) where a manager sees the error and can send it again. Print requests go pending →
 batched (in the day's print batch) → printed when the mail room confirms.
 """
@@ -12,11 +12,10 @@ batched (in the day's print batch) → printed when the mail room confirms.
 from __future__ import annotations
 
 import logging
-import smtplib
 import statistics
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, render_template
@@ -24,9 +23,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from portal.core import lifecycle
+from portal.core import lifecycle, mail
 from portal.core.errors import Conflict
-from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
+from portal.core.jobs import claim_row, due_ids, enqueue_after_commit
 from portal.core.mail import build_message, public_url
 from portal.core.models import (
     Fulfilment,
@@ -132,29 +131,23 @@ def release_claim(session: Session, fulfilment_id: int) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before try ``attempts + 1``: doubling from PACK_RETRY_SECONDS, capped at 6 h."""
-    base = float(_config("PACK_RETRY_SECONDS", 60))
-    return timedelta(seconds=min(base * 2 ** max(0, attempts - 1), 6 * 3600))
-
-
 def record_failure(session: Session, fulfilment_id: int, *, code: str, message: str,
                    permanent: bool, now: datetime) -> Fulfilment | None:
-    """After a failed try: back to pending with backoff, or ``failed`` on the last try."""
+    """After a failed try: back to pending after the mail policy's wait (1 min doubling to
+    1 h), or ``failed`` once it gives up (36 h of tries) or at once when ``permanent``."""
     row = session.get(Fulfilment, fulfilment_id, populate_existing=True)
     if row is None or row.status != S.SENDING:
         return row
     row.last_error = message[:2000]
     row.error_code = code[:20]
     row.claimed_at = None
-    max_attempts = int(_config("PACK_MAX_ATTEMPTS", 5))
-    if permanent or row.attempts >= max_attempts:
+    if permanent or mail.gives_up(row.attempts):
         row.status = S.FAILED
         if not permanent:
             row.last_error = f"Gave up after {row.attempts} tries. Last error: {message}"[:2000]
     else:
         row.status = S.PENDING
-        row.next_attempt_at = now + backoff(row.attempts)
+        row.next_attempt_at = now + mail.retry_wait(row.attempts)
     session.flush()
     return row
 
@@ -182,21 +175,16 @@ def record_sent(session: Session, fulfilment_id: int, *, delivery: str, sent_to:
     return row
 
 
-def fail_stale_sending(session: Session, now: datetime) -> int:
-    """Rows stuck in ``sending`` (a worker died mid-send) become ``failed`` for a person.
+def requeue_stale_sending(session: Session, now: datetime) -> int:
+    """Packs stuck in ``sending`` (a worker died mid-send) go again by themselves.
 
-    Not back to pending: the mail server may have taken the pack before the worker
-    died, and a pack is never sent twice without someone deciding to.
+    At least once: a crash between the mail server's 250 and the commit that records it
+    sends the pack twice; both copies carry the request's one Message-ID
+    (``compose_email``), so the prospect's mail system can tell them for one. A pack that
+    never arrives, waiting for a person to notice, is the worse of the two.
     """
-    timeout = timedelta(seconds=float(_config("PACK_SENDING_TIMEOUT_SECONDS", 900)))
-    result = session.execute(
-        stale_claims(Fulfilment, now, timeout)
-        .values(status=S.FAILED, error_code="interrupted", claimed_at=None,
-                last_error="The worker stopped while sending this pack; it may or may not "
-                           "have reached the prospect. Check, then retry if it did not."),
-        execution_options={"synchronize_session": False},
-    )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return mail.requeue_stale(session, Fulfilment, now,
+                              Fulfilment.channel == FulfilmentChannel.EMAIL)
 
 
 def due_email_ids(session: Session, now: datetime, limit: int) -> list[int]:
@@ -431,17 +419,8 @@ def compose_email(data: PackData, pack: bytes) -> tuple[Any, str, str | None]:
     message = build_message(data.to_email, data.subject, text, html, attachments, headers)
     # One Message-ID per request: if a pack ever goes twice, mail systems can tell.
     del message["Message-ID"]
-    message["Message-ID"] = f"<literature-pack-{data.fulfilment_id}@portal.localhost>"
+    message["Message-ID"] = mail.stable_message_id("literature-pack", data.fulfilment_id)
     return message, "link" if link else "attachment", pack_file
-
-
-def is_permanent_smtp(error: Exception) -> bool:
-    """A 5xx answer (address refused …) will not change on retry; 4xx and network will."""
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in error.recipients.values())
-    if isinstance(error, smtplib.SMTPResponseException):
-        return error.smtp_code >= 500
-    return False
 
 
 # --- print batches -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ def sweep(now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     call for, then send whatever is pending and due (a lost nudge, a retry)."""
     session = db.session
     now = now or utcnow()
-    outcomes = {"interrupted": services.fail_stale(session, now)}
+    outcomes = {"interrupted": services.requeue_stale(session, now)}
     outcomes.update(alerts.scan(session, now, gate=False))
     session.commit()
     # Alerts only: digests are the digest run's, so a run of 10,000 keeps this thread's

@@ -60,7 +60,8 @@ def message(session: Session, row_id: int, now: datetime) -> EmailMessage | None
 
 #: alerts and digests, as the one outbox step sends them
 NOTIFICATIONS = MailOutbox(
-    what="notification", claim=services.claim, message=message,
+    what="notification", kind="notification", model=Notification, job="send_notification",
+    claim=services.claim, message=message,
     failed=services.record_failure, sent=services.record_sent)
 
 

@@ -20,9 +20,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from portal.core import jobs
+from portal.core import jobs, mail
 from portal.core.errors import InvalidInput
-from portal.core.jobs import claim_row, due_ids, enqueue_after_commit, stale_claims
+from portal.core.jobs import claim_row, due_ids, enqueue_after_commit
 from portal.core.models import (
     DEFAULT_ALERTS,
     DEFAULT_DIGEST,
@@ -300,29 +300,17 @@ def record_sent(session: Session, row_id: int, now: datetime) -> None:
 
 def record_failure(session: Session, row_id: int, message: str, now: datetime,
                    permanent: bool = False) -> str:
-    """After a failed try: pending again with a doubling wait of at most an hour, or
-    failed after the last (about a day of tries with the defaults) or at once for a
-    bounce. Failures show on the managers' outgoing-mail page."""
-    config = current_app.config
-    return jobs.record_failed_try(
-        session, Notification, row_id, message, now,
-        max_attempts=int(config.get("NOTIFY_MAX_ATTEMPTS", 30)),
-        retry_seconds=float(config.get("NOTIFY_RETRY_SECONDS", 60)),
-        max_wait_seconds=float(config.get("NOTIFY_RETRY_MAX_SECONDS", 3600)),
-        permanent=permanent)
+    """After a failed try: pending again with a doubling wait of at most an hour (the mail
+    policy), failed once it gives up (36 h with the defaults) or at once for a bounce.
+    Failures show on the managers' outgoing-mail page."""
+    return mail.record_failed_try(session, Notification, row_id, message, now,
+                                  permanent=permanent)
 
 
-def fail_stale(session: Session, now: datetime) -> int:
-    """Rows a dead worker left claimed become failed: it may have gone, and the same
-    alert twice is worse than a failure an admin can see and send again."""
-    timeout = timedelta(seconds=float(
-        current_app.config.get("NOTIFY_SENDING_TIMEOUT_SECONDS", 600)))
-    result = session.execute(
-        stale_claims(Notification, now, timeout)
-        .values(status="failed", claimed_at=None,
-                last_error="The worker stopped while sending; it may or may not have gone."),
-        execution_options={"synchronize_session": False})
-    return result.rowcount  # type: ignore[attr-defined, no-any-return]
+def requeue_stale(session: Session, now: datetime) -> int:
+    """Rows a dead worker left claimed go again (at least once; a copy that went twice
+    carries the same Message-ID, so it reads as one alert)."""
+    return mail.requeue_stale(session, Notification, now)
 
 
 #: what a bounce's last_error starts with (core.mail's send step writes it)
@@ -366,14 +354,6 @@ def outbox_counts(session: Session, since: datetime) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def troubled(session: Session, limit: int = 100) -> list[Notification]:
-    """Failed rows and rows waiting for a retry, newest first: what an admin should see."""
-    return list(session.scalars(
-        select(Notification)
-        .where((Notification.status == "failed")
-               | ((Notification.status == jobs.PENDING) & (Notification.attempts > 0)))
-        .order_by(Notification.id.desc()).limit(limit)))
-
 
 def retry(session: Session, row_id: int) -> Notification:
     """An admin sends a failed notification again (once more, from now)."""
@@ -383,12 +363,6 @@ def retry(session: Session, row_id: int) -> Notification:
     _send_again(session, Notification.id == row_id)
     enqueue_after_commit(session, SEND_JOB, row_id)
     return row
-
-
-def retry_all(session: Session) -> int:
-    """An admin sends every failed notification again (the mail server is back): they go
-    with the next sweep, within a minute. Returns how many."""
-    return _send_again(session, Notification.status == "failed")
 
 
 def _send_again(session: Session, which: Any) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from portal.core import outgoing
 from portal.core.errors import InvalidInput
 from portal.core.forms import ConfirmForm, show_errors
 from portal.core.mail import sink_messages, sunk_message
@@ -198,10 +199,12 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
 @bp.get("/manage/mail")
 @staff_required
 def outbox():  # type: ignore[no-untyped-def]
-    """Alerts and digests that failed or wait for a retry, with the mail server's answer."""
+    """Every email of every kind that waits (queued, retrying with its next try, failed
+    with the reason), and the alerts and digests of the last day by status."""
     since = utcnow() - timedelta(days=1)
     return render_template("notify/outbox.html", counts=services.outbox_counts(db.session, since),
-                           rows=services.troubled(db.session), form=ConfirmForm(formdata=None),
+                           waiting=outgoing.counts(db.session),
+                           rows=outgoing.waiting(db.session), form=ConfirmForm(formdata=None),
                            sink=sink_messages())
 
 
@@ -239,13 +242,26 @@ def retry(row_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("notify.outbox"), 303)
 
 
+@bp.post("/manage/mail/<kind>/<int:row_id>/retry")
+@staff_required
+def retry_one(kind: str, row_id: int):  # type: ignore[no-untyped-def]
+    """One failed email of any kind again, from now."""
+    if not ConfirmForm().validate_on_submit() or kind not in outgoing.KIND_BY_KEY:
+        abort(400)
+    if outgoing.retry_failed(db.session, kind=kind, row_id=row_id):
+        flash("Sending it again.", "success")
+    else:
+        flash("Only a failed email can be sent again.", "error")
+    return redirect(url_for("notify.outbox"), 303)
+
+
 @bp.post("/manage/mail/retry")
 @staff_required
 def retry_all():  # type: ignore[no-untyped-def]
-    """Every failed email again (the mail server is back), with the next sweep."""
+    """Every failed email of every kind again (the mail server is back)."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    count = services.retry_all(db.session)
-    flash(f"{count:,} failed email{'' if count == 1 else 's'} will be sent again within a minute."
+    count = outgoing.retry_failed(db.session)
+    flash(f"{count:,} failed email{'' if count == 1 else 's'} will be sent again now."
           if count else "No failed emails to send again.", "success")
     return redirect(url_for("notify.outbox"), 303)

@@ -11,13 +11,14 @@ from datetime import datetime
 
 from portal.core.jobs import job, periodic
 from portal.core.mail import MailOutbox, send_claimed, send_each
-from portal.core.models import utcnow
+from portal.core.models import NurtureSend, utcnow
 from portal.extensions import db
 from portal.nurture import services
 
 #: nurture steps, as the one outbox step sends them
 NURTURE_SENDS = MailOutbox(
-    what="nurture email", claim=services.claim_send, message=services.send_message,
+    what="nurture email", kind="nurture", model=NurtureSend, job="send_nurture_email",
+    claim=services.claim_send, message=services.send_message,
     failed=services.record_failure, sent=services.record_sent)
 
 
@@ -27,11 +28,11 @@ def process_send(send_id: int, *, now: datetime | None = None) -> str:
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:
-    """Settle sends a dead worker left, enrol waiting leads, plan the due steps (their
+    """Send again what a dead worker left mid-send, enrol waiting leads, plan the due steps (their
     nudges go at commit), then send whatever is still pending and due."""
     session = db.session
     now = now or utcnow()
-    outcomes = {"interrupted": services.fail_stale_sends(session, now)}
+    outcomes = {"interrupted": services.requeue_stale_sends(session, now)}
     outcomes["enrolled"] = services.enrol_waiting(session, now=now)
     outcomes["planned"] = len(services.plan_due(session, now=now))
     session.commit()

@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session, joinedload
 
 from portal.capture.services import current_rules, qualify_and_route
 from portal.capture.services import inquiry_facts as lead_facts
-from portal.core import jobs, lifecycle
+from portal.core import jobs, lifecycle, mail
 from portal.core.errors import InvalidInput
 from portal.core.jobs import (
     PENDING,
     claim_row,
     due_ids,
     enqueue_after_commit,
-    stale_claims,
 )
 from portal.core.lifecycle import Actor
 from portal.core.mail import build_message, public_url
@@ -359,26 +358,17 @@ def record_sent(session: Session, send_id: int, now: datetime) -> None:
 
 def record_failure(session: Session, send_id: int, message: str, now: datetime,
                    permanent: bool = False) -> str:
-    """After a failed try: pending again with a doubling wait, or failed after the last."""
-    config = current_app.config
-    return jobs.record_failed_try(
-        session, NurtureSend, send_id, message, now,
-        max_attempts=int(config.get("NURTURE_MAX_ATTEMPTS", 5)),
-        retry_seconds=float(config.get("NURTURE_RETRY_SECONDS", 300)),
-        permanent=permanent)
+    """After a failed try: pending again with a doubling wait for hours (the mail policy),
+    failed with the reason when it gives up or the server refuses for good."""
+    return mail.record_failed_try(session, NurtureSend, send_id, message, now,
+                                  permanent=permanent)
 
 
-def fail_stale_sends(session: Session, now: datetime) -> int:
-    """Sends a dead worker left claimed become failed: the prospect may have had it, and a
-    marketing email twice is worse than one step missed."""
-    timeout = timedelta(seconds=float(
-        current_app.config.get("NURTURE_SENDING_TIMEOUT_SECONDS", 900)))
-    result = session.execute(
-        stale_claims(NurtureSend, now, timeout)
-        .values(status="failed", claimed_at=None,
-                last_error="The worker stopped while sending; it may or may not have gone."),
-        execution_options={"synchronize_session": False})
-    return result.rowcount or 0  # type: ignore[attr-defined, no-any-return]
+def requeue_stale_sends(session: Session, now: datetime) -> int:
+    """Sends a dead worker left claimed go again (at least once; a copy that went twice
+    carries the same Message-ID): a step never sent is lost for good, a second copy is
+    recognisable."""
+    return mail.requeue_stale(session, NurtureSend, now)
 
 
 def due_sends(session: Session, now: datetime, limit: int = BATCH) -> list[int]:

@@ -80,8 +80,9 @@ class Notification(Base):
     ``key`` makes writing it idempotent (an event's alert, a lead's reminder for one
     offer, a user's digest for one period); ``status`` makes sending so: pending →
     sending (claimed, committed before SMTP) → sent; or back to pending with a later
-    ``next_attempt_at``; or failed (gave up, a bounce, a worker died mid-send: never sent
-    twice); or skipped (nothing to say, the lead moved on, the user left).
+    ``next_attempt_at`` (also when a worker died mid-send: at least once, with the row's
+    one Message-ID); or failed (gave up after hours, or a bounce); or skipped (nothing to
+    say, the lead moved on, the user left).
     """
 
     __tablename__ = "notifications"

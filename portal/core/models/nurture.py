@@ -92,8 +92,9 @@ class NurtureSend(Base):
 
     The unique (enrolment, step) pair makes planning idempotent; the status makes
     sending so: pending → sending (claimed, committed before SMTP) → sent, or back to
-    pending with a later ``next_attempt_at``, or failed (gave up, or a worker died mid-send:
-    never sent twice), or skipped (the lead left nurture or unsubscribed meanwhile).
+    pending with a later ``next_attempt_at`` (also when a worker died mid-send: at least
+    once, with the row's one Message-ID), or failed (gave up after hours, or a bounce), or
+    skipped (the lead left nurture or unsubscribed meanwhile).
     """
 
     __tablename__ = "nurture_sends"
