@@ -85,7 +85,7 @@ POLICY: dict[str, str] = {
     "catalog.product_line_edit": "staff", "catalog.sources": "staff",
     "catalog.source_edit": "staff",
     "notify.outbox": "staff", "notify.retry": "staff", "notify.retry_all": "staff",
-    "notify.sunk": "staff", "notify.sunk_body": "staff",
+    "notify.sunk": "staff", "notify.sunk_body": "staff", "notify.retry_one": "staff",
     "dedup.index": "staff", "dedup.merge": "staff", "dedup.unmerge": "staff",
     "nurture.tracks": "staff", "nurture.track": "staff", "nurture.track_edit": "staff",
     "nurture.step_edit": "staff",

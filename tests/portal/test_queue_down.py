@@ -88,7 +88,7 @@ def test_captures_succeed_while_redis_is_down_and_the_worker_catches_up(
             time.sleep(0.2)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=20)
+        worker.communicate(timeout=20)  # reads and closes its output
         queue.flushdb()
     sent_to = sorted(message["To"] for message in smtp_server.handler.messages)
     assert sent_to == sorted(f"down.{n}@example.com" for n in range(3)), "each pack once"
