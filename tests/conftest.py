@@ -42,6 +42,7 @@ def smtp_server() -> Iterator[Any]:
     class Collect:
         def __init__(self) -> None:
             self.messages: list[Message] = []
+            self.delay = 0.0  #: seconds each message takes to accept (a slow server)
 
         async def handle_RCPT(self, server: Any, session: Any, envelope: Any,  # noqa: N802
                               address: str, rcpt_options: list[str]) -> str:
@@ -53,6 +54,10 @@ def smtp_server() -> Iterator[Any]:
             return "250 OK"
 
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            if self.delay:
+                import asyncio
+
+                await asyncio.sleep(self.delay)
             message = message_from_bytes(envelope.original_content)
             message.smtp_peer = session.peer  # type: ignore[attr-defined]  # which connection
             self.messages.append(message)

@@ -82,7 +82,11 @@ def send_digests(now: datetime | None = None, *, frequency: str | None = None,
     def clock() -> datetime:
         return now + (utcnow() - started)
 
-    outcomes = {"planned": digests.plan(session, now, frequency=frequency, by_hand=by_hand)}
+    # A run killed midway left its last claim "sending": hand it back first (once the
+    # claim is stale, so a run still going elsewhere keeps its own), and this run sends it.
+    interrupted = services.requeue_stale(session, now)
+    outcomes = {"planned": digests.plan(session, now, frequency=frequency, by_hand=by_hand),
+                "interrupted": interrupted}
     session.commit()
     with shared_figures(), one_connection():
         # Each row leaves "pending and due" once tried (sent, skipped, failed, or a retry
