@@ -32,7 +32,7 @@ from portal.core.models import (
 from portal.extensions import db
 from tests.conftest import BACKENDS, _create_postgres_database, base_config
 
-LEADS = 300
+LEADS = 1000
 
 
 @pytest.fixture(params=BACKENDS)
@@ -89,7 +89,7 @@ def _offered(app: Flask) -> int:
 def test_a_routing_run_killed_midway_loses_and_doubles_nothing(
         portal_env: tuple[Flask, dict[str, str]]) -> None:
     app, env = portal_env
-    command = [sys.executable, "-m", "flask", "--app", "portal", "route", "--batch", "50"]
+    command = [sys.executable, "-m", "flask", "--app", "portal", "route", "--batch", "20"]
     run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
@@ -97,7 +97,7 @@ def test_a_routing_run_killed_midway_loses_and_doubles_nothing(
         while _offered(app) == 0:  # its first batches are committed: kill it now
             assert run.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
-            time.sleep(0.02)
+            time.sleep(0.01)
         run.send_signal(signal.SIGKILL)
     finally:
         run.wait(timeout=30)
