@@ -75,6 +75,36 @@ def smtp_server() -> Iterator[Any]:
     controller.stop()
 
 
+@pytest.fixture
+def mute_server() -> Iterator[int]:
+    """Accepts connections and never says a word (no banner): a hung mail relay."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
 def _create_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
     url = sa.make_url(server_url)
     name = f"portal_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"

@@ -8,10 +8,7 @@ Real SMTP (aiosmtpd), a closed port, a server that never answers; both databases
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -132,36 +129,11 @@ def test_a_permanent_refusal_fails_at_once(app, session, make_lead, add_literatu
 # --- a mail server that never answers --------------------------------------------------------
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """Accepts connections and never says a word (no banner): a hung mail relay."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
 
 
 def test_a_server_that_never_answers_times_out_in_the_configured_seconds_and_retries(
-        app, session, make_user, silent_server, outbox):
-    app.config.update(MAIL_PORT=silent_server, MAIL_TIMEOUT=1.0)
+        app, session, make_user, mute_server, outbox):
+    app.config.update(MAIL_PORT=mute_server, MAIL_TIMEOUT=1.0)
     row = link_for(session, make_user)
     started = time.monotonic()
     assert auth_jobs.process_password_link(row.id) == "retry"

@@ -12,10 +12,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from tests.portal.test_worker_shutdown import (  # noqa: F401 - fixtures and hel
     _capture_lead_wanting_literature,
     _descendants,
     _state,
+    _still_running,
     portal_dir,
 )
 
@@ -190,31 +189,6 @@ def test_mail_down_then_up_goes_by_itself(mail_env: dict[str, str], tmp_path: Pa
             controller.stop()
 
 
-@pytest.fixture
-def mute_server() -> Iterator[int]:
-    """Accepts connections and never says a word: a hung mail relay."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
 
 
 def test_a_mail_server_that_never_answers_times_out_and_is_tried_again(
@@ -274,15 +248,5 @@ def test_term_to_the_workers_process_group_stops_it_within_seconds(
     assert worker.returncode == 0, output[-4000:]
     assert status() in {"pending", "sent"}  # sent, or handed back for the sweeper
     children |= _descendants(os.getpid()) - ours_before
-    deadline = time.monotonic() + 10  # a loaded machine: gone, if not at once
-    while True:
-        left = {pid for pid in children if _state(pid) not in (None, "Z")}
-        for pid in children:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    left = _still_running(children, 10)  # a loaded machine: gone, if not at once
     assert not left, {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in left}

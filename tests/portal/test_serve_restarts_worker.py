@@ -22,24 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def workers_under(pid: int) -> set[int]:
-    """The `flask … worker` processes below ``pid``."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                todo.append(child)
-                try:
-                    command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if b"worker" in command and any(b"flask" in part for part in command):
-                    found.add(child)
+    """The running `flask … worker` processes below ``pid``."""
+    found = set()
+    for child in _descendants(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in command and any(b"flask" in part for part in command):
+            found.add(child)
     return {pid for pid in found if _state(pid) not in (None, "Z")}
 
 

@@ -59,6 +59,22 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _still_running(children: set[int], seconds: float) -> set[int]:
+    """Reap the exited among ``children`` (orphans come to us, the subreaper) for up to
+    ``seconds``; the ones still running then."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = {pid for pid in children if _state(pid) not in (None, "Z")}
+        for pid in children:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
 def _state(pid: int) -> str | None:
     """A process's state letter (``Z`` for defunct), or None when it is gone."""
     try:
@@ -188,15 +204,5 @@ def test_worker_stops_within_seconds_mid_render_and_loses_no_pack(
     # No render child or helper outlives the worker, none left defunct. Orphans come to
     # us (the subreaper): give them a moment, reap the exited, and none may still run.
     children |= _descendants(os.getpid()) - ours_before
-    deadline = time.monotonic() + 3
-    while True:
-        with_us = {pid for pid in children if _state(pid) not in (None, "Z")}
-        for pid in children:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        if not with_us or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    with_us = _still_running(children, 3)
     assert not with_us, f"left running: {with_us}"
