@@ -84,6 +84,21 @@ def test_a_dealer_works_a_lead_with_htmx_under_the_policy(
         "Called, left a message (CSP check).")
     assert violations(page) == []
 
+    # The inbox's search, typed and sent with Enter: htmx swaps the list and settles the
+    # elements it kept (settling a style attribute is an inline style the policy refuses).
+    # The inbox list swapped again with the same cards, as a search or a filter does: htmx
+    # settles the elements it finds in both (settling a style attribute is an inline style
+    # the policy refuses, one per card's decline field).
+    page.goto("/leads/?tab=new")
+    page.wait_for_function("() => typeof window.htmx === 'object'")
+    expect(page.locator("input[id^='detail-decline-']").first).to_be_attached()
+    page.evaluate("""() => new Promise((done) => {
+        document.body.addEventListener("htmx:afterSettle", () => done(), {once: true});
+        window.htmx.ajax("GET", location.pathname + location.search,
+                         {target: "#lead-list", swap: "outerHTML"});
+    })""")
+    assert violations(page) == []
+
     page.goto("/auth/account")
     expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
     assert violations(page) == []
