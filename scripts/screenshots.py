@@ -166,7 +166,14 @@ def take(browser: Browser, live: LiveServer, out: Path) -> None:
     shoot_region(page, history, out / "routing-history.png")
     page.goto("/manage/partners")
     shoot(page, out / "partners.png")
+    page.goto("/manage/mail")
+    shoot(page, out / "mail.png")
     reports(page, out)
+    page.context.close()
+
+    page = signed_in(browser, live, "dealer1@demo.test", DESKTOP)
+    page.goto("/auth/account")
+    shoot(page, out / "account.png")
     page.context.close()
 
     page = signed_in(browser, live, "distributor1@demo.test", DESKTOP)
