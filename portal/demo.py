@@ -845,10 +845,12 @@ class _DemoBuilder:
                     key=lambda d: distance_km(d.place.point, place.point),
                 )
                 km = distance_km(nearest.place.point, place.point)
+                # The story picks an eligible dealer from its own counts; the rows' counters
+                # are written in bulk and not read back, so the check is the story's.
                 lifecycle.reassign(self.session, lead, nearest.partner, self.manager_actor,
                                    reason=f"Placed by hand: nearest {line} dealer, {km:.0f} km; "
                                           "the customer will travel",
-                                   now=later)
+                                   override=True, now=later)
                 self.open[nearest.partner.id] += 1
                 self._respond(lead, nearest, later, place, tries=1)
             return
@@ -958,7 +960,8 @@ class _DemoBuilder:
                       if not d.partner.is_distributor]
             if others:
                 lifecycle.reassign(session, lead, others[0].partner, self.manager_actor,
-                                   reason=rng.choice(REASSIGN_REASONS), now=when)
+                                   reason=rng.choice(REASSIGN_REASONS), override=True,
+                                   now=when)
                 self.open[info.partner.id] -= 1
                 self.open[others[0].partner.id] += 1
                 self._respond(lead, others[0], when, place, tries=3)

@@ -611,12 +611,33 @@ def withdraw(session: Session, lead: Lead, actor: Actor, *, reason: str,
           data={"reason": reason})
 
 
+def reassign_refusal(lead: Lead, partner: Partner, *, adding: int = 0) -> str | None:
+    """Why ``partner`` is not eligible for ``lead`` (paused, not selling its product line,
+    or full with ``adding`` more leads on their way to it), or None."""
+    refused = forward_refusal(lead, partner)
+    if refused is not None:
+        return refused[0]
+    open_now = (partner.open_leads or 0) + adding
+    if partner.capacity is not None and open_now >= partner.capacity:
+        return f"is full ({open_now:,} open leads of {partner.capacity:,})"
+    return None
+
+
 def reassign(session: Session, lead: Lead, partner: Partner, actor: Actor, *, reason: str,
-             now: datetime | None = None) -> Offer:
-    """A manager moves a lead to ``partner`` by hand, with a reason (capacity may be exceeded)."""
+             override: bool = False, now: datetime | None = None) -> Offer:
+    """A manager moves a lead to ``partner`` by hand, with a reason. A partner that is not
+    eligible (``reassign_refusal``) is refused, unless the manager overrides: the override
+    and what it overrode are logged with the offer."""
     now = now or utcnow()
     reason = (reason or "").strip()
     check(session, lead, "reassign", actor, {"reason": reason, "partner": partner.code})
+    refusal = reassign_refusal(lead, partner)
+    if refusal is not None:
+        if not override:
+            raise InvalidInput(
+                f"{partner.code} {refusal}. Pick an eligible partner, or override with your "
+                "reason (the override is logged).", {"partner": f"{partner.code} {refusal}."})
+        reason = f"override: {partner.code} {refusal}. {reason}"
     if lead.status in OPEN_STATUSES:
         withdraw(session, lead, actor, reason=reason, now=now)
     if lead.status in (S.NURTURE, S.CAPTURED):
@@ -958,6 +979,18 @@ def _text(args: dict[str, Any], name: str) -> str:
     return clean_text(args.get(name), name)
 
 
+def _flag(args: dict[str, Any], name: str) -> bool:
+    """A yes/no argument: JSON true/false, or a form's checkbox ("y", "on", "true")."""
+    raw = args.get(name)
+    if isinstance(raw, bool) or raw is None:
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in ("", "n", "no", "off", "false", "0"):
+        return False
+    if isinstance(raw, str) and raw.strip().lower() in ("y", "yes", "on", "true", "1"):
+        return True
+    raise InvalidInput(f"{name} is true or false.", {name: "Send true or false."})
+
+
 def _partner_named(session: Session, args: dict[str, Any]) -> Partner:
     code = _text(args, "partner").strip()
     partner = by_code(session, Partner, code)
@@ -995,7 +1028,8 @@ _ACTIONS: dict[str, _Handler] = {
     "forward": lambda s, lead, a, who, now, eid: forward(
         s, lead, _partner_named(s, a), who, reason=_text(a, "reason"), now=now),
     "reassign": lambda s, lead, a, who, now, eid: reassign(
-        s, lead, _partner_named(s, a), who, reason=_text(a, "reason"), now=now),
+        s, lead, _partner_named(s, a), who, reason=_text(a, "reason"),
+        override=_flag(a, "override"), now=now),
     "reopen": lambda s, lead, a, who, now, eid: reopen(
         s, lead, who, reason=_text(a, "reason"), now=now),
     "disqualify": lambda s, lead, a, who, now, eid: disqualify(

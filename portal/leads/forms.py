@@ -209,6 +209,9 @@ class ReassignForm(ActionForm):
                           render_kw={"autocomplete": "off"})
     reason = StringField("Reason", filters=[_strip],
                          validators=[DataRequired(message="Give a reason."), Length(max=250)])
+    override = BooleanField(
+        "Override: reassign even if the partner is paused, full or does not sell this "
+        "product line (logged with the reason)")
 
 
 class RouteForm(ActionForm):

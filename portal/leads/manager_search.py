@@ -173,6 +173,10 @@ def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
     plan = BulkPlan(action=action, apply=[], skip=[], partner=partner, reason=reason)
     for lead in leads:
         problem = _bulk_problem(action, lead, partner)
+        if problem is None and action == "reassign" and partner is not None:
+            # Eligible for this lead, counting the leads the plan already gives it.
+            refusal = lifecycle.reassign_refusal(lead, partner, adding=len(plan.apply))
+            problem = f"{partner.code} {refusal}" if refusal else None
         if problem:
             plan.skip.append((lead, problem))
         else:

@@ -568,10 +568,15 @@ def test_offer_refuses_a_full_partner_and_force_exceeds(session, make_lead, make
     assert offers_of(session, second) == []
     assert open_count(session, small) == 1
 
+    # A manager's reassign is refused too, unless overridden (with the override logged).
+    with pytest.raises(InvalidInput, match="SMALL is full"):
+        lifecycle.reassign(session, second, small, Actor.of(manager), reason="VIP customer",
+                           now=at(2))
     lifecycle.reassign(session, second, small, Actor.of(manager), reason="VIP customer",
-                       now=at(2))
+                       override=True, now=at(2))
     session.flush()
     assert second.status == "offered"
+    assert offers_of(session, second)[0].reason.startswith("override: SMALL is full")
     assert offers_of(session, second)[0].method == "manual"
     assert open_count(session, small) == 2
     assert small.open_leads == 2
@@ -590,7 +595,11 @@ def test_paused_partner_takes_no_offers_unless_forced(session, make_lead, make_p
     with pytest.raises(InvalidInput, match="paused"):
         lifecycle.offer(session, lead, paused, SYSTEM, now=at(1))
     assert open_count(session, paused) == 0
-    lifecycle.reassign(session, lead, paused, Actor.of(manager), reason="covering", now=at(2))
+    with pytest.raises(InvalidInput, match="PAUSED paused: owner on leave"):
+        lifecycle.reassign(session, lead, paused, Actor.of(manager), reason="covering",
+                           now=at(2))
+    lifecycle.reassign(session, lead, paused, Actor.of(manager), reason="covering",
+                       override=True, now=at(2))
     assert lead.assigned_partner_id == paused.id
 
 

@@ -11,6 +11,7 @@ from portal.core import lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, Lead, LeadEvent, utcnow
 from portal.dispatch import services as routing_service
+from tests.conftest import PASSWORD
 
 HTMX = {"HX-Request": "true"}
 
@@ -150,6 +151,66 @@ def test_reassign_by_hand_needs_a_reason(client, session, manager, partners, mak
     assert offer.method == "manual" and offer.reason == "customer asked for Illinois"
     page = _text(client.get(f"/leads/{lead.id}"))
     assert "by hand" in page and "customer asked for Illinois" in page
+
+
+def test_reassign_refuses_an_ineligible_partner_unless_overridden_and_logged(
+        app, client, session, manager, partners, make_lead, make_partner, make_user):
+    ia, il = partners
+    mowers_only = make_partner("MW2", territories=["region:US-IL"], product_lines=["MWR"])
+    paused = make_partner("PZ1", territories=["region:US-IL"])
+    paused.active, paused.paused_reason = False, "owner on leave"
+    full = make_partner("FL1", territories=["region:US-IL"], capacity=1)
+    full.open_leads = 1
+    lead = _routed(session, make_lead, region="US-IA")  # a tractor lead (TRC)
+    session.commit()
+    for code, why in (("MW2", "does not sell"), ("PZ1", "paused: owner on leave"),
+                      ("FL1", "is full (1 open leads of 1)")):
+        refused = client.post(f"/leads/{lead.id}/reassign",
+                              data={"partner": code, "reason": "closer to the farm"})
+        assert refused.status_code == 422, code
+        page = _text(refused)
+        assert f"{code} {why}" in page and "override" in page.lower()
+    session.refresh(lead)
+    assert lead.assigned_partner_id == ia.id, "nothing moved"
+
+    done = client.post(f"/leads/{lead.id}/reassign", data={
+        "partner": "MW2", "reason": "the customer buys mowers too", "override": "y"})
+    assert done.status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_partner_id == mowers_only.id
+    offer = lifecycle.current_offer(session, lead)
+    assert offer.reason.startswith("override: MW2 does not sell")
+    assert offer.reason.endswith("the customer buys mowers too")
+    assert "override: MW2 does not sell" in _text(client.get(f"/leads/{lead.id}"))
+
+    # The API: the same rule, and the same override (DESIGN §6).
+    other = _routed(session, make_lead, region="US-IA")
+    session.commit()
+    token = client.post("/api/v1/tokens", json={"email": make_user("manager").email,
+                                                "password": PASSWORD}).get_json()["token"]
+    api = {"Authorization": f"Bearer {token}"}
+    refused = client.post(f"/api/v1/leads/{other.id}/actions", headers=api, json={
+        "action": "reassign", "partner": "PZ1", "reason": "x"})
+    assert refused.status_code == 422 and "paused" in refused.get_json()["fields"]["partner"]
+    overridden = client.post(f"/api/v1/leads/{other.id}/actions", headers=api, json={
+        "action": "reassign", "partner": "PZ1", "reason": "covers for IA1", "override": True})
+    assert overridden.status_code == 200
+    assert overridden.get_json()["assigned_partner"] == "PZ1"
+
+
+def test_bulk_reassign_leaves_out_the_leads_the_partner_cannot_take(
+        client, session, manager, partners, make_lead, make_partner):
+    small = make_partner("SM1", territories=["region:US-IL"], capacity=1)
+    leads = [_routed(session, make_lead, last_name=f"Bulk{n}", region="US-IA")
+             for n in range(3)]
+    session.commit()
+    review = client.post("/leads/bulk", data={
+        "action": "reassign", "ids": [str(lead.id) for lead in leads], "partner": "SM1",
+        "reason": "new dealer"})
+    assert review.status_code == 200
+    page = _text(review)
+    assert page.count("SM1 is full") == 2, "room for one: the other two are left out"
+    assert small.capacity == 1
 
 
 def test_bulk_actions_ask_for_confirmation_then_apply(
