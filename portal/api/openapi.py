@@ -55,6 +55,8 @@ ACTION = {
         "reason": _TEXT, "competitor": _TEXT, "amount": {"type": ["number", "string"]},
         "channel": _TEXT, "date": {"type": "string", "format": "date"}, "text": _TEXT,
         "partner": _TEXT,
+        "override": {"type": "boolean", "description": "reassign: to a partner that is not "
+                     "eligible (paused, full, not selling the line); logged with the reason"},
     },
 }
 LEAD_REF = {"$ref": "#/components/schemas/Lead"}
