@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
-from portal.core.commands import export_group, import_group
+from portal.core.commands import export_group, import_group, refusals_as_cli_errors
 from portal.extensions import db
 
 
@@ -84,12 +84,9 @@ def backup(target: str) -> None:
     from pathlib import Path
 
     from portal.core import backup as backups
-    from portal.core.errors import InvalidInput
 
-    try:
+    with refusals_as_cli_errors():
         manifest = backups.take(Path(target))
-    except InvalidInput as error:
-        raise click.ClickException(error.message) from error
     click.echo(f"Backed up {manifest.backend} at revision {manifest.revision} "
                f"({sum(manifest.rows.values()):,} rows in {len(manifest.rows)} tables, "
                f"{manifest.files} literature files) to {target}")
@@ -103,12 +100,9 @@ def restore(source: str) -> None:
     from pathlib import Path
 
     from portal.core import backup as backups
-    from portal.core.errors import InvalidInput
 
-    try:
+    with refusals_as_cli_errors():
         manifest = backups.restore(Path(source))
-    except InvalidInput as error:
-        raise click.ClickException(error.message) from error
     click.echo(f"Restored the backup of {manifest.taken_at} ({sum(manifest.rows.values()):,} "
                f"rows, {manifest.files} literature files); run `flask --app portal prepare` "
                "if the code is newer than the backup.")

@@ -11,7 +11,7 @@ from flask import g, request
 from werkzeug.wrappers import Response
 
 from portal.auth import sessions
-from portal.core.jobs import jobs
+from portal.core.jobs import jobs, queue_nudge
 from portal.core.models import ApiToken, User, utcnow
 from portal.core.web import json_error
 from portal.extensions import db
@@ -44,8 +44,8 @@ def _note_use(response: Response, row: ApiToken) -> None:
     if not sessions.needs_last_used(row, now):
         return
     queue, token_id = jobs(), row.id
-    response.call_on_close(
-        lambda: queue.enqueue("note_api_token_use", token_id, now.isoformat()))
+    response.call_on_close(lambda: queue_nudge("note_api_token_use", token_id,
+                                               now.isoformat(), queue=queue))
 
 
 def token_required(view: F) -> F:

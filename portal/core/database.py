@@ -104,7 +104,10 @@ def _holds_to_reading(conn: Connection) -> bool:
     return reads
 
 
-_ADVISORY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+#: one round trip for all of them, in order: since PostgreSQL 9.6 the select list is
+#: computed after the sort when it is not needed for it
+_ADVISORY_LOCKS = sa.text(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
 
 
 def lock_names(session: Session, names: Iterable[str]) -> None:
@@ -121,8 +124,8 @@ def lock_names(session: Session, names: Iterable[str]) -> None:
         return
     keys = sorted({int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(),
                                   "big", signed=True) for name in names})
-    for key in keys:
-        session.execute(_ADVISORY_LOCK, {"key": key})
+    if keys:
+        session.execute(_ADVISORY_LOCKS, {"keys": keys})
 
 
 def lost_a_race(error: sa.exc.DBAPIError) -> bool:

@@ -126,6 +126,11 @@ class Jobs:
 
         return run
 
+    def schedule(self, name: str, eta: datetime, *args: Any) -> Any:
+        """Queue job ``name`` to run at ``eta`` (naive UTC)."""
+        self.huey  # noqa: B018 - builds and registers on first use
+        return self.tasks[name].schedule(args=args, eta=eta)
+
     def enqueue(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Queue job ``name``; in immediate mode (tests) it runs now, for real."""
         self.huey  # noqa: B018 - builds and registers on first use
@@ -193,7 +198,7 @@ def enqueue_after_commit(session: Session, name: str, *args: Any) -> None:
         session = session()
     transaction = session.get_nested_transaction() or session.get_transaction()
     if transaction is None:
-        _queue(name, args)
+        queue_nudge(name, *args)
         return
     session.info.setdefault(_NUDGES, []).append(_Nudge(transaction, name, args))
 
@@ -205,35 +210,32 @@ def pending_nudges(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
     return [(n.name, n.args) for n in session.info.get(_NUDGES, ())]
 
 
-def schedule(name: str, eta: datetime, *args: Any) -> None:
-    """Queue job ``name`` to run at ``eta`` (naive UTC, as the models store it). Only for
-    rows already committed; if the queue cannot take it, the kind's sweeper still will."""
-    try:
-        jobs().huey  # noqa: B018 - builds and registers on first use
-        jobs().tasks[name].schedule(args=args, eta=eta)
-    except Exception:  # noqa: BLE001 - the row stays due: the kind's sweeper sends it
-        log.exception("could not schedule %s%r; its sweeper will pick it up", name, args)
-
-
 #: after a nudge could not be queued, further nudges wait this long before trying again
 QUEUE_DOWN_PAUSE = 30.0
 _queue_down_until = 0.0
 
 
-def _queue(name: str, args: tuple[Any, ...]) -> None:
-    """Queue a nudge; when the queue is down, the write it follows still stands.
+def queue_nudge(name: str, *args: Any, eta: datetime | None = None,
+                queue: Jobs | None = None) -> None:
+    """Queue a nudge (at ``eta``, naive UTC as the models store it, when given) for rows
+    already committed; when the queue is down, the write it follows still stands.
 
     The row is the truth: a nudge that cannot be queued (Redis down, its host gone) is
     only later, sent by the kind's sweeper once a worker runs again. After one failure the
     next ``QUEUE_DOWN_PAUSE`` seconds skip the queue, so an outage costs one request one
-    connect timeout rather than every request its own.
+    connect timeout rather than every request its own. ``queue``: the app's job queue,
+    for a caller past its app context (a response's close).
     """
     global _queue_down_until
     if time.monotonic() < _queue_down_until:
         log.info("queue down: %s%r left to its sweeper", name, args)
         return
     try:
-        enqueue(name, *args)
+        target = queue or jobs()
+        if eta is None:
+            target.enqueue(name, *args)
+        else:
+            target.schedule(name, eta, *args)
     except (RedisConnectionError, RedisTimeoutError):
         _queue_down_until = time.monotonic() + QUEUE_DOWN_PAUSE
         log.exception("could not reach the queue for %s%r; its sweeper will pick it up "
@@ -258,7 +260,7 @@ def _queue_after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
     for nudge in session.info.pop(_NUDGES, ()):
-        _queue(nudge.name, nudge.args)
+        queue_nudge(nudge.name, *nudge.args)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from portal.core.jobs import PENDING, SENDING, schedule, stale_claims
+from portal.core.jobs import PENDING, SENDING, queue_nudge, stale_claims
 from portal.core.models import utcnow
 from portal.extensions import db
 
@@ -353,7 +353,7 @@ def nudge_retry(job_name: str, model: type[Any], row_id: Any, outcome: str) -> s
         due = row.next_attempt_at if row is not None and row.status == PENDING else None
         db.session.commit()  # no transaction open while the queue is written to
         if due is not None:
-            schedule(job_name, due, row_id)
+            queue_nudge(job_name, row_id, eta=due)
     return outcome
 
 

@@ -17,15 +17,12 @@ from portal.extensions import db
 def create_user(email: str, password: str, role: str, partner_code: str | None,
                 name: str) -> None:
     """Create a user who can sign in at once."""
-    from portal.core.errors import InvalidInput
+    from portal.core.commands import refusals_as_cli_errors
     from portal.users import services
 
-    try:
+    with refusals_as_cli_errors():
         user = services.create_user(db.session, email=email, name=name, role=role,
                                     partner_code=partner_code, password=password)
-    except InvalidInput as error:
-        db.session.rollback()
-        raise click.ClickException(error.message) from None
     db.session.commit()
     click.echo(f"created {user.role} {user.email}"
                + (f" for partner {user.partner.code}" if user.partner else ""))
