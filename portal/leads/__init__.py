@@ -8,6 +8,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the area's blueprint."""
-    from portal.leads import views
+    from portal.leads import assign, views  # noqa: F401 - assign adds its routes to bp
 
     app.register_blueprint(views.bp)

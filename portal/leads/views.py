@@ -225,14 +225,14 @@ def _conflict_forms(view: services.LeadView) -> dict[str, forms.ActionForm]:
 
 def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
                  failed: tuple[str, forms.ActionForm] | None = None,
-                 message_kind: str = "") -> Any:
+                 message_kind: str = "", assign_failed: Any = None) -> Any:
     view = services.lead_view(db.session, lead, current_user)
     return _respond("leads/detail.html", "partials/leads/_detail.html", status,
                     view=view, lead=lead, action_forms=_lead_forms(view, failed),
                     conflict_forms=_conflict_forms(view), message=message,
                     open_action=failed[0] if failed else "",
                     message_kind=message_kind or ("error" if failed else "success"),
-                    labels=forms.ACTION_LABELS)
+                    labels=forms.ACTION_LABELS, assign_failed=assign_failed)
 
 
 @bp.get("/<uuid:lead_id>")

@@ -64,6 +64,7 @@ class NotificationKind(enum.StrEnum):
     REASSIGN = "reassign"  #: a channel manager gave the lead to this partner
     WITHDRAWN = "withdrawn"  #: taken back (manager reassign, distributor pull-back)
     REPEAT = "repeat"  #: the prospect of a lead the partner holds inquired again
+    ASSIGNED = "assigned"  #: a colleague gave this user one of the firm's leads
     ACCEPT_REMINDER = "accept_reminder"  #: half the acceptance time used, unanswered
     CONTACT_REMINDER = "contact_reminder"  #: first contact due within a few hours
     EXPIRED = "expired"  #: escalation: an offer ran out unanswered

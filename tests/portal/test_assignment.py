@@ -1,0 +1,286 @@
+"""Assignment within a firm: a partner's administrator gives a lead to one of its
+salespeople, a user takes an unassigned one; the status never moves, the timeline says who
+and by whom, the assignee gets the lead's emails, and a lead that changes firm (or a user
+who leaves) lets go. Both databases, real SMTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from portal.core import assignment, lifecycle
+from portal.core.lifecycle import Actor
+from portal.core.models import Lead, LeadEvent, MailPreference
+from portal.dispatch import services as routing_service
+from portal.notify import jobs as notify_jobs
+from portal.users.services import set_user_active
+from tests.portal.test_notify import subject, text_of, to
+
+
+@pytest.fixture
+def firm(make_partner: Any, make_user: Any) -> dict[str, Any]:
+    """Prairie Tractors with Bob (administrator), Ann and Cy (salespeople), and another
+    dealer's user Zed."""
+    dealer = make_partner("D1", name="Prairie Tractors", territories=["zip:50401"])
+    other = make_partner("D2", name="Other Dealer", territories=["zip:60601"])
+
+    def person(partner: Any, name: str, email: str, **more: Any) -> Any:
+        user = make_user("partner", partner=partner, email=email, **more)
+        user.name = name
+        return user
+
+    return {
+        "dealer": dealer, "other": other,
+        "bob": person(dealer, "Bob Stone", "bob@d1.test", partner_admin=True),
+        "ann": person(dealer, "Ann Lee", "ann@d1.test"),
+        "cy": person(dealer, "Cy Young", "cy@d1.test"),
+        "zed": person(other, "Zed Other", "zed@d2.test"),
+    }
+
+
+def held_lead(session: Any, make_lead: Any, firm: dict[str, Any], **fields: Any) -> Lead:
+    lead = make_lead(postal_code="50401", **fields)
+    routing_service.route_lead(session, lead)
+    assert lead.assigned_partner_id == firm["dealer"].id
+    lifecycle.accept(session, lead, Actor.of(firm["bob"]))
+    session.commit()
+    return lead
+
+
+def assigned_events(session: Any, lead: Lead) -> list[LeadEvent]:
+    return list(session.scalars(select(LeadEvent).where(
+        LeadEvent.lead_id == lead.id, LeadEvent.kind == "assigned").order_by(LeadEvent.seq)))
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+def test_the_admin_assigns_a_colleague_on_the_lead_page_and_the_status_stays(
+        session, client, auth, make_lead, firm):
+    lead = held_lead(session, make_lead, firm)
+    auth.login_as(firm["bob"])
+    page = client.get(f"/leads/{lead.id}").get_data(as_text=True)
+    assert "Unassigned: nobody of the firm has taken it yet." in page
+    assert ">Ann Lee</option>" in page and "Zed Other" not in page  # only the firm's
+
+    answer = client.post(f"/leads/{lead.id}/assign", data={"assignee": str(firm["ann"].id)})
+    assert answer.status_code == 303 and answer.headers["Location"] == f"/leads/{lead.id}"
+    page = client.get(f"/leads/{lead.id}").get_data(as_text=True)
+    assert "Assigned to Ann Lee: they get its emails from now on." in page
+    assert "Assigned to <strong>Ann Lee</strong>" in page
+    assert "Assigned to Ann Lee by Bob Stone" in page  # the timeline
+    session.refresh(lead)
+    assert lead.status == "accepted" and lead.assigned_user_id == firm["ann"].id
+
+    # With htmx the lead panel comes back, saying so.
+    answer = client.post(f"/leads/{lead.id}/assign", data={"assignee": ""},
+                         headers={"HX-Request": "true"})
+    fragment = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and fragment.lstrip().startswith("<section class=\"lead-detail\"")
+    assert "Unassigned: the lead is the whole firm&#39;s again." in fragment
+    assert "Unassigned by Bob Stone (was with Ann Lee)" in fragment
+    session.refresh(lead)
+    assert lead.assigned_user_id is None and lead.status == "accepted"
+
+
+def test_another_firms_user_is_refused_and_nothing_is_written(
+        session, client, auth, make_lead, firm):
+    lead = held_lead(session, make_lead, firm)
+    version = lead.version
+    auth.login_as(firm["bob"])
+    for value in (str(firm["zed"].id), "99999999", "not a person"):
+        answer = client.post(f"/leads/{lead.id}/assign", data={"assignee": value})
+        assert answer.status_code == 422
+        page = answer.get_data(as_text=True)
+        assert "Pick one of your firm&#39;s active users." in page or "Pick a person" in page
+    session.refresh(lead)
+    assert lead.assigned_user_id is None and lead.version == version
+    assert assigned_events(session, lead) == []
+    # Nor through the service, whoever calls it.
+    with pytest.raises(assignment.InvalidInput):
+        assignment.assign(session, lead, firm["zed"], Actor.of(firm["bob"]))
+
+
+def test_a_salesperson_takes_an_unassigned_lead_but_gives_none_to_others_unless_allowed(
+        session, client, auth, make_lead, firm):
+    lead = held_lead(session, make_lead, firm)
+    auth.login_as(firm["ann"])
+    page = client.get(f"/leads/{lead.id}").get_data(as_text=True)
+    assert "Assign to me" in page and "<select" not in page.split("assign-line")[1][:600]
+    refused = client.post(f"/leads/{lead.id}/assign", data={"assignee": str(firm["cy"].id)})
+    assert refused.status_code == 403
+    assert "Only your firm&#39;s administrators assign leads to colleagues" in (
+        refused.get_data(as_text=True))
+    session.refresh(lead)
+    assert lead.assigned_user_id is None
+
+    assert client.post(f"/leads/{lead.id}/assign", data={"assignee": "me"}).status_code == 303
+    page = client.get(f"/leads/{lead.id}").get_data(as_text=True)
+    assert "Assigned to you: it is under My leads." in page
+    assert "Assigned to Ann Lee (took it)" in page and "Give it back (unassign)" in page
+
+    # Cy cannot take Ann's lead; once the firm allows it, anyone assigns.
+    auth.logout()
+    auth.login_as(firm["cy"])
+    assert client.post(f"/leads/{lead.id}/assign", data={"assignee": "me"}).status_code == 403
+    firm["dealer"].users_may_assign = True
+    session.commit()
+    assert client.post(f"/leads/{lead.id}/assign", data={"assignee": "me"}).status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_user_id == firm["cy"].id
+
+
+def test_another_partners_lead_is_a_404_and_staff_may_not_assign(
+        session, client, auth, make_lead, make_user, firm):
+    lead = held_lead(session, make_lead, firm)
+    auth.login_as(firm["zed"])
+    assert client.post(f"/leads/{lead.id}/assign", data={"assignee": "me"}).status_code == 404
+    auth.logout()
+    auth.login_as(make_user("manager"))
+    answer = client.post(f"/leads/{lead.id}/assign", data={"assignee": str(firm["ann"].id)})
+    assert answer.status_code == 403
+    session.refresh(lead)
+    assert lead.assigned_user_id is None
+
+
+# --- the assignee belongs to the firm holding the lead ---------------------------------------
+
+
+def test_the_assignee_is_cleared_when_the_lead_changes_firm(
+        session, make_partner, make_user, make_lead, firm):
+    bob, ann = firm["bob"], firm["ann"]
+    manager = make_user("manager")
+    lead = held_lead(session, make_lead, firm)
+    assignment.assign(session, lead, ann, Actor.of(bob))
+    lifecycle.reassign(session, lead, firm["other"], Actor.of(manager), reason="closer",
+                       override=True)
+    assert lead.assigned_user_id is None and lead.assigned_partner_id == firm["other"].id
+    withdrawn = session.scalars(select(LeadEvent).where(
+        LeadEvent.lead_id == lead.id, LeadEvent.kind == "withdrawn")).one()
+    assert withdrawn.data["assignee_id"] == ann.id  # so Ann hears it was taken back
+
+    # A distributor's assignee goes when it forwards, and its dealer's when it pulls back.
+    distributor = make_partner("X1", kind="distributor", territories=["zip:70701"])
+    dealer = make_partner("X1A", parent_id=distributor.id)
+    dist_admin = make_user("partner", partner=distributor, partner_admin=True)
+    dist_seller = make_user("partner", partner=distributor)
+    dealer_seller = make_user("partner", partner=dealer)
+    other = make_lead(postal_code="70701")
+    routing_service.route_lead(session, other)
+    assert other.assigned_partner_id == distributor.id
+    assignment.assign(session, other, dist_seller, Actor.of(dist_admin))
+    lifecycle.forward(session, other, dealer, Actor.of(dist_admin))
+    assert other.assigned_user_id is None
+    assignment.assign(session, other, dealer_seller, Actor.of(dealer_seller))
+    assert other.assigned_user_id == dealer_seller.id
+    from portal.leads.services import pull_back
+
+    pull_back(session, other, dist_admin, reason="the prospect called us")
+    assert other.assigned_user_id is None and other.assigned_partner_id == distributor.id
+
+    # Declined: back to routing, nobody's.
+    third = make_lead(postal_code="50401")
+    routing_service.route_lead(session, third)
+    assignment.assign(session, third, ann, Actor.of(bob))
+    lifecycle.decline(session, third, Actor.of(bob), reason="no_capacity")
+    assert third.assigned_user_id is None
+
+
+def test_a_deactivated_users_leads_go_back_to_the_firm_with_a_word_on_the_timeline(
+        session, client, auth, make_user, make_lead, firm):
+    admin = make_user("admin")
+    lead = held_lead(session, make_lead, firm)
+    assignment.assign(session, lead, firm["ann"], Actor.of(firm["bob"]))
+    session.commit()
+    set_user_active(session, firm["ann"], acting=admin, active=False)
+    session.commit()
+    session.refresh(lead)
+    assert lead.assigned_user_id is None and lead.status == "accepted"
+    assert assigned_events(session, lead)[-1].data["text"] == (
+        f"Unassigned by {admin.name} (was with Ann Lee): Ann Lee's account was deactivated")
+    # and a deactivated user cannot be given one
+    auth.login_as(firm["bob"])
+    answer = client.post(f"/leads/{lead.id}/assign", data={"assignee": str(firm["ann"].id)})
+    assert answer.status_code == 422
+
+
+# --- the assignee gets the lead's emails ---------------------------------------------------------
+
+
+def test_the_assignee_gets_lead_assigned_and_then_the_leads_reminders(
+        session, make_lead, firm, outbox):
+    bob, ann, cy = firm["bob"], firm["ann"], firm["cy"]
+    lead = held_lead(session, make_lead, firm, comments="Needs a loader by March")
+    outbox.clear()
+    assignment.assign(session, lead, ann, Actor.of(bob))
+    session.commit()
+    (message,) = outbox
+    assert message["To"] == ann.email
+    assert subject(message).startswith("Lead assigned to you by Bob Stone: Hot · TRC line")
+    text = text_of(message)
+    assert "Bob Stone assigned this lead to you" in text and "Needs a loader by March" in text
+    assert f"http://portal.test/leads/{lead.id}" in text
+
+    # The first-contact reminder goes to Ann alone, the escalation to her and the admin.
+    outbox.clear()
+    notify_jobs.sweep(now=lead.offered_at + timedelta(hours=44, minutes=30))
+    assert [m["To"] for m in outbox] == [ann.email]
+    assert subject(outbox[0]).startswith("Reminder: first contact due")
+    outbox.clear()
+    notify_jobs.sweep(now=lead.offered_at + timedelta(hours=49))
+    assert sorted(m["To"] for m in outbox) == sorted([ann.email, bob.email])
+    assert cy.email not in {m["To"] for m in outbox}
+
+    # Taking a lead oneself sends nothing; an assignee who wants no alerts gets none.
+    outbox.clear()
+    session.add(MailPreference(user_id=cy.id, alerts="off"))
+    firm["dealer"].users_may_assign = True
+    assignment.assign(session, lead, ann, Actor.of(ann))  # unchanged: nothing
+    assignment.assign(session, lead, cy, Actor.of(ann))
+    session.commit()
+    assert outbox == []
+
+
+def test_a_repeat_inquiry_tells_the_assignee_and_unassigned_leads_keep_their_recipients(
+        session, make_lead, firm, outbox):
+    from portal.capture.services import capture_inquiry
+
+    bob, ann, cy = firm["bob"], firm["ann"], firm["cy"]
+    lead = held_lead(session, make_lead, firm, email="pat@farmexample.com",
+                     email_normalized="pat@farmexample.com")
+    assignment.assign(session, lead, ann, Actor.of(bob))
+    session.commit()
+    outbox.clear()
+    capture_inquiry(session, {"first_name": "Pat", "email": "pat@farmexample.com",
+                              "postal_code": "50401", "comments": "Call me today"},
+                    Actor.system("web-form"))
+    session.commit()
+    assert [m["To"] for m in outbox] == [ann.email]
+    assert subject(outbox[0]).startswith("Prospect asked again")
+
+    assignment.assign(session, lead, None, Actor.of(bob))
+    session.commit()
+    outbox.clear()
+    capture_inquiry(session, {"first_name": "Pat", "email": "pat@farmexample.com",
+                              "postal_code": "50401", "comments": "Still waiting"},
+                    Actor.system("web-form"))
+    session.commit()
+    assert sorted(m["To"] for m in outbox) == sorted(u.email for u in (bob, ann, cy))
+
+
+def test_taken_back_tells_the_assignee_who_had_it(session, make_user, make_lead, firm, outbox):
+    bob, ann = firm["bob"], firm["ann"]
+    lead = held_lead(session, make_lead, firm)
+    assignment.assign(session, lead, ann, Actor.of(bob))
+    session.commit()
+    outbox.clear()
+    lifecycle.reassign(session, lead, firm["other"], Actor.of(make_user("manager")),
+                       reason="the prospect moved", override=True)
+    session.commit()
+    taken = [m for m in outbox if subject(m).startswith("Lead taken back")]
+    assert [m["To"] for m in taken] == [ann.email]
+    assert "the prospect moved" in text_of(taken[0])
+    assert to(outbox, firm["zed"])  # the new firm hears of its new lead
