@@ -13,10 +13,11 @@ from portal.api.auth import token_required
 from portal.api.serialize import lead_json
 from portal.api.views import bp, json_body
 from portal.capture.services import capture_inquiry
-from portal.core import lifecycle
+from portal.core import assignment, lifecycle
 from portal.core.access import visible_lead, visible_to
 from portal.core.database import lost_a_race
-from portal.core.models import Lead, LeadStatus, Partner
+from portal.core.errors import InvalidInput
+from portal.core.models import Lead, LeadStatus, Partner, User
 from portal.core.models.codes import code_is
 from portal.core.pagination import MAX_PAGE
 from portal.core.web import json_error
@@ -78,6 +79,14 @@ def list_leads():  # type: ignore[no-untyped-def]
             return json_error(422, "invalid_input", f"Unknown status {status!r}.",
                               {"status": "Unknown status."})
         query = query.where(Lead.status == status)
+    assignee = request.args.get("assignee")
+    if assignee:
+        if assignee == "none":
+            query = query.where(Lead.assigned_user_id.is_(None))
+        else:
+            who = user.id if assignee == "me" else select(User.id).where(
+                User.email == assignee.strip().lower()).scalar_subquery()
+            query = query.where(Lead.assigned_user_id == who)
     partner_code = request.args.get("partner")
     if partner_code:
         query = query.where(Lead.assigned_partner_id.in_(
@@ -86,7 +95,8 @@ def list_leads():  # type: ignore[no-untyped-def]
     leads = db.session.scalars(
         query.options(selectinload(Lead.product_line), selectinload(Lead.campaign),
                       selectinload(Lead.source), selectinload(Lead.assigned_partner),
-                      selectinload(Lead.owner_partner), selectinload(Lead.lost_competitor))
+                      selectinload(Lead.owner_partner), selectinload(Lead.lost_competitor),
+                      selectinload(Lead.assigned_user))
         .order_by(Lead.created_at.desc(), Lead.id)
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
@@ -125,3 +135,36 @@ def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
     # Declined or forwarded away: the caller no longer sees the lead.
     return jsonify({"id": str(lead.id), "status": "removed",
                     "message": "The lead is no longer yours."})
+
+
+@bp.patch("/leads/<lead_id>")
+@token_required
+def patch_lead(lead_id: str):  # type: ignore[no-untyped-def]
+    """Assign a lead the caller's firm holds: ``{"assignee": email | "me" | null}``."""
+    user = g.api_user
+    lead = visible_lead(db.session, user, lead_id)
+    if lead is None:
+        return json_error(404, "not_found", "No such lead.")
+    body = json_body()
+    if body is None:
+        return json_error(400, "bad_request", 'Send {"assignee": …} as a JSON object.')
+    unknown = sorted(set(body) - {"assignee"})
+    if unknown or "assignee" not in body:
+        fields = {name: "Not a field this call changes." for name in unknown}
+        if "assignee" not in body:
+            fields["assignee"] = "Required: an email, \"me\" or null."
+        raise InvalidInput("Only the assignee can be changed here.", fields)
+    value = body["assignee"]
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput("The assignee is an email, \"me\" or null.",
+                           {"assignee": "An email, \"me\" or null."})
+    assignment.check_holder(user, lead)
+    person = None
+    if value is not None and lead.assigned_partner_id is not None:
+        person = assignment.find_salesperson(
+            db.session, lead.assigned_partner_id,
+            **({"user_id": user.id} if value == "me" else {"email": value}))
+    assignment.assign_as(db.session, lead, user, person, device="api")
+    db.session.flush()
+    db.session.refresh(lead)
+    return jsonify(lead_json(lead))

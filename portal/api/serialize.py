@@ -49,6 +49,10 @@ def lead_json(lead: Lead, *, events: bool = True) -> dict[str, Any]:
         "external_id": lead.external_id,
         "assigned_partner": lead.assigned_partner.code if lead.assigned_partner else None,
         "owner_partner": lead.owner_partner.code if lead.owner_partner else None,
+        #: the salesperson of the holding partner who works it (portal.core.assignment)
+        "assignee": lead.assigned_user.email if lead.assigned_user else None,
+        "assignee_name": (lead.assigned_user.name or lead.assigned_user.email)
+        if lead.assigned_user else None,
         "routing": lead.routing,
         "inquiries": lead.inquiries,
         "quote_amount": str(lead.quote_amount) if lead.quote_amount is not None else None,

@@ -84,14 +84,20 @@ def find_salesperson(session: Session, partner_id: int, *, user_id: Any = None,
     return user
 
 
-def check_may_assign(user: User, lead: Lead, assignee: User | None) -> None:
-    """Refuse what ``user`` may not do: assign a lead its firm does not hold (404 for a
-    partner, as for any lead not theirs; 403 for staff, who see it), or, without the
-    firm's leave, give a lead to someone else or take one a colleague has."""
+def check_holder(user: User, lead: Lead) -> None:
+    """Only a user of the partner holding ``lead`` assigns it: 404 for another partner's
+    user (as for any lead not theirs), 403 for staff (who see it)."""
     if user.is_staff:
         raise NotAllowed("Only the partner holding the lead assigns it to its salespeople.")
     if user.partner_id is None or lead.assigned_partner_id != user.partner_id:
         raise NotFound("No such lead.")
+
+
+def check_may_assign(user: User, lead: Lead, assignee: User | None) -> None:
+    """Refuse what ``user`` may not do: assign a lead its firm does not hold (404 for a
+    partner, as for any lead not theirs; 403 for staff, who see it), or, without the
+    firm's leave, give a lead to someone else or take one a colleague has."""
+    check_holder(user, lead)
     if may_assign_others(user):
         return
     current = lead.assigned_user_id

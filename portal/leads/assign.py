@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, url_for
 from flask_login import current_user, login_required
 from wtforms import HiddenField, SelectField
 from wtforms.validators import Optional, Regexp
@@ -18,7 +18,14 @@ from portal.core.forms import PortalForm
 from portal.core.models import Lead, User
 from portal.core.web import is_htmx
 from portal.extensions import db
-from portal.leads.views import _render_lead, bp
+from portal.leads import forms
+from portal.leads.views import (
+    _render_lead,
+    _settings_admin,
+    _settings_done,
+    _settings_error,
+    bp,
+)
 
 #: the assignee field's values besides a user's id
 NOBODY, ME = "", "me"
@@ -126,3 +133,18 @@ def assign(lead_id: Any):  # type: ignore[no-untyped-def]
     found = visible_lead_or_404(db.session, current_user, lead_id)
     return _render_lead(found, status=status, message=problem, message_kind="error",
                         assign_failed=form)
+
+
+@bp.post("/settings/assigning")
+@login_required
+def settings_assigning():  # type: ignore[no-untyped-def]
+    """A partner administrator lets any of the firm's users assign leads, or only admins."""
+    partner = _settings_admin()
+    form = forms.AssigningForm()
+    if not form.validate_on_submit():
+        return _settings_error(partner, assigning_form=form)
+    partner.users_may_assign = bool(form.users_may_assign.data)
+    db.session.flush()
+    return _settings_done("Saved: any of your users may assign leads to a colleague."
+                          if partner.users_may_assign else
+                          "Saved: only administrators assign leads to colleagues.")

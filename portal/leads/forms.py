@@ -273,13 +273,17 @@ class InboxFilterForm(FilterForm):
     rank = SelectField("Rank", choices=RANK_CHOICES, validators=[Optional()])
     age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
     dealer = SelectField("Dealer", choices=[], validate_choice=False, validators=[Optional()])
+    assignee = SelectField("Assigned to", choices=[], validate_choice=False, validators=[
+        Optional(), Regexp(r"^(me|none|\d{1,9})$", message="Pick a person.")])
 
-    def to_filters(self) -> partner_inbox.InboxFilters:
-        """The typed filters; a bad value is dropped (and marked) rather than failing."""
+    def to_filters(self, me: int | None = None) -> partner_inbox.InboxFilters:
+        """The typed filters; a bad value is dropped (and marked) rather than failing.
+        ``me``: the viewer's id, for "My leads"."""
         self.validate()
-        return partner_inbox.InboxFilters(**{
+        return partner_inbox.InboxFilters(me=me, **{
             name: ("" if self[name].errors else (self[name].data or ""))
-            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer",
+                         "assignee")
         })
 
 
@@ -356,4 +360,13 @@ class VacationForm(PortalForm):
 
 class ResumeForm(PortalForm):
     pass
+
+
+class AssigningForm(PortalForm):
+    """Whether any of the firm's users may give its leads to colleagues."""
+
+    users_may_assign = BooleanField(
+        "Any of our users may assign leads to a colleague",
+        description="Otherwise only administrators do; anyone may take an unassigned lead "
+                    "(Assign to me).")
 

@@ -49,6 +49,7 @@ from portal.core.models import (
     Partner,
     PartnerKind,
     ProductLine,
+    User,
     display_name,
     utcnow,
 )
@@ -100,6 +101,33 @@ class InboxFilters:
     age: str = ""
     q: str = ""
     dealer: str = ""  #: distributors: one dealer's code
+    #: whose leads: "" the firm's, "me", "none" (unassigned) or a user's id
+    assignee: str = ""
+    #: the viewer's user id, for "me"
+    me: int | None = None
+
+
+def assignee_filter(filters: InboxFilters) -> tuple[str, int | None]:
+    """The assignee filter as (kind, user id): ("", None) the firm's leads, ("none",
+    None) unassigned ones, ("user", id) one person's (the viewer's for "me")."""
+    value = filters.assignee
+    if value == "none":
+        return "none", None
+    if value == "me" and filters.me is not None:
+        return "user", filters.me
+    if value.isdigit() and len(value) <= 9:
+        return "user", int(value)
+    return "", None
+
+
+def _assignee_clause(kind: str) -> ColumnElement[bool] | None:
+    """The lists' WHERE for an assignee filter kind (the id is the ``assignee_id``
+    parameter)."""
+    if kind == "user":
+        return Lead.assigned_user_id == bindparam("assignee_id")
+    if kind == "none":
+        return Lead.assigned_user_id.is_(None)
+    return None
 
 
 @dataclass
@@ -273,6 +301,7 @@ class Card(NamedTuple):
     late: bool = False  #: being worked, and its outcome is overdue
     routing_summary: str = ""  #: why no partner fits (the managers' queue)
     contact_due: datetime | None = None  #: accepted, not yet contacted: first contact by
+    assignee: str = ""  #: the salesperson of the firm working it ("" nobody)
 
     @classmethod
     def of(cls, lead: Lead, *, expires_at: datetime | None = None, late: bool = False,
@@ -287,7 +316,9 @@ class Card(NamedTuple):
             assigned_partner_id=lead.assigned_partner_id,
             partner_name=lead.assigned_partner.name if lead.assigned_partner else "",
             expires_at=expires_at, late=late,
-            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "")
+            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "",
+            assignee=(lead.assigned_user.name or lead.assigned_user.email)
+            if lead.assigned_user else "")
 
 
 def first_contact_due(offered_at: datetime | None, sla: timedelta | None = None
@@ -340,8 +371,8 @@ def _capped_tab_count(tab: str, held: ColumnElement[bool], statuses: Iterable[st
     return select(literal(tab).label("tab"), func.count().label("n")).select_from(upto)
 
 
-@functools.lru_cache(maxsize=2 * (_MAX_WORDS + 1))
-def counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
+@functools.lru_cache(maxsize=6 * (_MAX_WORDS + 1))
+def counts_statement(distributor: bool, words: int = 0, assignee: str = "") -> CompoundSelect:
     """Every tab's count in one statement, made of index ranges: one per status (and
     overdue part). An IN list of statuses would do as well for a plan made for the
     partner at hand, but PostgreSQL plans a prepared statement generically after five
@@ -349,6 +380,9 @@ def counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
     mine: ColumnElement[bool] = Lead.assigned_partner_id == bindparam("partner_id")
     if words:  # a search's matches per tab: the same ranges, each word in the lead's text
         mine = and_(mine, _words_match(_word_params(words)))
+    whose = _assignee_clause(assignee)
+    if whose is not None:  # "My leads": the same ranges, one person's (or nobody's)
+        mine = and_(mine, whose)
     parts = [
         _tab_count("new", and_(mine, Lead.status == S.OFFERED)),
         _tab_count("contact", and_(mine, Lead.status == S.ACCEPTED)),
@@ -361,32 +395,39 @@ def counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
             _dealer_ids(bindparam("partner_id")))
         if words:
             dealers = and_(dealers, _words_match(_word_params(words)))
+        if whose is not None:
+            dealers = and_(dealers, whose)
         parts.append(_capped_tab_count(DEALERS_TAB[0], dealers, OPEN_STATUSES))
     return union_all(*parts)
 
 
 def search_counts(session: Session, partner: Partner, q: str, *,
-                  now: datetime | None = None) -> dict[str, int]:
+                  now: datetime | None = None,
+                  assignee: tuple[str, int | None] = ("", None)) -> dict[str, int]:
     """How many leads of each tab a search's words find (counted as ``inbox_counts``
     counts, capped tabs included), so a search on one tab shows where the others are."""
     words = _word_values(q)
-    return _tab_counts(session, partner, now, words) if words else {}
+    return _tab_counts(session, partner, now, words, assignee) if words else {}
 
 
-def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None
-                 ) -> dict[str, int]:
+def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None,
+                 assignee: tuple[str, int | None] = ("", None)) -> dict[str, int]:
     """How many leads each tab holds, in one statement. The closed and dealers' tabs
     count up to ``TAB_COUNT_CAP`` + 1, meaning more than the cap (``count_text`` shows
     "1,000+"); the working tabs are bounded by capacity and count exactly (the compliance
-    gate compares the overdue count)."""
-    return _tab_counts(session, partner, now, {})
+    gate compares the overdue count). ``assignee`` (``assignee_filter``) counts one
+    person's leads, or the unassigned ones."""
+    return _tab_counts(session, partner, now, {}, assignee)
 
 
 def _tab_counts(session: Session, partner: Partner, now: datetime | None,
-                words: dict[str, str]) -> dict[str, int]:
+                words: dict[str, str], assignee: tuple[str, int | None] = ("", None)
+                ) -> dict[str, int]:
+    kind, user_id = assignee
     rows = session.connection().execute(
-        counts_statement(partner.kind == PartnerKind.DISTRIBUTOR, len(words)),
-        {"partner_id": partner.id, "cutoff": overdue_cutoff(now), **words})
+        counts_statement(partner.kind == PartnerKind.DISTRIBUTOR, len(words), kind),
+        {"partner_id": partner.id, "cutoff": overdue_cutoff(now), **words,
+         **({"assignee_id": user_id} if kind == "user" else {})})
     counts = dict.fromkeys(tabs_for(partner), 0)
     for tab, n in rows:
         counts[tab] += n  # "overdue" comes in parts
@@ -415,17 +456,20 @@ class _InboxShape:
     age: str
     words: int
     dealer: bool
+    assignee: str = ""  #: "", "user" or "none" (``assignee_filter``)
 
     @classmethod
     def of(cls, filters: InboxFilters) -> _InboxShape:
         return cls(tab=filters.tab, stage=filters.stage if filters.stage in _STATUSES else "",
                    product_line=bool(filters.product_line), rank=bool(filters.rank),
                    age=filters.age if filters.age in AGES else "",
-                   words=len(_words(filters.q)), dealer=bool(filters.dealer))
+                   words=len(_words(filters.q)), dealer=bool(filters.dealer),
+                   assignee=assignee_filter(filters)[0])
 
     @property
     def narrowed(self) -> bool:
-        """Some filter is set: the tab's count is not the list's."""
+        """Some filter is set: the tab's count is not the list's. (The assignee filter
+        counts its tabs itself: the tabs show one person's leads then.)"""
         return bool(self.stage or self.product_line or self.rank or self.age or self.words
                     or self.dealer)
 
@@ -441,6 +485,9 @@ def _inbox_params(filters: InboxFilters, shape: _InboxShape, now: datetime) -> d
     params.update(_word_values(filters.q))
     if shape.dealer:
         params["dealer"] = filters.dealer
+    kind, user_id = assignee_filter(filters)
+    if kind == "user":
+        params["assignee_id"] = user_id
     return params
 
 
@@ -489,6 +536,9 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
         rank=bindparam("rank") if shape.rank else None,
         age=shape.age, age_at=bindparam("age_at", type_=Lead.__table__.c.created_at.type),
         patterns=_word_params(shape.words))
+    whose = _assignee_clause(shape.assignee)
+    if whose is not None:
+        where.append(whose)
 
     expires: Any = null()
     if tab in ("new", DEALERS_TAB[0]):  # the tabs that list offered leads
@@ -502,11 +552,15 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
             Partner.id == Lead.assigned_partner_id).scalar_subquery()
     # The contact tab lists accepted leads not yet contacted: each with its contact clock.
     contact_from: Any = Lead.offered_at if tab == "contact" else null()
+    # Who of the firm works it (by primary key: a page's few users).
+    assignee = (select(func.coalesce(func.nullif(User.name, ""), User.email))
+                .where(User.id == Lead.assigned_user_id).scalar_subquery())
     page = (select(Lead.id, Lead.first_name, Lead.last_name, Lead.company, Lead.email,
                    Lead.postal_code, Lead.city, Lead.product_line_id, Lead.created_at,
                    Lead.rank, Lead.status, Lead.assigned_partner_id,
                    holder.label("partner_name"), expires.label("expires_at"),
-                   late.label("late"), contact_from.label("contact_from"))
+                   late.label("late"), contact_from.label("contact_from"),
+                   assignee.label("assignee"))
             .where(*where).order_by(*order)
             .limit(bindparam("limit")).offset(bindparam("offset")))
     count = _counted(tab, and_(*where))
@@ -598,7 +652,8 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     tabs = tabs_for(partner)
     if filters.tab not in tabs:
         filters.tab = "new"
-    counts = inbox_counts(session, partner, now=now)
+    whose = assignee_filter(filters)
+    counts = inbox_counts(session, partner, now=now, assignee=whose)
     conn = session.connection()
     lines = product_lines(session)
     shape = _InboxShape.of(filters)
@@ -616,16 +671,19 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
         Card(lead_id, str(lead_id), display_name(first, last, company, email), company,
              postal_code, city,
              codes.get(line_id, ""), created_at, rank, status, holder_id, holder or "",
-             expires_at, bool(late), "", first_contact_due(contact_from, sla))
+             expires_at, bool(late), "", first_contact_due(contact_from, sla),
+             assignee or "")
         for (lead_id, first, last, company, email, postal_code, city, line_id, created_at,
-             rank, status, holder_id, holder, expires_at, late, contact_from) in rows
+             rank, status, holder_id, holder, expires_at, late, contact_from,
+             assignee) in rows
     ]
     return Inbox(partner=partner, filters=filters, tabs=tabs, counts=counts,
                  page=Page(items=cards, number=number, pages=pages, total=total,
                            capped=capped),
                  product_lines=[(code, name) for _, code, name in lines],
                  gate=gate_reason(counts["overdue"], gate_limit()), now=now,
-                 matches=search_counts(session, partner, filters.q, now=now))
+                 matches=search_counts(session, partner, filters.q, now=now,
+                                       assignee=whose))
 
 
 def time_left(expires_at: datetime | None, now: datetime) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from portal.core import compliance, fragments, lifecycle
+from portal.core import assignment, compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
@@ -104,7 +104,7 @@ _TAB_STAGES: dict[str, tuple[str, ...]] = {
 
 
 #: the inbox filter form's fields, as the query string names them
-_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer", "assignee")
 
 
 def _filter_args() -> tuple[str, ...]:
@@ -117,7 +117,7 @@ def _inbox_filters() -> partner_inbox.InboxFilters:
     checked = fragments.remembered(
         "leads.inbox_filters", _filter_args(),
         lambda: forms.InboxFilterForm(request.args).to_filters())
-    return dataclasses.replace(checked)  # the caller's own copy
+    return dataclasses.replace(checked, me=current_user.id)  # the caller's own copy
 
 
 def _filter_bar(data: partner_inbox.Inbox) -> Markup:
@@ -130,6 +130,7 @@ def _filter_bar(data: partner_inbox.Inbox) -> Markup:
             select(Partner.code, Partner.name).where(Partner.parent_id == data.partner.id)
             .order_by(Partner.code).limit(500)))
     lines = tuple(data.product_lines)
+    people = _assignee_choices(data.partner)
 
     def render() -> str:
         form = forms.InboxFilterForm(request.args)
@@ -139,11 +140,23 @@ def _filter_bar(data: partner_inbox.Inbox) -> Markup:
         form.product_line.choices = _product_line_options(lines)
         form.dealer.choices = forms._opts(((c, f"{n} ({c})") for c, n in dealers),
                                           "All dealers")
+        form.assignee.choices = forms._opts(people, "Anyone")
         return render_template("partials/leads/_filters.html", form=form, tab=tab)
 
-    html = fragments.remembered("leads.filter_bar", (tab, _filter_args(), lines, dealers),
-                                render)
+    html = fragments.remembered("leads.filter_bar",
+                                (tab, _filter_args(), lines, dealers, people), render)
     return Markup(html)  # noqa: S704 (our template's HTML)
+
+
+def _assignee_choices(partner: Partner) -> tuple[tuple[str, str], ...]:
+    """The inbox's "Assigned to" filter: me, nobody, and for those who assign leads to
+    colleagues, each of the firm's people."""
+    people: list[tuple[str, str]] = [("me", "Me"), ("none", "Nobody (unassigned)")]
+    if assignment.may_assign_others(current_user, partner):
+        people += [(str(u.id), assignment.person(u))
+                   for u in assignment.salespeople(db.session, partner.id)
+                   if u.id != current_user.id]
+    return tuple(people)
 
 
 @bp.get("/")
@@ -285,26 +298,31 @@ def _add_fresh_tabs(response: Any) -> None:
         return
     page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
     on_inbox = page_url.path == url_for("leads.inbox")
-    filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters()
+    filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters(
+        me=current_user.id)
+    whose = partner_inbox.assignee_filter(filters) if on_inbox else ("", None)
     total = None
     matches: dict[str, int] = {}
     try:
         with db.session.begin_nested():
-            counts = partner_inbox.inbox_counts(db.session, partner)
+            counts = partner_inbox.inbox_counts(db.session, partner, assignee=whose)
             if on_inbox:  # the list the card is on, with its filters
                 total = partner_inbox.list_total(db.session, partner, filters, counts)
-                matches = partner_inbox.search_counts(db.session, partner, filters.q)
+                matches = partner_inbox.search_counts(db.session, partner, filters.q,
+                                                      assignee=whose)
     except SQLAlchemyError:
         current_app.logger.exception("inbox counts after an action")
         return
     tabs = partner_inbox.tabs_for(partner)
     html = render_template("partials/leads/_tabs.html", tabs=tabs, tab=filters.tab,
-                           counts=counts, oob=True)
+                           counts=counts, oob=True,
+                           assignee=filters.assignee if on_inbox else "")
     if total is not None:
         html += render_template("partials/leads/_total.html", page=total)
     if filters.q and on_inbox:
         html += render_template(
             "partials/leads/_matches.html", tabs=tabs, q=filters.q, oob=True,
+            assignee=filters.assignee,
             elsewhere=partner_inbox.matches_elsewhere(matches, filters.tab))
     response.set_data(response.get_data(as_text=True) + html)
 
@@ -562,6 +580,9 @@ def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
         "capacity_form": forms.CapacityForm(formdata=None, capacity=partner.capacity),
         "vacation_form": forms.VacationForm(formdata=None),
         "resume_form": forms.ResumeForm(formdata=None),
+        "assigning_form": forms.AssigningForm(formdata=None,
+                                              users_may_assign=partner.users_may_assign),
+        "unassigned_open": assignment.open_counts(db.session, partner.id).get(None, 0),
     }
     context.update(forms_given)
     return context
@@ -575,14 +596,16 @@ class _Listed:
     email: str
     partner_admin: bool
     status: str  #: active, invited or deactivated
+    open_leads: int = 0  #: open leads assigned to them
 
 
 def _listed_users(partner: Partner) -> list[_Listed]:
     """The partner's users and its invitations to addresses with an account elsewhere, in
     one list by email, alike (portal.users.services.invite_colleague says why)."""
+    held = assignment.open_counts(db.session, partner.id)
     rows = [_Listed(u.name, u.email, u.partner_admin,
                     "deactivated" if not u.active else
-                    "invited" if u.password_hash is None else "active")
+                    "invited" if u.password_hash is None else "active", held.get(u.id, 0))
             for u in partner_service.partner_users(db.session, partner)]
     rows += [_Listed(i.name, i.email, i.partner_admin, "invited")
              for i in pending_invitations(db.session, partner)]
@@ -690,7 +713,10 @@ def workspace_counts() -> dict[str, Any]:
     if partner is None:
         return {}
     counts = partner_inbox.inbox_counts(db.session, partner)
-    return {"tabs": partner_inbox.tabs_for(partner), "counts": counts,
+    # "My leads": the same tabs, counted for the signed-in user alone.
+    mine = partner_inbox.inbox_counts(db.session, partner,
+                                      assignee=("user", current_user.id))
+    return {"tabs": partner_inbox.tabs_for(partner), "counts": counts, "mine": mine,
             "gate": compliance.gate_reason(counts["overdue"], compliance.gate_limit())}
 
 

@@ -79,7 +79,8 @@ def test_the_admin_assigns_a_colleague_on_the_lead_page_and_the_status_stays(
     answer = client.post(f"/leads/{lead.id}/assign", data={"assignee": ""},
                          headers={"HX-Request": "true"})
     fragment = answer.get_data(as_text=True)
-    assert answer.status_code == 200 and fragment.lstrip().startswith("<section class=\"lead-detail\"")
+    assert answer.status_code == 200
+    assert fragment.lstrip().startswith('<section class="lead-detail"')
     assert "Unassigned: the lead is the whole firm&#39;s again." in fragment
     assert "Unassigned by Bob Stone (was with Ann Lee)" in fragment
     session.refresh(lead)
@@ -284,3 +285,128 @@ def test_taken_back_tells_the_assignee_who_had_it(session, make_user, make_lead,
     assert [m["To"] for m in taken] == [ann.email]
     assert "the prospect moved" in text_of(taken[0])
     assert to(outbox, firm["zed"])  # the new firm hears of its new lead
+
+
+# --- who holds what ------------------------------------------------------------------------------
+
+
+def test_my_leads_beside_the_firms_on_the_inbox_dashboard_and_settings(
+        session, client, auth, make_lead, firm):
+    bob, ann = firm["bob"], firm["ann"]
+    mine = held_lead(session, make_lead, firm, first_name="Mia", last_name="Mine")
+    theirs = held_lead(session, make_lead, firm, first_name="Theo", last_name="Theirs")
+    nobodys = held_lead(session, make_lead, firm, first_name="Nell", last_name="Nobody")
+    assignment.assign(session, mine, ann, Actor.of(bob))
+    assignment.assign(session, theirs, firm["cy"], Actor.of(bob))
+    session.commit()
+    assert nobodys.assigned_user_id is None
+
+    auth.login_as(ann)
+    firms = client.get("/leads/?tab=contact").get_data(as_text=True)
+    assert all(name in firms for name in ("Mia Mine", "Theo Theirs", "Nell Nobody"))
+    assert "assigned to <strong>Ann Lee</strong>" in firms
+    assert "assigned to <strong>Cy Young</strong>" in firms
+    own = client.get("/leads/?tab=contact&assignee=me").get_data(as_text=True)
+    assert "Mia Mine" in own and "Theo Theirs" not in own and "Nell Nobody" not in own
+    # The tabs count her leads and keep to them.
+    assert 'href="/leads/?tab=contact&amp;assignee=me"' in own
+    assert 'aria-label="1 leads">1</span>' in own.split('id="lead-tabs"')[1].split("</nav>")[0]
+    free = client.get("/leads/?tab=contact&assignee=none").get_data(as_text=True)
+    assert "Nell Nobody" in free and "Mia Mine" not in free
+    # A salesperson filters by me or nobody; only an administrator by each colleague.
+    assert f'<option value="{firm["cy"].id}">' not in firms
+    dashboard = client.get("/").get_data(as_text=True)
+    tiles = dashboard.split("Assigned to you")[1]
+    assert 'href="/leads/?tab=contact&amp;assignee=me"><span class="num">1</span>' in tiles
+
+    auth.logout()
+    auth.login_as(bob)
+    page = client.get(f"/leads/?tab=contact&assignee={firm['cy'].id}").get_data(as_text=True)
+    assert "Theo Theirs" in page and "Mia Mine" not in page
+    assert f'<option selected value="{firm["cy"].id}">Cy Young</option>' in page
+    settings = client.get("/leads/settings").get_data(as_text=True)
+    row = settings.split("ann@d1.test")[1].split("</tr>")[0]
+    assert '<td class="num">1</td>' in row
+    assert "Open leads nobody has taken:" in settings
+    assert ">1</a>." in settings.split("Open leads nobody has taken:")[1][:200]
+
+
+def test_an_administrator_lets_every_user_assign_in_settings(session, client, auth, firm):
+    auth.login_as(firm["bob"])
+    answer = client.post("/leads/settings/assigning", data={"users_may_assign": "y"})
+    assert answer.status_code == 303
+    assert "any of your users may assign leads" in client.get("/leads/settings").get_data(
+        as_text=True)
+    session.refresh(firm["dealer"])
+    assert firm["dealer"].users_may_assign is True
+    auth.logout()
+    auth.login_as(firm["ann"])
+    assert client.post("/leads/settings/assigning", data={}).status_code == 403
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+
+def bearer(client: Any, user: Any) -> dict[str, str]:
+    from tests.conftest import PASSWORD
+
+    answer = client.post("/api/v1/tokens", json={"email": user.email, "password": PASSWORD})
+    assert answer.status_code == 201
+    return {"Authorization": f"Bearer {answer.get_json()['token']}"}
+
+
+def test_the_api_assigns_with_patch_and_refuses_what_the_page_refuses(
+        session, client, make_lead, make_user, firm):
+    lead = held_lead(session, make_lead, firm)
+    url = f"/api/v1/leads/{lead.id}"
+    bob = bearer(client, firm["bob"])
+    assert client.get(url, headers=bob).get_json()["assignee"] is None
+
+    answer = client.patch(url, json={"assignee": "ANN@d1.test"}, headers=bob)
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["assignee"] == "ann@d1.test" and body["assignee_name"] == "Ann Lee"
+    assert body["status"] == "accepted"
+    assert body["events"][-1]["kind"] == "assigned"
+    assert body["events"][-1]["data"]["text"] == "Assigned to Ann Lee by Bob Stone"
+    assert body["events"][-1]["device"] == "api"
+
+    mine = client.get("/api/v1/leads?assignee=ann@d1.test", headers=bob).get_json()
+    assert [one["id"] for one in mine["leads"]] == [str(lead.id)]
+    assert client.get("/api/v1/leads?assignee=none", headers=bob).get_json()["total"] == 0
+
+    for refused, status in (({"assignee": "zed@d2.test"}, 422),
+                            ({"assignee": "nobody@nowhere.test"}, 422),
+                            ({"assignee": 7}, 422), ({}, 422),
+                            ({"assignee": None, "status": "won"}, 422)):
+        answer = client.patch(url, json=refused, headers=bob)
+        assert answer.status_code == status, refused
+        assert answer.get_json()["error"] == "invalid_input"
+    zed_error = client.patch(url, json={"assignee": "zed@d2.test"}, headers=bob).get_json()
+    assert zed_error["fields"] == {"assignee": "Pick one of your firm's active users."}
+    assert client.patch(url, data="[", headers={**bob, "Content-Type": "application/json"}
+                        ).status_code == 400
+
+    ann = bearer(client, firm["ann"])
+    refused = client.patch(url, json={"assignee": "cy@d1.test"}, headers=ann)
+    assert refused.status_code == 403 and refused.get_json()["error"] == "forbidden"
+    assert client.patch(url, json={"assignee": None}, headers=ann).get_json()["assignee"] is None
+    assert client.patch(url, json={"assignee": "me"}, headers=ann).get_json()["assignee"] == (
+        "ann@d1.test")
+    assert client.get("/api/v1/leads?assignee=me", headers=ann).get_json()["total"] == 1
+
+    assert client.patch(url, json={"assignee": None},
+                        headers=bearer(client, firm["zed"])).status_code == 404
+    assert client.patch(url, json={"assignee": None},
+                        headers=bearer(client, make_user("manager"))).status_code == 403
+    session.refresh(lead)
+    assert lead.assigned_user_id == firm["ann"].id
+
+
+def test_the_openapi_file_documents_the_assignment(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    patch = spec["paths"]["/leads/{id}"]["patch"]
+    assert patch["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Assignment"}
+    assert set(patch["responses"]) >= {"200", "403", "404", "422"}
+    assert "assignee" in spec["components"]["schemas"]["Lead"]["properties"]
