@@ -10,9 +10,8 @@ assigned_user_id`` names that user (cleared whenever the lead changes partner), 
 with the status for "My leads" and the per-salesperson counts; ``partners.
 users_may_assign`` is the firm's choice.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0021_lead_assignee'
 down_revision = '0020_trust_auth'
