@@ -23,9 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.capture.services import current_rules, qualify_lead
-from portal.core import lifecycle
+from portal.core import assignment, lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
+    OPEN_STATUSES,
     Campaign,
     Competitor,
     Lead,
@@ -212,11 +213,15 @@ DEMO_LOGINS: list[tuple[str, str]] = [
     ("distributor3@demo.test", "Southern Piedmont Equipment (GA/SC/NC, manual forwarding)"),
     ("distributor4@demo.test", "Buckeye Hoosier Power Equipment (OH/IN, auto forwarding)"),
     ("dealer1@demo.test", "North Iowa Implement, Mason City IA (partner admin)"),
+    ("sales1@demo.test", "North Iowa Implement, Mason City IA (a salesperson: My leads)"),
     ("dealer2@demo.test", "South Plains Tractor, Lubbock TX"),
     ("dealer3@demo.test", "Classic City Tractor, Athens GA"),
     ("dealer4@demo.test", "Hancock County Implement, Findlay OH"),
     ("dealer5@demo.test", "Spencer Farm & Lawn, Spencer IA (paused dealer)"),
 ]
+#: the salespeople of dealer1's firm (its administrator assigns them leads)
+SALESPEOPLE = (("sales1@demo.test", "Jordan Miles"),
+               ("casey.brandt@nia.example.net", "Casey Brandt"))
 #: dealer postal code → its demo login (the others get a salesperson at example.net)
 _DEMO_DEALER_LOGINS = {"50401": "dealer1@demo.test", "79401": "dealer2@demo.test",
                        "30601": "dealer3@demo.test", "45840": "dealer4@demo.test",
@@ -379,7 +384,32 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
         session.flush()
     _literature(session)
     _fresh_offers(session, now)
+    with lifecycle.loading_history(session):  # nobody is mailed for the demo's past
+        _assignments(session)
     return True
+
+
+def _assignments(session: Session) -> None:
+    """dealer1's administrator has given most of the firm's open leads to its people (a
+    few stay unassigned, to take), and two of today's offers to sales1: a new user sees
+    "My leads", the "Assigned to" names and the per-person counts at once."""
+    boss = session.scalars(select(User).where(User.email == "dealer1@demo.test")).first()
+    if boss is None or boss.partner_id is None:
+        return
+    people = [session.scalars(select(User).where(User.email == login)).one()
+              for login, _ in SALESPEOPLE] + [boss]
+    leads = list(session.scalars(
+        select(Lead).where(Lead.assigned_partner_id == boss.partner_id,
+                           Lead.status.in_([str(s) for s in OPEN_STATUSES]))
+        .order_by(Lead.offered_at, Lead.id)))
+    working = [lead for lead in leads if lead.status != LeadStatus.OFFERED]
+    offered = [lead for lead in leads if lead.status == LeadStatus.OFFERED]
+    by = Actor.of(boss)
+    for n, lead in enumerate(working):
+        if n % 4 != 3:  # every fourth waits for someone to take it
+            assignment.assign(session, lead, people[n % len(people)], by)
+    for lead in offered[:2]:
+        assignment.assign(session, lead, people[0], by)
 
 
 #: one brochure per product line, written in the library's own text format (headings,
@@ -649,6 +679,9 @@ class _DemoBuilder:
             user = self._user(email, f"{first} {last}", Role.PARTNER, dealer.partner,
                               partner_admin=email == "dealer1@demo.test")
             dealer.actor = Actor.of(user)
+            if email == "dealer1@demo.test":  # its salespeople, who are assigned leads
+                for login, name in SALESPEOPLE:
+                    self._user(login, name, Role.PARTNER, dealer.partner)
         self.session.flush()  # partner ids, for the counters below
         for info in self.distributors + self.dealers:
             self.open[info.partner.id] = 0

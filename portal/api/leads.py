@@ -16,7 +16,7 @@ from portal.capture.services import capture_inquiry
 from portal.core import assignment, lifecycle
 from portal.core.access import visible_lead, visible_to
 from portal.core.database import lost_a_race
-from portal.core.errors import InvalidInput
+from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.models import Lead, LeadStatus, Partner, User
 from portal.core.models.codes import code_is
 from portal.core.pagination import MAX_PAGE
@@ -114,16 +114,25 @@ def get_lead(lead_id: str):  # type: ignore[no-untyped-def]
     return jsonify(lead_json(lead))
 
 
+def _lead_and_body(lead_id: str, shape: str) -> tuple[Any, Lead, dict[str, Any]]:
+    """The caller, the lead (404 when it is not theirs to see) and the request's JSON
+    object (400 when the body is not one, saying to send ``shape``)."""
+    user = g.api_user
+    lead = visible_lead(db.session, user, lead_id)
+    if lead is None:
+        raise NotFound("No such lead.")
+    body = json_body()
+    if body is None:
+        raise DomainError(f"Send {shape} as a JSON object.", code="bad_request", status=400)
+    return user, lead, body
+
+
 @bp.post("/leads/<lead_id>/actions")
 @token_required
 def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
     """Apply an action (accept, decline, contact, …); 409 when the state does not allow it."""
-    user = g.api_user
-    lead = visible_lead(db.session, user, lead_id)
-    if lead is None:
-        return json_error(404, "not_found", "No such lead.")
-    body = json_body()
-    if body is None or not isinstance(body.get("action"), str):
+    user, lead, body = _lead_and_body(lead_id, '{"action": …}')
+    if not isinstance(body.get("action"), str):
         return json_error(400, "bad_request", 'Send {"action": …} as a JSON object.')
     args: dict[str, Any] = {k: v for k, v in body.items() if k != "action"}
     # A refusal (409 with the lead's state, 404, 422) is answered by the one error handler.
@@ -141,13 +150,7 @@ def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
 @token_required
 def patch_lead(lead_id: str):  # type: ignore[no-untyped-def]
     """Assign a lead the caller's firm holds: ``{"assignee": email | "me" | null}``."""
-    user = g.api_user
-    lead = visible_lead(db.session, user, lead_id)
-    if lead is None:
-        return json_error(404, "not_found", "No such lead.")
-    body = json_body()
-    if body is None:
-        return json_error(400, "bad_request", 'Send {"assignee": …} as a JSON object.')
+    user, lead, body = _lead_and_body(lead_id, '{"assignee": …}')
     unknown = sorted(set(body) - {"assignee"})
     if unknown or "assignee" not in body:
         fields = {name: "Not a field this call changes." for name in unknown}

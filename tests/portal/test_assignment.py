@@ -252,24 +252,22 @@ def test_a_repeat_inquiry_tells_the_assignee_and_unassigned_leads_keep_their_rec
     bob, ann, cy = firm["bob"], firm["ann"], firm["cy"]
     lead = held_lead(session, make_lead, firm, email="pat@farmexample.com",
                      email_normalized="pat@farmexample.com")
-    assignment.assign(session, lead, ann, Actor.of(bob))
-    session.commit()
-    outbox.clear()
-    capture_inquiry(session, {"first_name": "Pat", "email": "pat@farmexample.com",
-                              "postal_code": "50401", "comments": "Call me today"},
-                    Actor.system("web-form"))
-    session.commit()
-    assert [m["To"] for m in outbox] == [ann.email]
-    assert subject(outbox[0]).startswith("Prospect asked again")
 
-    assignment.assign(session, lead, None, Actor.of(bob))
-    session.commit()
-    outbox.clear()
-    capture_inquiry(session, {"first_name": "Pat", "email": "pat@farmexample.com",
-                              "postal_code": "50401", "comments": "Still waiting"},
-                    Actor.system("web-form"))
-    session.commit()
-    assert sorted(m["To"] for m in outbox) == sorted(u.email for u in (bob, ann, cy))
+    def asked_again(assignee: Any, comments: str) -> list[str]:
+        assignment.assign(session, lead, assignee, Actor.of(bob))
+        session.commit()
+        outbox.clear()
+        capture_inquiry(session, {"first_name": "Pat", "email": "pat@farmexample.com",
+                                  "postal_code": "50401", "comments": comments},
+                        Actor.system("web-form"))
+        session.commit()
+        return [m["To"] for m in outbox]
+
+    assert asked_again(ann, "Call me today") == [ann.email]
+    assert subject(outbox[0]).startswith("Prospect asked again")
+    # Back to nobody: the whole firm hears, as before.
+    assert sorted(asked_again(None, "Still waiting")) == sorted(
+        u.email for u in (bob, ann, cy))
 
 
 def test_taken_back_tells_the_assignee_who_had_it(session, make_user, make_lead, firm, outbox):

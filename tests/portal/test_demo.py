@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from portal.capture.services import current_rules, inquiry_facts
 from portal.core import lifecycle
 from portal.core.models import (
+    OPEN_STATUSES,
     Campaign,
     Competitor,
     Fulfilment,
@@ -90,6 +91,7 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
     _check_partners(session)
     _check_leads(session)
     _check_consistency(session)
+    _check_assignments(session)
 
     # Idempotent: a second run (command or service) changes nothing.
     before = table_counts(session)
@@ -108,6 +110,26 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
         client.post("/auth/logout")
     refused = client.post("/auth/login", data={"email": "admin@demo.test", "password": "nope"})
     assert "Wrong email or password." in refused.get_data(as_text=True)
+
+
+def _check_assignments(session: Any) -> None:
+    """dealer1's firm shows who holds what: sales1 has leads of its own ("My leads"), new
+    offers among them, and some open leads wait unassigned for someone to take them."""
+    sales = session.scalars(select(User).where(User.email == "sales1@demo.test")).one()
+    firm = sales.partner
+    assert firm.name.startswith("North Iowa Implement") and not sales.partner_admin
+    open_ = [str(s) for s in OPEN_STATUSES]
+    mine = Counter(session.scalars(select(Lead.status).where(
+        Lead.assigned_user_id == sales.id, Lead.status.in_(open_))))
+    assert mine["offered"] == 2 and sum(mine.values()) >= 3
+    unassigned = session.scalar(select(func.count()).select_from(Lead).where(
+        Lead.assigned_partner_id == firm.id, Lead.status.in_(open_),
+        Lead.assigned_user_id.is_(None)))
+    assert unassigned >= 2
+    # Every assignee is a user of the firm holding the lead.
+    assert session.scalar(select(func.count()).select_from(Lead).join(
+        User, User.id == Lead.assigned_user_id).where(
+        User.partner_id != Lead.assigned_partner_id)) == 0
 
 
 def _check_catalogue(session: Any) -> None:
