@@ -101,8 +101,8 @@ def check_may_assign(user: User, lead: Lead, assignee: User | None) -> None:
     if may_assign_others(user):
         return
     current = lead.assigned_user_id
-    if assignee is not None and assignee.id == user.id and current is None:
-        return  # "Assign to me"
+    if assignee is not None and assignee.id == user.id and current in (None, user.id):
+        return  # "Assign to me" (twice, from two tabs, is no refusal)
     if assignee is None and current == user.id:
         return  # giving back one's own
     raise NotAllowed(

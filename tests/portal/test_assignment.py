@@ -122,6 +122,11 @@ def test_a_salesperson_takes_an_unassigned_lead_but_gives_none_to_others_unless_
     page = client.get(f"/leads/{lead.id}").get_data(as_text=True)
     assert "Assigned to you: it is under My leads." in page
     assert "Assigned to Ann Lee (took it)" in page and "Give it back (unassign)" in page
+    # Taken twice (a second tab): nothing changes, and nothing is refused.
+    assert client.post(f"/leads/{lead.id}/assign", data={"assignee": "me"}).status_code == 303
+    assert "Nothing changed: it is with Ann Lee already." in client.get(
+        f"/leads/{lead.id}").get_data(as_text=True)
+    assert len(assigned_events(session, lead)) == 1
 
     # Cy cannot take Ann's lead; once the firm allows it, anyone assigns.
     auth.logout()
