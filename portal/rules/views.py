@@ -23,8 +23,8 @@ from portal.core.forms import show_errors
 from portal.core.models import Lead, ScoringRules, User
 from portal.core.web import admin_required, is_htmx, staff_required
 from portal.extensions import db
-from portal.rules import services
 from portal.rules import forms as layout
+from portal.rules import services
 from portal.rules.forms import RulesForm, form_data
 
 bp = Blueprint("rules", __name__, url_prefix="/manage/rules")
