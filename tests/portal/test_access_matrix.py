@@ -49,7 +49,7 @@ POLICY: dict[str, str] = {
     "notify.preview": "signed_in", "notify.preview_body": "signed_in",
     "notify.save_firm": "partner_admin",
     "capture.partner_new": "partner",
-    "leads.inbox": "signed_in",
+    "leads.inbox": "signed_in", "leads.inbox_csv": "partner",
     "leads.settings": "partner", "leads.settings_capacity": "partner_admin",
     "leads.settings_invite": "partner_admin", "leads.settings_resume": "partner_admin",
     "leads.settings_vacation": "partner_admin",

@@ -62,6 +62,7 @@ from portal.core.models.partners import (
     Territory,
     partner_product_lines,
 )
+from portal.core.models.settings import ChannelSettings
 from portal.core.models.rollups import (
     LEAD_COUNTS,
     OFFER_COUNTS,
@@ -89,6 +90,7 @@ __all__ = [
     "CLOSED_STATUSES",
     "Campaign",
     "CaptureAttempt",
+    "ChannelSettings",
     "Competitor",
     "ComplianceReminder",
     "AlertChoice",
