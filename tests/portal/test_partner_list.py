@@ -9,14 +9,12 @@ from datetime import date, timedelta
 
 from portal.core import lifecycle
 from portal.core.lifecycle import Actor
-from tests.portal.test_workspace import (  # noqa: F401  (fixtures)
-    HTMX,
-    _accepted,
-    _offered,
-    _text,
-    dealer,
-    dealer_user,
-)
+from tests.portal import test_workspace
+from tests.portal.test_workspace import HTMX, _accepted, _offered, _text
+
+# the workspace's fixtures: its dealer (D1, ZIP 50401) and a signed-in user of it
+dealer = test_workspace.dealer
+dealer_user = test_workspace.dealer_user
 
 
 def _names(html: str) -> list[str]:

@@ -62,7 +62,6 @@ from portal.core.models.partners import (
     Territory,
     partner_product_lines,
 )
-from portal.core.models.settings import ChannelSettings
 from portal.core.models.rollups import (
     LEAD_COUNTS,
     OFFER_COUNTS,
@@ -74,6 +73,7 @@ from portal.core.models.rollups import (
     OfferMonth,
     RollupState,
 )
+from portal.core.models.settings import ChannelSettings
 
 __all__ = [
     "LEAD_COUNTS",
