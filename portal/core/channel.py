@@ -3,6 +3,7 @@ whether a partner may read a prospect's contact details yet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -42,17 +43,27 @@ def contacts_hidden(session: Session) -> bool:
     return bool(settings(session).hide_contacts_until_accepted)
 
 
-def contacts_shown(user: Any, lead: Lead, *, hidden_until_accepted: bool) -> bool:
-    """May ``user`` (who may see ``lead``) read its phone, email and street? Staff always;
-    a partner once the lead was accepted (by it, or by its own dealer), or when the
-    setting is off, or when the partner captured the lead itself."""
-    if not hidden_until_accepted or getattr(user, "is_staff", False):
-        return True
-    if lead.owner_partner_id is not None and lead.owner_partner_id == user.partner_id:
-        return True
-    return lead.status in _ACCEPTED
+def contact_reader(session: Session, user: Any) -> Callable[[Lead], bool]:
+    """For one viewer (who may see the leads it is given): may it read a lead's phone,
+    email and street? Staff always; a partner once the lead was accepted (by it, or by its
+    own dealer), for its own captures, or when the setting is off. The setting is read
+    once, and only when a lead needs it."""
+    if getattr(user, "is_staff", False):
+        return lambda lead: True
+    partner_id = getattr(user, "partner_id", None)
+    hidden: list[bool] = []
+
+    def may_read(lead: Lead) -> bool:
+        if lead.status in _ACCEPTED or (
+                partner_id is not None and lead.owner_partner_id == partner_id):
+            return True
+        if not hidden:
+            hidden.append(contacts_hidden(session))
+        return not hidden[0]
+
+    return may_read
 
 
 def status_shows_contacts(status: str) -> bool:
-    """A list row's status: accepted or later (``contacts_shown`` for a row, not a lead)."""
+    """A list row's status is accepted or later: its contact details may be shown."""
     return status in _ACCEPTED

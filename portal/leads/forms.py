@@ -319,6 +319,16 @@ class SearchForm(FilterForm):
         return partner_inbox.SearchFilters(overdue=bool(self.overdue.data), **values)
 
 
+class ChannelSettingsForm(PortalForm):
+    """The manufacturer's channel-wide settings (Manage → Channel settings)."""
+
+    hide_contacts_until_accepted = BooleanField(
+        "Hide the prospect's phone, email and street from a partner until it accepts the "
+        "offer",
+        description="Name, town, ZIP and region stay visible so the partner can decide; "
+                    "channel managers and admins always see everything.")
+
+
 class BulkForm(PortalForm):
     """A bulk action on ticked leads; the first post asks to confirm, the second runs it."""
 

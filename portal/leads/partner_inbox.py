@@ -748,15 +748,15 @@ EXPORT_CAP = 10_000
 
 def export_rows(session: Session, partner: Partner, filters: InboxFilters, *,
                 now: datetime | None = None) -> list[tuple[Card, Any]]:
-    """The leads of one inbox list as filtered and sorted, each with its row (which also
-    holds ``email``, ``phone``, ``address`` and ``region``), up to ``EXPORT_CAP``: the
-    list's own statement with the contact columns added, in two statements."""
+    """The leads of one inbox list as filtered and sorted, up to ``EXPORT_CAP``, each with
+    its row, which also holds ``email``, ``phone``, ``address``, ``region`` and
+    ``owner_partner_id``: the list's own statement with those columns added."""
     now = now or utcnow()
     if filters.tab not in tabs_for(partner):
         filters.tab = "new"
     shape = _InboxShape.of(filters)
     statement = _inbox_statements(shape)[0].add_columns(Lead.phone, Lead.address,
-                                                        Lead.region)
+                                                        Lead.region, Lead.owner_partner_id)
     rows = session.connection().execute(
         statement, {**_list_params(partner, filters, shape, now), "limit": EXPORT_CAP,
                     "offset": 0}).all()

@@ -50,6 +50,7 @@ POLICY: dict[str, str] = {
     "notify.save_firm": "partner_admin",
     "capture.partner_new": "partner",
     "leads.inbox": "signed_in", "leads.inbox_csv": "partner",
+    "channel.settings": "staff", "channel.save_settings": "staff",
     "leads.settings": "partner", "leads.settings_capacity": "partner_admin",
     "leads.settings_invite": "partner_admin", "leads.settings_resume": "partner_admin",
     "leads.settings_vacation": "partner_admin",
