@@ -180,7 +180,7 @@ class ForwardForm(ActionForm):
     def set_dealers(self, dealers: Iterable[Any]) -> None:
         """The distributor's dealers that can take the lead as the options, nearest first,
         each with its town, distance, lines and load; the others named below, with why
-        (``services.DealerChoice``)."""
+        (``services.PartnerChoice``)."""
         dealers = list(dealers)
         self.partner.choices = _opts(((c.partner.code, c.label) for c in dealers
                                       if not c.why_not), "Pick a dealer")
@@ -203,8 +203,11 @@ class ReopenForm(ReasonForm):
 
 
 class ReassignForm(ActionForm):
-    partner = StringField("Partner code", filters=[_strip],
-                          validators=[DataRequired(message="Enter the partner's code."),
+    """The page picks the partner from the reassign picker (``set_partners``): radio
+    buttons named ``partner`` carrying codes."""
+
+    partner = StringField("Partner", filters=[_strip],
+                          validators=[DataRequired(message="Pick a partner."),
                                       Length(max=32)],
                           render_kw={"autocomplete": "off"})
     reason = StringField("Reason", filters=[_strip],
@@ -212,6 +215,13 @@ class ReassignForm(ActionForm):
     override = BooleanField(
         "Override: reassign even if the partner is paused, full or does not sell this "
         "product line (logged with the reason)")
+
+    #: the picker's partners (``services.PartnerChoice``) and the search that found them
+    choices: list[Any] = []
+    search = ""
+
+    def set_partners(self, choices: list[Any], search: str = "") -> None:
+        self.choices, self.search = choices, search
 
 
 class RouteForm(ActionForm):
@@ -335,7 +345,7 @@ class BulkForm(PortalForm):
     action = SelectField("With the ticked leads", choices=_opts(
         manager_search.BULK_ACTIONS.items(), "Pick an action"),
         validators=[DataRequired(message="Pick an action.")])
-    partner = StringField("Partner code (reassign)", filters=[_strip],
+    partner = StringField("Partner code or name (reassign)", filters=[_strip],
                           validators=[Optional(), Length(max=32)])
     reason = StringField("Reason", filters=[_strip], validators=[Optional(), Length(max=250)],
                          description="Required to reassign or close as duplicate.")

@@ -36,6 +36,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.core import channel, compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
+from portal.core.checks import text_problem
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
 from portal.core.models import WORKING_STATUSES, Lead, LeadStatus, Partner, utcnow
@@ -231,8 +232,8 @@ def _offer_actions(cards: Iterable[partner_inbox.Card], back: str,
 # --- one lead ------------------------------------------------------------------------------------
 
 
-def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | None = None
-                ) -> dict[str, forms.ActionForm]:
+def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | None = None,
+                partner_q: str = "") -> dict[str, forms.ActionForm]:
     """A fresh form for each action the viewer may take (the failed one keeps its input)."""
     made: dict[str, forms.ActionForm] = {}
     for action in view.actions:
@@ -246,6 +247,9 @@ def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | 
             form.set_competitors(view.competitors)
         elif isinstance(form, forms.ForwardForm):
             form.set_dealers(view.dealers)
+        elif isinstance(form, forms.ReassignForm):
+            form.set_partners(services.reassign_choices(
+                db.session, view.lead, partner_q, keep=form.partner.data or ""), partner_q)
         forms.unique_ids(form, f"{action}-page")
     return made
 
@@ -262,12 +266,13 @@ def _conflict_forms(view: services.LeadView) -> dict[str, forms.ActionForm]:
 
 def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
                  failed: tuple[str, forms.ActionForm] | None = None,
-                 message_kind: str = "") -> Any:
+                 message_kind: str = "", partner_q: str = "") -> Any:
     view = services.lead_view(db.session, lead, current_user)
+    open_action = failed[0] if failed else ("reassign" if partner_q else "")
     return _respond("leads/detail.html", "partials/leads/_detail.html", status,
-                    view=view, lead=lead, action_forms=_lead_forms(view, failed),
+                    view=view, lead=lead, action_forms=_lead_forms(view, failed, partner_q),
                     conflict_forms=_conflict_forms(view), message=message,
-                    open_action=failed[0] if failed else "",
+                    open_action=open_action,
                     message_kind=message_kind or ("error" if failed else "success"),
                     labels=forms.ACTION_LABELS)
 
@@ -277,7 +282,28 @@ def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
 def lead(lead_id: Any):  # type: ignore[no-untyped-def]
     """One lead: prospect, inquiry, rank and why, literature, timeline, notes, actions."""
     found = visible_lead_or_404(db.session, current_user, lead_id)
-    return _render_lead(found)
+    # the reassign picker's search without JavaScript: the page again, the picker open
+    return _render_lead(found, partner_q=_partner_search() if current_user.is_staff else "")
+
+
+def _partner_search() -> str:
+    """What a manager typed into the reassign picker (``partner_q``): text, one line."""
+    q = " ".join(request.args.get("partner_q", "").split())[:80]
+    return "" if text_problem(q) else q
+
+
+@bp.get("/<uuid:lead_id>/reassign/partners")
+@staff_only
+def reassign_partners(lead_id: Any):  # type: ignore[no-untyped-def]
+    """The reassign picker's partners for what was typed (htmx, as the manager types):
+    those matching, each with whether it may take this lead and why not."""
+    found = visible_lead_or_404(db.session, current_user, lead_id)
+    q = _partner_search()
+    response = make_response(render_template(
+        "partials/leads/_reassign_choices.html", lead=found, search=q,
+        choices=services.reassign_choices(db.session, found, q)))
+    response.vary.add("HX-Request")
+    return response
 
 
 def _still_visible(lead_id: Any) -> Lead | None:

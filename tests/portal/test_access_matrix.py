@@ -57,7 +57,7 @@ POLICY: dict[str, str] = {
     "leads.lead": "lead", "leads.act": "lead", "leads.act_page": "lead",
     "fulfilment.lead_literature": "staff",
     "leads.bulk": "staff_404", "leads.partner": "staff_404", "leads.queue": "staff_404",
-    "leads.search": "staff_404",
+    "leads.search": "staff_404", "leads.reassign_partners": "staff_404",
     "reports.overview": "signed_in", "reports.partners": "signed_in",
     "reports.partners_csv": "signed_in", "reports.scorecard": "scorecard",
     "reports.scorecard_pdf": "scorecard",

@@ -561,8 +561,8 @@ def test_the_forward_picker_offers_the_dealers_that_can_take_the_lead_nearest_fi
     assert options[2][1] == f"Ames Tractor (FAR) · Ames, IA · {km:,.0f} km · TRC · 0 open"
     assert 100 < km < 140
     line = lead.product_line.name.lower()
-    assert (f"Not offered: Busy Dealer (full: 1/1 open); Mower World (does not sell {line}); "
-            "Closed Farm Supply (paused: vacation).") in page
+    assert (f"Not offered: Busy Dealer (is full: 1 open of 1); Mower World (does not sell {line}); "
+            "Closed Farm Supply (is paused: vacation).") in page
     # The lifecycle refuses them too, whatever the form is sent.
     refused = client.post(f"/leads/{lead.id}/forward", data={"partner": "MOW"})
     assert refused.status_code == 422 and f"Pick a dealer that sells {line}." in _text(refused)
