@@ -8,6 +8,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the area's blueprint."""
-    from portal.leads import views
+    from portal.leads import channel_views, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(channel_views.bp)

@@ -21,7 +21,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional, Regexp
 
 from portal.core.checks import EMAIL
 from portal.core.filters import STATUS_LABELS
@@ -283,13 +283,18 @@ class InboxFilterForm(FilterForm):
     rank = SelectField("Rank", choices=RANK_CHOICES, validators=[Optional()])
     age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
     dealer = SelectField("Dealer", choices=[], validate_choice=False, validators=[Optional()])
+    #: the list's sort (its links set it; kept here so filtering keeps the order)
+    sort = HiddenField(validators=[Optional(), AnyOf(
+        [*partner_inbox.SORTS, *(f"-{key}" for key in partner_inbox.SORTS)],
+        message="Unknown sort order.")])
 
     def to_filters(self) -> partner_inbox.InboxFilters:
         """The typed filters; a bad value is dropped (and marked) rather than failing."""
         self.validate()
         return partner_inbox.InboxFilters(**{
             name: ("" if self[name].errors else (self[name].data or ""))
-            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer",
+                         "sort")
         })
 
 
@@ -322,6 +327,16 @@ class SearchForm(FilterForm):
                          "campaign", "age")
         }
         return partner_inbox.SearchFilters(overdue=bool(self.overdue.data), **values)
+
+
+class ChannelSettingsForm(PortalForm):
+    """The manufacturer's channel-wide settings (Manage → Channel settings)."""
+
+    hide_contacts_until_accepted = BooleanField(
+        "Hide the prospect's phone, email and street from a partner until it accepts the "
+        "offer",
+        description="Name, town, ZIP and region stay visible so the partner can decide; "
+                    "channel managers and admins always see everything.")
 
 
 class BulkForm(PortalForm):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from portal.core import lifecycle
+from portal.core import channel, lifecycle
 from portal.core import transitions as table
 from portal.core.errors import NotFound
 from portal.core.lifecycle import Actor
@@ -28,6 +28,7 @@ from portal.core.models import (
     PartnerKind,
     ProductLine,
     User,
+    display_name,
     utcnow,
 )
 from portal.dispatch import services as routing_service
@@ -69,6 +70,15 @@ class LeadView:
     now: datetime
     #: what the viewer may do: accept, decline, contact, …
     actions: list[str] = field(default_factory=list)
+    #: the viewer may read the prospect's phone, email and street (``channel``)
+    contacts: bool = True
+
+    @property
+    def name(self) -> str:
+        """What the prospect is called here (never by an address the viewer may not read)."""
+        lead = self.lead
+        return display_name(lead.first_name, lead.last_name, lead.company,
+                            lead.email if self.contacts else "")
 
     @property
     def contact_due(self) -> datetime | None:
@@ -226,6 +236,7 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
                    if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],
         competitors=competitors, dealers=dealers, overdue=is_overdue(lead, now),
         due=due_on(lead), now=now, actions=actions,
+        contacts=channel.contact_reader(session, user)(lead),
     )
 
 

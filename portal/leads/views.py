@@ -34,16 +34,17 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from portal.core import compliance, fragments, lifecycle
+from portal.core import channel, compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.checks import text_problem
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
-from portal.core.models import Lead, LeadStatus, Partner, utcnow
+from portal.core.models import WORKING_STATUSES, Lead, LeadStatus, Partner, utcnow
 from portal.core.web import is_htmx, staff_only
 from portal.extensions import db
 from portal.leads import forms, manager_search, partner_inbox, services
 from portal.partners import services as partner_service
+from portal.reports.export import csv_response
 from portal.users.services import invite_colleague, pending_invitations
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
@@ -105,7 +106,7 @@ _TAB_STAGES: dict[str, tuple[str, ...]] = {
 
 
 #: the inbox filter form's fields, as the query string names them
-_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer", "sort")
 
 
 def _filter_args() -> tuple[str, ...]:
@@ -157,10 +158,46 @@ def inbox():  # type: ignore[no-untyped-def]
     data = partner_inbox.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
                           per_page=_per_page())
     context: dict[str, Any] = {
-        "inbox": data, "actions": _offer_actions(data.page.items, request.full_path)}
+        "inbox": data, "actions": _offer_actions(data.page.items, request.full_path),
+        "oob_sort": is_htmx()}
     if not is_htmx():  # an htmx filter request swaps the list only
         context["filter_bar"] = _filter_bar(data)
     return _respond("leads/inbox.html", "partials/leads/_list.html", **context)
+
+
+#: the inbox CSV's columns, in order (the contact columns are empty where hidden)
+_CSV_HEADER = ("lead_id", "name", "company", "status", "rank", "product_line",
+               "product_line_name", "message", "postal_code", "town", "region",
+               "next_appointment", "quote_amount", "last_activity", "received",
+               "email", "phone", "address")
+
+
+@bp.get("/export.csv")
+@login_required
+def inbox_csv():  # type: ignore[no-untyped-def]
+    """The inbox list as it is filtered and sorted, as CSV (the partner's own leads;
+    contact details only where the partner may read them)."""
+    partner = _my_partner()
+    filters = forms.InboxFilterForm(request.args).to_filters()
+    rows = partner_inbox.export_rows(db.session, partner, filters)
+    hidden = channel.contacts_hidden(db.session)
+
+    def line(card: partner_inbox.Card, row: Any) -> list[Any]:
+        shown = (not hidden or channel.status_shows_contacts(card.status)
+                 or row.owner_partner_id == partner.id)
+        step = card.next_step
+        return [card.key, card.name, card.company, card.status, card.rank or "",
+                card.product_line, card.product_line_name,
+                partner_inbox.excerpt(row.comments), card.postal_code, card.city,
+                row.region, step.on.isoformat() if step else "",
+                "" if card.quote_amount is None else f"{card.quote_amount:.2f}",
+                card.last_activity.isoformat(timespec="minutes") if card.last_activity
+                else "", card.created_at.isoformat(timespec="minutes"),
+                row.email if shown else "", row.phone if shown else "",
+                row.address if shown else ""]
+
+    return csv_response(f"leads-{filters.tab}.csv", _CSV_HEADER,
+                        (line(card, row) for card, row in rows))
 
 
 class CardActions(NamedTuple):
@@ -282,7 +319,9 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
     queued = lead.status == LeadStatus.UNASSIGNED  # a card of the managers' queue
     card = partner_inbox.Card.of(lead, expires_at=current.expires_at if current else None,
-                            late=partner_inbox.is_overdue(lead), routing=queued)
+                            late=partner_inbox.is_overdue(lead), routing=queued,
+                            next_step=partner_inbox.next_appointment(db.session, lead.id)
+                            if lead.status in WORKING_STATUSES else None)
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
     back = request.form.get("next", "")
     actions: CardActions | None
@@ -742,6 +781,12 @@ def lead_link() -> str:
 def lead_action_link(action: str) -> str:
     """An action's URL with ``%s`` for the lead's id, as ``lead_link`` (the cards' forms)."""
     return _id_pattern("leads.act", action=action)
+
+
+@bp.app_template_global()
+def sort_links(sort: str) -> list[tuple[str, str, str]]:
+    """The inbox's sort links: (label, the ``sort`` each asks for, its direction now)."""
+    return partner_inbox.sort_links(sort)
 
 
 @bp.app_template_filter("tab_count")

@@ -347,7 +347,8 @@ def test_lead_page_shows_prospect_inquiry_rank_timeline(
     session.commit()
 
     page = _text(client.get(f"/leads/{lead.id}"))
-    assert 'href="tel:' in page and f'href="mailto:{lead.email}"' in page
+    # contact details wait for the accept (the channel setting's default)
+    assert "Shown once you accept the offer" in page and lead.email not in page
     assert "Acme Farms" in page
     assert "Need a &lt;b&gt;tractor&lt;/b&gt; by May" in page  # escaped, never |safe
     assert "Timeline" in page and "Offered" in page and "Captured" in page
@@ -355,6 +356,10 @@ def test_lead_page_shows_prospect_inquiry_rank_timeline(
     assert "Tractor brochure 2026" in page
     assert "Accept within:" in page
     assert "If you do not accept it by then, the portal offers it to another partner" in page
+    lifecycle.accept(session, lead, Actor.of(dealer_user))
+    session.commit()
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert 'href="tel:' in page and f'href="mailto:{lead.email}"' in page
 
 
 # --- actions by plain POST -------------------------------------------------------------------
