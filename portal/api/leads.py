@@ -13,7 +13,7 @@ from portal.api.auth import token_required
 from portal.api.serialize import lead_json
 from portal.api.views import bp, json_body
 from portal.capture.services import capture_inquiry
-from portal.core import assignment, lifecycle
+from portal.core import assignment, channel, lifecycle
 from portal.core.access import visible_lead, visible_to
 from portal.core.database import lost_a_race
 from portal.core.errors import DomainError, InvalidInput, NotFound
@@ -25,6 +25,11 @@ from portal.extensions import db
 from portal.leads.actions import perform_action
 
 MAX_PER_PAGE = 100
+
+
+def _lead_json(lead: Lead) -> dict[str, Any]:
+    """One lead as the caller may read it (contact details per ``core.channel``)."""
+    return lead_json(lead, contacts=channel.contact_reader(db.session, g.api_user)(lead))
 
 
 @bp.post("/leads")
@@ -50,7 +55,7 @@ def create_lead():  # type: ignore[no-untyped-def]
         db.session.rollback()
         result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
                                  idempotency_key=key, owner_partner=owner)
-    response = jsonify(lead_json(result.lead))
+    response = jsonify(_lead_json(result.lead))
     if "idempotent replay" in result.notes:
         response.headers["Idempotent-Replayed"] = "true"
         return response, 201
@@ -100,7 +105,9 @@ def list_leads():  # type: ignore[no-untyped-def]
         .order_by(Lead.created_at.desc(), Lead.id)
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
-    return jsonify({"leads": [lead_json(lead, events=False) for lead in leads],
+    readable = channel.contact_reader(db.session, user)
+    return jsonify({"leads": [lead_json(lead, events=False, contacts=readable(lead))
+                              for lead in leads],
                     "page": page, "per_page": per_page, "total": total})
 
 
@@ -111,7 +118,7 @@ def get_lead(lead_id: str):  # type: ignore[no-untyped-def]
     lead = visible_lead(db.session, g.api_user, lead_id)
     if lead is None:
         return json_error(404, "not_found", "No such lead.")
-    return jsonify(lead_json(lead))
+    return jsonify(_lead_json(lead))
 
 
 def _lead_and_body(lead_id: str, shape: str) -> tuple[Any, Lead, dict[str, Any]]:
@@ -140,7 +147,7 @@ def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
     db.session.flush()
     db.session.refresh(lead)
     if db.session.scalars(select(Lead.id).where(Lead.id == lead.id, visible_to(user))).first():
-        return jsonify(lead_json(lead))
+        return jsonify(_lead_json(lead))
     # Declined or forwarded away: the caller no longer sees the lead.
     return jsonify({"id": str(lead.id), "status": "removed",
                     "message": "The lead is no longer yours."})

@@ -48,6 +48,12 @@ LEAD = {
                                     "it (their email), or null: the firm as a whole"},
         "assignee_name": {"type": ["string", "null"]},
         "routing": {"type": ["object", "null"]}, "version": {"type": "integer"},
+        **{name: {"type": ["string", "null"], "description": "null while contacts_hidden"}
+           for name in ("email", "phone", "address")},
+        "contacts_hidden": {"type": "boolean", "description": "the caller is a partner that "
+                            "has not accepted the lead, and the manufacturer shows contact "
+                            "details only after the accept: email, phone and address are "
+                            "null (town, ZIP, region and name are given)"},
         "events": {"type": "array", "items": {"type": "object"}},
     },
 }

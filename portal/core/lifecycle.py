@@ -567,7 +567,7 @@ def forward_refusal(lead: Lead, dealer: Partner) -> tuple[str, str] | None:
     capacity claim itself, atomically; the forward form names the full ones from the
     counter it read.)"""
     if not dealer.active:
-        return ("paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else ""),
+        return ("is paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else ""),
                 "Pick a dealer that is not paused.")
     line = lead.product_line
     if line is not None and line not in dealer.product_lines:
@@ -636,7 +636,7 @@ def reassign_refusal(lead: Lead, partner: Partner, *, adding: int = 0) -> str | 
         return refused[0]
     open_now = (partner.open_leads or 0) + adding
     if partner.capacity is not None and open_now >= partner.capacity:
-        return f"is full ({open_now:,} open leads of {partner.capacity:,})"
+        return f"is full: {open_now:,} open of {partner.capacity:,}"
     return None
 
 

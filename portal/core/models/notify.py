@@ -73,6 +73,8 @@ class NotificationKind(enum.StrEnum):
     #: a channel manager's reminder of a partner's overdue and untouched leads
     COMPLIANCE_REMINDER = "compliance_reminder"
     DIGEST = "digest"
+    #: to the prospect: the dealer its literature pack named no longer has the lead
+    PROSPECT_MOVED = "prospect_moved"
 
 
 class Notification(Base):
@@ -99,7 +101,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: the user told; none for a note to the lead's prospect (sent to the lead's email)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(24))
     lead_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("leads.id", ondelete="CASCADE"))
