@@ -413,3 +413,27 @@ def test_the_openapi_file_documents_the_assignment(client):
         "$ref": "#/components/schemas/Assignment"}
     assert set(patch["responses"]) >= {"200", "403", "404", "422"}
     assert "assignee" in spec["components"]["schemas"]["Lead"]["properties"]
+
+
+def test_the_list_csv_says_who_holds_each_lead_and_exports_my_leads(
+        session, client, auth, make_lead, firm):
+    import csv
+    import io
+
+    bob, ann = firm["bob"], firm["ann"]
+    mine = held_lead(session, make_lead, firm, first_name="Mia", last_name="Mine")
+    held_lead(session, make_lead, firm, first_name="Nell", last_name="Nobody")
+    assignment.assign(session, mine, ann, Actor.of(bob))
+    session.commit()
+
+    def rows(url: str) -> list[dict[str, str]]:
+        text = client.get(url).get_data(as_text=True).lstrip("\ufeff")
+        return list(csv.DictReader(io.StringIO(text)))
+
+    auth.login_as(bob)
+    found = {row["name"]: row["assigned_to"] for row in rows("/leads/export.csv?tab=contact")}
+    assert found == {"Mia Mine": "Ann Lee", "Nell Nobody": ""}
+    auth.logout()
+    auth.login_as(ann)
+    assert [row["name"] for row in rows("/leads/export.csv?tab=contact&assignee=me")] == [
+        "Mia Mine"]
