@@ -437,3 +437,25 @@ def test_the_list_csv_says_who_holds_each_lead_and_exports_my_leads(
     auth.login_as(ann)
     assert [row["name"] for row in rows("/leads/export.csv?tab=contact&assignee=me")] == [
         "Mia Mine"]
+
+
+def test_an_action_on_my_leads_brings_my_tab_counts_along(
+        session, client, auth, make_lead, firm):
+    bob, ann = firm["bob"], firm["ann"]
+    lead = make_lead(postal_code="50401", first_name="Otto", last_name="Offer")
+    routing_service.route_lead(session, lead)
+    held_lead(session, make_lead, firm)  # the firm's, not Ann's
+    assignment.assign(session, lead, ann, Actor.of(bob))
+    session.commit()
+    auth.login_as(ann)
+    answer = client.post(f"/leads/{lead.id}/accept", data={"view": "card"}, headers={
+        "HX-Request": "true",
+        "HX-Current-URL": "http://portal.test/leads/?tab=new&assignee=me"})
+    assert answer.status_code == 200
+    tabs = answer.get_data(as_text=True).split('id="lead-tabs"')[1].split("</nav>")[0]
+    # Ann's own counts (one accepted, none new), and the tabs keep to My leads.
+    assert 'href="/leads/?tab=contact&amp;assignee=me"' in tabs
+    contact = tabs.split("tab-contact")[1].split("</a>")[0]
+    assert 'aria-label="1 leads">1</span>' in contact
+    new = tabs.split("tab-new")[1].split("</a>")[0]
+    assert 'aria-label="0 leads">0</span>' in new
