@@ -73,6 +73,7 @@ from portal.core.models.rollups import (
     OfferMonth,
     RollupState,
 )
+from portal.core.models.tasks import TASK_KIND_LABELS, Task, TaskKind
 
 __all__ = [
     "LEAD_COUNTS",
@@ -135,6 +136,9 @@ __all__ = [
     "STAFF_DIGEST",
     "ScoringRules",
     "Source",
+    "TASK_KIND_LABELS",
+    "Task",
+    "TaskKind",
     "Territory",
     "User",
     "WORKING_STATUSES",
