@@ -8,6 +8,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the area's blueprint."""
-    from portal.leads import views
+    from portal.core.lifecycle import on_event
+    from portal.core.tasks import close_when_lead_leaves
+    from portal.leads import task_views, views  # noqa: F401 - task_views adds its routes
 
+    on_event(close_when_lead_leaves)  # a lead leaving its firm closes the firm's tasks
     app.register_blueprint(views.bp)

@@ -196,6 +196,7 @@ class ActionResult:
 _DONE = {
     "contact": "Contact recorded.",
     "appointment": "Appointment recorded.",
+    "attempt": "Attempt recorded: it counts as follow-up. Try them again soon.",
     "quote": "Quote recorded.",
     "won": "Won: well done. The outcome is recorded.",
     "lost": "Lost: the outcome and reason are recorded.",
