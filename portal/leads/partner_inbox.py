@@ -500,8 +500,10 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
     if tab == DEALERS_TAB[0]:
         holder = select(Partner.name).where(
             Partner.id == Lead.assigned_partner_id).scalar_subquery()
-    # The contact tab lists accepted leads not yet contacted: each with its contact clock.
-    contact_from: Any = Lead.offered_at if tab == "contact" else null()
+    # The contact tab lists accepted leads not yet contacted: each with its contact clock
+    # (none once a try that got no answer counted as the first contact).
+    contact_from: Any = (case((Lead.first_contact_at.is_(None), Lead.offered_at), else_=null())
+                         if tab == "contact" else null())
     page = (select(Lead.id, Lead.first_name, Lead.last_name, Lead.company, Lead.email,
                    Lead.postal_code, Lead.city, Lead.product_line_id, Lead.created_at,
                    Lead.rank, Lead.status, Lead.assigned_partner_id,

@@ -70,8 +70,9 @@ class LeadView:
 
     @property
     def contact_due(self) -> datetime | None:
-        """Accepted and not yet contacted: when the first contact is due."""
-        if self.lead.status != S.ACCEPTED:
+        """Accepted and not yet contacted: when the first contact is due (a try that got
+        no answer counts as the first contact: DESIGN §7)."""
+        if self.lead.status != S.ACCEPTED or self.lead.first_contact_at is not None:
             return None
         return first_contact_due(self.lead.offered_at)
 

@@ -463,6 +463,8 @@ def test_a_no_answer_attempt_counts_as_follow_up_and_each_try_is_on_the_timeline
     lead = _accepted(session, make_lead, seller)
     offer = session.scalars(select(Offer).where(Offer.lead_id == lead.id)).one()
     assert offer.contacted_at is None
+    assert "Make first contact within" in _plain(_text(client.get(f"/leads/{lead.id}")))
+    assert "Make first contact within" in _plain(_text(client.get("/leads/?tab=contact")))
     first = client.post(f"/leads/{lead.id}/attempt", data={"channel": "phone"})
     assert first.status_code == 303
     headers = _token(client, seller)
@@ -476,7 +478,10 @@ def test_a_no_answer_attempt_counts_as_follow_up_and_each_try_is_on_the_timeline
     page = _plain(_text(client.get(f"/leads/{lead.id}")))
     assert page.count("Tried to reach them") == 2
     assert "Result Called, no answer" in page and "Result Emailed, no reply" in page
-    assert "First contact is late" not in page
+    assert "First contact is late" not in page and "Make first contact" not in page
+    # Still to reach (the To contact tab keeps it), with no first-contact clock.
+    contact_tab = _plain(_text(client.get("/leads/?tab=contact")))
+    assert lead.name in contact_tab and "Make first contact" not in contact_tab
     # No first-contact reminder or escalation: the partner followed the lead up.
     outbox.clear()
     notify_jobs.sweep(now=lead.offered_at + timedelta(hours=49))
