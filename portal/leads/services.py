@@ -142,15 +142,19 @@ def dealers_of(session: Session, partner_id: int | None, lead: Lead | None = Non
     return sorted(found, key=lambda c: (c.km is None, c.km or 0.0, c.partner.code))
 
 
+def lead_events(session: Session, lead: Lead) -> list[LeadEvent]:
+    """The lead's timeline, oldest first, with who and for which partner."""
+    return list(session.scalars(
+        select(LeadEvent).where(LeadEvent.lead_id == lead.id)
+        .options(selectinload(LeadEvent.actor), selectinload(LeadEvent.partner))
+        .order_by(LeadEvent.seq)))
+
+
 def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None = None
               ) -> LeadView:
     """The lead page's facts: timeline, offers, literature, notes, what may be done."""
     now = now or utcnow()
-    events = list(session.scalars(
-        select(LeadEvent).where(LeadEvent.lead_id == lead.id)
-        .options(selectinload(LeadEvent.actor), selectinload(LeadEvent.partner))
-        .order_by(LeadEvent.seq)
-    ))
+    events = lead_events(session, lead)
     offers: list[Offer] = []
     if user.is_staff:
         offers = list(session.scalars(

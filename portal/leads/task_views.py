@@ -22,6 +22,7 @@ from portal.core.models import Lead, utcnow
 from portal.core.web import is_htmx
 from portal.extensions import db
 from portal.leads import tasks
+from portal.leads.services import lead_events
 from portal.leads.task_forms import DueTasksFilter, TaskDeleteForm, TaskDoneForm, TaskForm
 from portal.leads.views import _my_partner, _page_arg, _per_page, _render_lead, bp
 
@@ -79,8 +80,12 @@ def _answer(lead: Lead, message: str, *, kind: str = "success", status: int = 20
     """htmx: the tasks card again, saying what happened. Without JavaScript: back to the
     lead (303) with the message, or the lead page with the refused form (4xx)."""
     if is_htmx():
-        response = make_response(render_template(
-            "partials/leads/_tasks.html", panel=task_panel(lead, message, kind)), status)
+        html = render_template("partials/leads/_tasks.html",
+                               panel=task_panel(lead, message, kind))
+        if status < 400:  # the new event on the timeline too, out of band
+            html += render_template("partials/leads/_timeline.html", oob=True,
+                                    events=lead_events(db.session, lead))
+        response = make_response(html, status)
         response.vary.add("HX-Request")
         return response
     if status < 400:

@@ -19,6 +19,7 @@ from tests.browser.live import LiveServer
 from tests.browser.test_lead_flow import open_fold
 
 pytestmark = pytest.mark.browser
+DEALER = "dealer4@demo.test"
 
 
 def _subject(message: Any) -> str:
@@ -48,12 +49,13 @@ def test_a_task_due_now_shows_in_tasks_due_today_and_its_reminder_arrives(
         new_context: Callable[..., BrowserContext],
         capture_inquiry: Callable[..., dict[str, Any]], live: LiveServer,
         smtp_server: Any) -> None:
-    # A fresh inquiry from Mason City, IA: the first demo dealer's territory.
+    # A fresh inquiry from Findlay, OH, which the Buckeye distributor passes on at once
+    # to its dealer there (demo dealer 4).
     name = "Rosalind Okafor"
-    lead = capture_inquiry(*name.split(), "50401")
-    assert lead["status"] == "offered"
+    lead = capture_inquiry(*name.split(), "45840")
+    assert (lead["status"], lead["assigned_partner"]) == ("offered", "BUCK-OH01")
     page = new_context().new_page()
-    sign_in(page, "dealer1@demo.test")
+    sign_in(page, DEALER)
     page.goto(f"/leads/{lead['id']}")
     page.locator(".lead-actions").get_by_role("button", name="Accept").click()
     expect(page.locator(".lead-head .badge-status")).to_have_text("Accepted")
@@ -62,7 +64,7 @@ def test_a_task_due_now_shows_in_tasks_due_today_and_its_reminder_arrives(
     zone = zoneinfo.ZoneInfo(live.query(
         "SELECT coalesce((SELECT time_zone FROM mail_preferences WHERE user_id = u.id), "
         "nullif(p.time_zone, ''), 'America/Chicago') FROM users u JOIN partners p "
-        "ON p.id = u.partner_id WHERE u.email = 'dealer1@demo.test'")[0][0])
+        "ON p.id = u.partner_id WHERE u.email = ?", (DEALER,))[0][0])
     from datetime import UTC, datetime
 
     due = (datetime.now(UTC) - timedelta(minutes=1)).astimezone(zone)
@@ -84,14 +86,14 @@ def test_a_task_due_now_shows_in_tasks_due_today_and_its_reminder_arrives(
     row = page.locator(".due-tasks .task").filter(has_text=name)
     expect(row).to_contain_text(f"Call back · due {shown}")
     expect(row).to_contain_text("Overdue")
-    expect(row).to_contain_text("Mason City")
+    expect(row).to_contain_text("Findlay")
     row.get_by_role("link", name=name).click()
     expect(page).to_have_url(re.compile(rf"/leads/{lead['id']}$"))
 
     smtp_server.handler.messages.clear()
     _sweep(live, smtp_server.port, minutes_ahead=1)
     mine = [m for m in smtp_server.handler.messages
-            if m["To"] == "dealer1@demo.test" and name in _subject(m)]
+            if m["To"] == DEALER and name in _subject(m)]
     assert [_subject(m) for m in mine] == [f"Task due: Call back · {name} (due {shown})"]
     _sweep(live, smtp_server.port, minutes_ahead=2)  # exactly once
     assert len([m for m in smtp_server.handler.messages if name in _subject(m)]) == 1

@@ -130,6 +130,11 @@ def test_htmx_ticks_off_undoes_and_deletes_a_task_in_place(client, session, make
     html = _text(added)
     assert html.lstrip().startswith('<section class="card lead-tasks"')  # the card alone
     assert "Task added: Visit" in html
+    # The timeline comes along out of band, with the new event on top.
+    timeline = html[html.index('<section id="lead-timeline"'):]
+    assert 'hx-swap-oob="true"' in timeline.split(">")[0]
+    assert re.findall(r'<li class="event event-(\w+)"', timeline)[0] == "task_added"
+    assert "Follow-up task added" in timeline
     task = session.scalars(select(Task)).one()
     done = client.post(f"/leads/{lead.id}/tasks/{task.id}/done", data={"done": "1"},
                        headers=HTMX)
