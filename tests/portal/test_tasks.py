@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from html import unescape
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
+from html import unescape
 from typing import Any
 
 import pytest
