@@ -259,6 +259,7 @@ ACTION_LABELS: dict[str, str] = {
     "contact": "Contacted",
     "appointment": "Appointment",
     "attempt": "No answer",
+    "attempted": "No answer",  #: the attempt's event, in the Notes card
     "quote": "Quote",
     "won": "Won",
     "lost": "Lost",

@@ -173,7 +173,9 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
         literature=[e for e in events if e.kind in LITERATURE_EVENTS],
         fulfilments=fulfilments_for(session, lead),
         # Notes typed on their own, and those typed with an action (a stage, an outcome).
-        notes=[e for e in events if e.kind == "note" or (e.data or {}).get("note")],
+        # (A task's note stays with the task: the tasks card shows it.)
+        notes=[e for e in events if e.kind == "note" or (
+            (e.data or {}).get("note") and not e.kind.startswith("task_"))],
         conflicts=[e for e in events
                    if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],
         competitors=competitors, dealers=dealers, overdue=is_overdue(lead, now),

@@ -118,6 +118,7 @@ def test_a_dealer_adds_a_task_without_javascript_and_sees_it_in_their_time(
     assert f"Task added: Call back, due {shown}." in page
     assert f"Call back · due {shown}" in page and "Ask about the loader" in page
     assert "Follow-up task added" in page  # the timeline
+    assert "No notes yet." in page  # the task's note stays with the task
     session.refresh(lead)
     assert lead.status == "accepted" and lead.version == version + 1  # not a state change
     assert [e.data["title"] for e in _events(session, lead, "task_added")] == ["Call back"]
@@ -483,6 +484,7 @@ def test_a_no_answer_attempt_counts_as_follow_up_and_each_try_is_on_the_timeline
     page = _plain(_text(client.get(f"/leads/{lead.id}")))
     assert page.count("Tried to reach them") == 2
     assert "Result Called, no answer" in page and "Result Emailed, no reply" in page
+    assert "with “No answer”" in page  # its note in the Notes card
     assert "First contact is late" not in page and "Make first contact" not in page
     # Still to reach (the To contact tab keeps it), with no first-contact clock.
     contact_tab = _plain(_text(client.get("/leads/?tab=contact")))
