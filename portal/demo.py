@@ -23,10 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.capture.services import current_rules, qualify_lead
-from portal.core import assignment, lifecycle
+from portal.core import assignment, lifecycle, localtime
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     OPEN_STATUSES,
+    WORKING_STATUSES,
     Campaign,
     Competitor,
     EnrollmentStatus,
@@ -45,6 +46,7 @@ from portal.core.models import (
     User,
     utcnow,
 )
+from portal.leads import tasks
 from routing import Point, TerritoryRule, distance_km, parse_rule
 
 PASSWORD = "demo-password"
@@ -392,6 +394,7 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
     _fresh_offers(session, now)
     with lifecycle.loading_history(session):  # nobody is mailed for the demo's past
         _assignments(session)
+    _follow_up_tasks(session, now)
     return True
 
 
@@ -431,6 +434,38 @@ NURTURE_STEPS = (
      "When the time is right, your local dealer brings one to your place. Financing offers "
      "change each season; ask for this month's.", ("offers", "See this season's offers")),
 )
+
+
+#: the demo dealer's follow-up tasks: (what, due relative to now in hours, note)
+DEMO_TASKS = (
+    ("call_back", -20.0, "Promised a call about financing."),
+    ("send_quote", 1.0, "Loader and backhoe package, as discussed."),
+    ("call_back", 3.0, "Check whether the trade-in was appraised."),
+    ("visit", 50.0, "Demo on the farm; bring the 45 hp model."),
+)
+
+
+def _follow_up_tasks(session: Session, now: datetime) -> None:
+    """A few open follow-up tasks for the demo's first dealer, on its leads being worked:
+    one overdue (due 20 hours ago), two due later today (as late as 23:45 in its zone), one
+    in two days: "Tasks due today" and the dashboard have something to show."""
+    user = session.scalars(select(User).where(User.email == "dealer1@demo.test")).first()
+    if user is None or user.partner_id is None:
+        return
+    leads = list(session.scalars(
+        select(Lead).where(Lead.assigned_partner_id == user.partner_id,
+                           Lead.status.in_([str(s) for s in WORKING_STATUSES]))
+        .order_by(Lead.accepted_at.desc(), Lead.id).limit(len(DEMO_TASKS))))
+    where = localtime.zone_of(session, user)
+    end_of_today = localtime.local_day_bounds(now, where)[1] - timedelta(minutes=15)
+    for lead, (kind, hours, note) in zip(leads, DEMO_TASKS, strict=False):
+        due = now + timedelta(hours=hours)
+        if 0 < hours < 24:
+            due = min(due, max(end_of_today, now + timedelta(minutes=5)))
+        here = due.astimezone(where)
+        tasks.add_task(session, lead, user, kind=kind, day=here.date().isoformat(),
+                       clock=here.strftime("%H:%M"), note=note, time_zone=where.key,
+                       now=now, device="web")
 
 
 #: one brochure per product line, written in the library's own text format (headings,
@@ -1210,7 +1245,11 @@ class _DemoBuilder:
             if when >= self.now:
                 return
             if stage == "appointment":
-                data = {"date": (when + timedelta(days=rng.randint(1, 10))).date().isoformat()}
+                # A time of day too (9:00 to 16:30, from the moment it was set, so the
+                # story's random draws stay as they were), in the portal's zone.
+                data = {"date": (when + timedelta(days=rng.randint(1, 10))).date().isoformat(),
+                        "time": f"{9 + when.hour % 8:02d}:{when.minute // 30 * 30:02d}",
+                        "time_zone": localtime.portal_zone()}
             lifecycle.advance(session, lead, stage, actor, data=data, now=when)
             if rng.random() < 0.12:
                 note_at = when + timedelta(hours=rng.uniform(1, 30))

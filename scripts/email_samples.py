@@ -38,6 +38,7 @@ KINDS = {
     "First contact is late": "escalation-contact-late",
     "Partner held back by the compliance gate": "escalation-gate",
     "Reminder: leads to bring up to date": "reminder-compliance",
+    "Task due": "reminder-task",
     "Channel weekly digest": "digest-manager-weekly",
 }
 

@@ -164,6 +164,10 @@ def take(browser: Browser, live: LiveServer, out: Path) -> None:
     for summary in history.locator("summary").all():
         summary.click()
     shoot_region(page, history, out / "routing-history.png")
+    page.goto(f"/leads/{declined['id']}?partner_q=mower")  # the reassign picker, a search
+    picker = page.locator("details.reassign")
+    picker.scroll_into_view_if_needed()
+    shoot_region(page, picker, out / "reassign-picker.png")
     page.goto("/manage/partners")
     shoot(page, out / "partners.png")
     page.goto("/manage/mail")

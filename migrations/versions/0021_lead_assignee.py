@@ -1,7 +1,7 @@
 """lead assignee: the salesperson of the holding firm who works a lead
 
 Revision ID: 0021_lead_assignee
-Revises: 0023_channel_settings, 0025_campaign_form_brand
+Revises: 0020_trust_auth
 Create Date: 2026-12-03 18:00:00
 
 A partner's administrator (or, where the firm allows it, any of its users) assigns a lead
@@ -9,15 +9,12 @@ the firm holds to one of its users; a user may take an unassigned one. ``leads.
 assigned_user_id`` names that user (cleared whenever the lead changes partner), indexed
 with the status for "My leads" and the per-salesperson counts; ``partners.
 users_may_assign`` is the firm's choice.
-
-It also joins main's two heads (0023 and 0025 both revise 0020) until the revisions are
-renumbered into one line.
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0021_lead_assignee'
-down_revision = ('0023_channel_settings', '0025_campaign_form_brand')
+down_revision = '0020_trust_auth'
 branch_labels = None
 depends_on = None
 

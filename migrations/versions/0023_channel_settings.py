@@ -1,7 +1,7 @@
 """channel settings: contact details hidden from partners until they accept; notes to prospects
 
 Revision ID: 0023_channel_settings
-Revises: 0020_trust_auth
+Revises: 0022_lead_tasks
 Create Date: 2026-12-03 18:20:00
 
 One row of channel-wide settings a manager changes under Manage → Channel settings.
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 
 revision = '0023_channel_settings'
-down_revision = '0020_trust_auth'
+down_revision = '0022_lead_tasks'
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the area's blueprint."""
     # The lead endpoints live in their own module, on the same blueprint.
-    from portal.api import leads, reports, views  # noqa: F401
+    from portal.api import leads, reports, tasks, views  # noqa: F401
     from portal.extensions import csrf
 
     app.register_blueprint(views.bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.core.models import LeadStatus
+from portal.core.models import LeadStatus, TaskKind
 from portal.core.pagination import MAX_PAGE
 from portal.core.transitions import API_ACTIONS
 
@@ -63,7 +63,14 @@ ACTION = {
     "properties": {
         "action": {"enum": list(API_ACTIONS)},  # the transition table's
         "reason": _TEXT, "competitor": _TEXT, "amount": {"type": ["number", "string"]},
-        "channel": _TEXT, "date": {"type": "string", "format": "date"}, "text": _TEXT,
+        "channel": {"type": "string", "description": "contact: phone, email, visit, text, "
+                    "other; attempt (no answer): phone, email, text"},
+        "date": {"type": "string", "format": "date"}, "text": _TEXT,
+        "time": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+                 "description": "appointment: the time of day (HH:MM), optional"},
+        "time_zone": {"type": "string", "description": "appointment: the IANA zone of "
+                      "time (default: the caller's own, from their email settings)"},
+        "note": _TEXT,
         "partner": _TEXT,
         "override": {"type": "boolean", "description": "reassign: to a partner that is not "
                      "eligible (paused, full, not selling the line); logged with the reason"},
@@ -79,7 +86,37 @@ ASSIGNMENT = {
                      "to take it, or null: back to the firm as a whole"},
     },
 }
+TASK_KINDS = [kind.value for kind in TaskKind]
+TASK = {
+    "type": "object",
+    "required": ["id", "lead_id", "kind", "due_at", "done", "closed"],
+    "properties": {
+        "id": {"type": "integer"}, "lead_id": {"type": "string", "format": "uuid"},
+        "kind": {"enum": TASK_KINDS}, "label": _TEXT, "note": _TEXT,
+        "due_at": {"type": "string", "format": "date-time"}, "time_zone": _TEXT,
+        "done": {"type": "boolean"}, "done_at": {"type": ["string", "null"]},
+        "closed": {"type": "boolean", "description": "closed by the portal: the lead left "
+                   "the firm (closed_reason says how)"},
+        "closed_reason": _TEXT, "owner": {"type": ["string", "null"]},
+    },
+}
+NEW_TASK = {
+    "type": "object",
+    "required": ["due_date"],
+    "properties": {
+        "kind": {"enum": TASK_KINDS},
+        "due_date": {"type": "string", "format": "date"},
+        "due_time": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+                     "description": "HH:MM; 09:00 when left out"},
+        "time_zone": {"type": "string", "description": "IANA zone of the due time (default: "
+                      "the caller's own)"},
+        "note": {"type": "string", "maxLength": 500},
+    },
+}
 LEAD_REF = {"$ref": "#/components/schemas/Lead"}
+TASK_REF = {"$ref": "#/components/schemas/Task"}
+TASK_ID_PARAM = {"name": "task_id", "in": "path", "required": True,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
 ID_PARAM = {"name": "id", "in": "path", "required": True,
             "schema": {"type": "string", "format": "uuid"}}
 
@@ -107,7 +144,7 @@ def spec() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": ERROR, "Inquiry": INQUIRY, "Lead": LEAD, "Action": ACTION,
-                        "Assignment": ASSIGNMENT},
+                        "Assignment": ASSIGNMENT, "Task": TASK, "NewTask": NEW_TASK},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -219,6 +256,44 @@ def spec() -> dict[str, Any]:
                     "responses": {"200": {"description": "the lead after the action"},
                                   **_errors(400, 401, 404, 409, 422)},
                 }
+            },
+            "/leads/{id}/tasks": {
+                "get": {
+                    "summary": "The lead's follow-up tasks, open ones first (the firm holding "
+                               "the lead and staff; anyone else 404)",
+                    "parameters": [ID_PARAM],
+                    "responses": {"200": {"description": "{tasks: [Task]}", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "tasks": {"type": "array", "items": TASK_REF}}}}}},
+                        **_errors(401, 404)},
+                },
+                "post": {
+                    "summary": "Add a follow-up task (an open lead; shown on its timeline)",
+                    "parameters": [ID_PARAM],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/NewTask"}}}},
+                    "responses": {"201": {"description": "the task", "content": {
+                        "application/json": {"schema": TASK_REF}}},
+                        **_errors(401, 404, 409, 422)},
+                },
+            },
+            "/leads/{id}/tasks/{task_id}": {
+                "patch": {
+                    "summary": "Tick a task off (done: true) or open it again (false)",
+                    "parameters": [ID_PARAM, TASK_ID_PARAM],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "object", "required": ["done"],
+                                   "properties": {"done": {"type": "boolean"}}}}}},
+                    "responses": {"200": {"description": "the task", "content": {
+                        "application/json": {"schema": TASK_REF}}},
+                        **_errors(401, 404, 409, 422)},
+                },
+                "delete": {
+                    "summary": "Delete a task (its timeline events stay)",
+                    "parameters": [ID_PARAM, TASK_ID_PARAM],
+                    "responses": {"204": {"description": "deleted"},
+                                  **_errors(401, 404, 409)},
+                },
             },
             "/me": {
                 "get": {

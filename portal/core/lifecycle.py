@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import bindparam, case, event, func, inspect, select, update
@@ -22,7 +23,10 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from portal.core import rollups  # noqa: F401  (its flush hook keeps the reports' counts)
+from portal.core import (
+    localtime,
+    rollups,  # noqa: F401  (its flush hook keeps the reports' counts)
+)
 from portal.core import transitions as table
 from portal.core.checks import EARLIEST_DAY, clean_text, parse_day, parse_money
 from portal.core.database import PortalSession
@@ -722,23 +726,71 @@ def advance(session: Session, lead: Lead, stage: str, actor: Actor, *,
                                {"channel": f"Pick one of: {', '.join(table.CONTACT_CHANNELS)}."})
         event["channel"] = channel
     elif stage == S.APPOINTMENT:
-        when = parse_day(data.get("date"), "date", today=now.date())
-        if when is None:
-            raise InvalidInput("An appointment needs a date.", {"date": "Enter the date."})
-        event["date"] = when.isoformat()
+        event.update(_appointment(session, data, actor, now))
     else:
         amount = parse_amount(data.get("amount"), required=True)
         lead.quote_amount = amount
         event["amount"] = str(amount)
     if note := _note(data):
         event["note"] = note
+    _first_contact(session, lead, now)
+    _move(session, lead, stage, stage if stage != S.CONTACTED else "contacted", actor, now,
+          partner_id=lead.assigned_partner_id, data=event, event_id=event_id)
+
+
+def _first_contact(session: Session, lead: Lead, now: datetime) -> None:
+    """The partner followed the lead up (DESIGN §7): the lead's first contact and this
+    partner's, on its offer (what the channel reports and their rollups count)."""
     if lead.first_contact_at is None:
         lead.first_contact_at = now
     worked = current_offer(session, lead)
     if worked is not None and worked.contacted_at is None:
         worked.contacted_at = now  # this partner's first contact (the channel reports)
-    _move(session, lead, stage, stage if stage != S.CONTACTED else "contacted", actor, now,
-          partner_id=lead.assigned_partner_id, data=event, event_id=event_id)
+
+
+def _appointment(session: Session, data: dict[str, Any], actor: Actor, now: datetime
+                 ) -> dict[str, Any]:
+    """An appointment's day and, optionally, its time of day (``HH:MM``) in ``time_zone``
+    (an IANA name; default the actor's own zone): the event keeps what was typed and, with
+    a time, the moment in UTC (``at``). Older appointments have only a day."""
+    if data.get("date") in (None, ""):
+        raise InvalidInput("An appointment needs a date.", {"date": "Enter the date."})
+    name = clean_text(data.get("time_zone"), "time_zone").strip()
+    if name:
+        try:
+            where = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput("Unknown time zone.", {
+                "time_zone": "Send an IANA time zone, e.g. America/Chicago."}) from None
+    else:
+        where = localtime.zone_of(session, actor.user)
+    day, clock, moment = localtime.parse_local(
+        data.get("date"), data.get("time"), where, today=now.date())
+    found: dict[str, Any] = {"date": day.isoformat()}
+    if clock is not None and moment is not None:
+        found.update(time=clock.strftime("%H:%M"), time_zone=where.key,
+                     at=moment.isoformat())
+    return found
+
+
+def attempt(session: Session, lead: Lead, actor: Actor, *, data: dict[str, Any] | None = None,
+            now: datetime | None = None, event_id: uuid.UUID | None = None) -> LeadEvent:
+    """A contact attempt that reached nobody ("Called, no answer"): the stage stays, the
+    timeline shows each try, and it counts as follow-up (DESIGN §7: the partner's first
+    contact, for the reports, the contact reminders and the compliance gate)."""
+    now = now or utcnow()
+    data = dict(data or {})
+    check(session, lead, "attempt", actor)
+    channel = clean_text(data.get("channel"), "channel").strip() or "phone"
+    if channel not in table.ATTEMPT_CHANNELS:
+        raise InvalidInput("Unknown contact channel.", {
+            "channel": f"Pick one of: {', '.join(table.ATTEMPT_CHANNELS)}."})
+    event: dict[str, Any] = {"channel": channel, "result": table.ATTEMPT_CHANNELS[channel]}
+    if note := _note(data):
+        event["note"] = note
+    _first_contact(session, lead, now)
+    return record_event(session, lead, "attempted", actor, now=now, data=event,
+                        partner_id=lead.assigned_partner_id, event_id=event_id)
 
 
 def close(session: Session, lead: Lead, outcome: str, actor: Actor, *,
@@ -1040,6 +1092,8 @@ _ACTIONS: dict[str, _Handler] = {
         s, lead, who, reason=_text(a, "reason"), now=now, event_id=eid),
     **{action: _stage(stage) for stage, action in _STAGE_ACTIONS.items()},
     **{outcome: _outcome(outcome) for outcome in (S.WON, S.LOST, S.NO_INTEREST)},
+    "attempt": lambda s, lead, a, who, now, eid: attempt(
+        s, lead, who, data=a, now=now, event_id=eid),
     "note": lambda s, lead, a, who, now, eid: add_note(
         s, lead, who, text=_text(a, "text") or _text(a, "note"), now=now, event_id=eid),
     "forward": lambda s, lead, a, who, now, eid: forward(

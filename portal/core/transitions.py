@@ -40,6 +40,9 @@ DECLINE_REASONS = {
     "other": "Other",
 }
 CONTACT_CHANNELS = ("phone", "email", "visit", "text", "other")
+#: a contact attempt that reached nobody, by channel, in words (the timeline's)
+ATTEMPT_CHANNELS = {"phone": "Called, no answer", "email": "Emailed, no reply",
+                    "text": "Texted, no reply"}
 
 _ANY = frozenset(S)
 _ROUTABLE = frozenset({S.QUALIFIED, S.UNASSIGNED})
@@ -150,6 +153,9 @@ TABLE: tuple[Transition, ...] = (
                S.APPOINTMENT, _PARTNER_WORK,
                (Required("date", "An appointment needs a date.", "Enter the date."),),
                api=True, shown_to=_HOLDER_ONLY, refusal="cannot move to appointment"),
+    # A try that reached nobody: follow-up all the same (DESIGN §7), the stage stays.
+    Transition("attempt", "No answer", _WORKING, None, _PARTNER_WORK, api=True,
+               shown_to=_HOLDER_ONLY, refusal="takes no contact attempt"),
     Transition("quote", "Quote", _WORKING, S.QUOTED, _PARTNER_WORK,
                (Required("amount", "An amount is required.", "Enter the amount."),),
                api=True, shown_to=_HOLDER_ONLY, refusal="cannot move to quoted"),
@@ -164,6 +170,9 @@ TABLE: tuple[Transition, ...] = (
     Transition("note", "Note", _ANY, None, _PARTNER_WORK,
                (Required("text", "The note is empty.", "Write the note."),), api=True,
                shown_to=frozenset({HOLDER, STAFF})),
+    # Follow-up tasks (add, tick off, delete): the firm holding an open lead, and staff.
+    Transition("task", "Follow-up task", frozenset(OPEN_STATUSES), None, _PARTNER_WORK,
+               refusal="takes no follow-up tasks"),
     # --- the managers' corrections ---
     Transition("reopen", "Re-open", _ENDED, None, frozenset({STAFF}),
                (_reason("re-open this lead"),), api=True, shown_to=frozenset({STAFF}),

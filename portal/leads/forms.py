@@ -28,6 +28,7 @@ from portal.core.filters import STATUS_LABELS
 from portal.core.forms import DayField, FilterForm, PortalForm
 from portal.core.lifecycle import CONTACT_CHANNELS, DECLINE_REASONS, LOST_REASONS
 from portal.core.models import LeadStatus, Rank
+from portal.core.transitions import ATTEMPT_CHANNELS
 from portal.leads import manager_search, partner_inbox
 
 LOST_LABELS = {
@@ -112,6 +113,16 @@ class ContactForm(ActionForm):
 
 class AppointmentForm(ActionForm):
     date = DayField("Appointment date", validators=[DataRequired(message="Enter the date.")])
+    time = StringField("Time (optional, HH:MM)", filters=[_strip],
+                       validators=[Optional(), Length(max=5)],
+                       description="In your time zone (Email settings).",
+                       render_kw={"type": "time", "placeholder": "10:30"})
+    note = _note_field()
+
+
+class AttemptForm(ActionForm):
+    channel = SelectField("How did you try?", choices=_opts(ATTEMPT_CHANNELS.items()),
+                          default="phone")
     note = _note_field()
 
 
@@ -239,6 +250,7 @@ ACTION_FORMS: dict[str, type[ActionForm]] = {
     "decline": DeclineForm,
     "contact": ContactForm,
     "appointment": AppointmentForm,
+    "attempt": AttemptForm,
     "quote": QuoteForm,
     "won": WonForm,
     "lost": LostForm,
@@ -256,6 +268,8 @@ ACTION_LABELS: dict[str, str] = {
     "decline": "Decline",
     "contact": "Contacted",
     "appointment": "Appointment",
+    "attempt": "No answer",
+    "attempted": "No answer",  #: the attempt's event, in the Notes card
     "quote": "Quote",
     "won": "Won",
     "lost": "Lost",

@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -51,12 +51,14 @@ from portal.core.models import (
     Partner,
     PartnerKind,
     ProductLine,
+    Task,
     User,
     display_name,
     utcnow,
 )
 from portal.core.models.codes import code_is
 from portal.core.pagination import Page
+from portal.core.tasks import next_task_for
 
 S = LeadStatus
 
@@ -291,11 +293,11 @@ def excerpt(text: str | None) -> str:
 
 
 class NextStep(NamedTuple):
-    """What is planned next with a lead, as a list shows it. Today the latest appointment
-    recorded (a day); follow-up tasks join here (``next_steps``)."""
+    """What is planned next with a lead, as a list shows it: its next open follow-up task
+    or its latest appointment (``next_steps``)."""
 
-    kind: str  #: "appointment"
-    on: date
+    kind: str  #: "appointment", or the task's kind in words ("call back")
+    on: date  #: the day (a task's in UTC, as the list's other days)
 
 
 def appointment_day() -> Any:
@@ -320,17 +322,29 @@ def next_step_of(day: Any) -> NextStep | None:
 
 def next_steps(session: Session, cards: list[Card]) -> list[Card]:
     """The one place where what is planned next joins a page of cards (one statement per
-    page, never per card). The appointment comes with the cards' own row; follow-up
-    tasks (``next_task_for(session, lead_ids)``) are to be merged here, the earlier of
-    the two winning."""
-    return cards
+    page, never per card). The appointment comes with the cards' own row; a lead's next
+    open follow-up task (``tasks.next_task_for``) takes its place unless the appointment
+    is still to come and earlier."""
+    found = next_task_for(session, [card.id for card in cards])
+    return [card._replace(next_step=_earlier(card.next_step, found.get(card.id)))
+            if card.id in found else card for card in cards]
+
+
+def _earlier(step: NextStep | None, task: Task | None) -> NextStep | None:
+    if task is None:
+        return step
+    due = task.due_at if task.due_at.tzinfo else task.due_at.replace(tzinfo=UTC)
+    planned = NextStep(task.label.lower(), due.astimezone(UTC).date())
+    if step is None or step.on < utcnow().date() or planned.on <= step.on:
+        return planned
+    return step
 
 
 def next_appointment(session: Session, lead_id: uuid.UUID) -> NextStep | None:
     """One lead's next step (a card re-rendered after an action)."""
     day = session.scalar(select(appointment_day().label("day")).select_from(Lead)
                          .where(Lead.id == lead_id))
-    return next_step_of(day)
+    return _earlier(next_step_of(day), next_task_for(session, [lead_id]).get(lead_id))
 
 
 def _sort_column(key: str) -> Any:
@@ -668,8 +682,10 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
     if tab == DEALERS_TAB[0]:
         holder = select(Partner.name).where(
             Partner.id == Lead.assigned_partner_id).scalar_subquery()
-    # The contact tab lists accepted leads not yet contacted: each with its contact clock.
-    contact_from: Any = Lead.offered_at if tab == "contact" else null()
+    # The contact tab lists accepted leads not yet contacted: each with its contact clock
+    # (none once a try that got no answer counted as the first contact).
+    contact_from: Any = (case((Lead.first_contact_at.is_(None), Lead.offered_at), else_=null())
+                         if tab == "contact" else null())
     # Who of the firm works it (by primary key: a page's few users).
     assignee = (select(func.coalesce(func.nullif(User.name, ""), User.email))
                 .where(User.id == Lead.assigned_user_id).scalar_subquery())

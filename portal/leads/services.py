@@ -82,8 +82,9 @@ class LeadView:
 
     @property
     def contact_due(self) -> datetime | None:
-        """Accepted and not yet contacted: when the first contact is due."""
-        if self.lead.status != S.ACCEPTED:
+        """Accepted and not yet contacted: when the first contact is due (a try that got
+        no answer counts as the first contact: DESIGN §7)."""
+        if self.lead.status != S.ACCEPTED or self.lead.first_contact_at is not None:
             return None
         return first_contact_due(self.lead.offered_at)
 
@@ -204,15 +205,19 @@ def reassign_choices(session: Session, lead: Lead, q: str = "", *, keep: str = "
     return _choices(lead, partners)
 
 
+def lead_events(session: Session, lead: Lead) -> list[LeadEvent]:
+    """The lead's timeline, oldest first, with who and for which partner."""
+    return list(session.scalars(
+        select(LeadEvent).where(LeadEvent.lead_id == lead.id)
+        .options(selectinload(LeadEvent.actor), selectinload(LeadEvent.partner))
+        .order_by(LeadEvent.seq)))
+
+
 def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None = None
               ) -> LeadView:
     """The lead page's facts: timeline, offers, literature, notes, what may be done."""
     now = now or utcnow()
-    events = list(session.scalars(
-        select(LeadEvent).where(LeadEvent.lead_id == lead.id)
-        .options(selectinload(LeadEvent.actor), selectinload(LeadEvent.partner))
-        .order_by(LeadEvent.seq)
-    ))
+    events = lead_events(session, lead)
     offers: list[Offer] = []
     if user.is_staff:
         offers = list(session.scalars(
@@ -231,7 +236,9 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
         literature=[e for e in events if e.kind in LITERATURE_EVENTS],
         fulfilments=fulfilments_for(session, lead),
         # Notes typed on their own, and those typed with an action (a stage, an outcome).
-        notes=[e for e in events if e.kind == "note" or (e.data or {}).get("note")],
+        # (A task's note stays with the task: the tasks card shows it.)
+        notes=[e for e in events if e.kind == "note" or (
+            (e.data or {}).get("note") and not e.kind.startswith("task_"))],
         conflicts=[e for e in events
                    if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],
         competitors=competitors, dealers=dealers, overdue=is_overdue(lead, now),
@@ -260,6 +267,7 @@ class ActionResult:
 _DONE = {
     "contact": "Contact recorded.",
     "appointment": "Appointment recorded.",
+    "attempt": "Attempt recorded: it counts as follow-up. Try them again soon.",
     "quote": "Quote recorded.",
     "won": "Won: well done. The outcome is recorded.",
     "lost": "Lost: the outcome and reason are recorded.",

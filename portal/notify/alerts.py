@@ -60,6 +60,7 @@ TITLES = {
     K.CONTACT_LATE: "First contact is late",
     K.GATE: "Partner held back by the compliance gate",
     K.COMPLIANCE_REMINDER: "Reminder: leads to bring up to date",
+    K.TASK_REMINDER: "Task due",
 }
 #: kinds whose email links to the lead (the recipient may still see it)
 _LINKED = {K.OFFER, K.FORWARD, K.REASSIGN, K.REPEAT, K.ACCEPT_REMINDER, K.CONTACT_REMINDER,

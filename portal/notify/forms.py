@@ -21,11 +21,13 @@ def _zones(default_label: str) -> list[SelectChoice]:
 class ChoicesForm(PortalForm):
     """What one user gets. The empty choice of each field is "as my firm decides"."""
 
-    alerts = SelectField("Alert emails")
+    alerts = SelectField("Alert emails", description=(
+        "Your follow-up tasks' reminders come unless you pick no alert emails."))
     frequency = SelectField("Digest email")
     hour = SelectField("Send the digest at", choices=[SelectChoice("", "Default (07:00)")] + [
         SelectChoice(str(h), f"{h:02d}:00") for h in range(24)])
-    time_zone = SelectField("Your time zone")
+    time_zone = SelectField("Your time zone", description=(
+        "Also the zone of the due times and appointment times you type."))
 
     def fill(self, alerts: str, frequency: str, zone: str) -> ChoicesForm:
         """Name what the defaults currently are, so "default" says something."""

@@ -13,7 +13,7 @@ from portal.core.jobs import job, periodic
 from portal.core.mail import send_claimed, send_each
 from portal.core.models import utcnow
 from portal.extensions import db
-from portal.notify import alerts, outbox, services
+from portal.notify import alerts, outbox, services, task_reminders
 from portal.notify.outbox import NOTIFICATIONS
 
 
@@ -24,11 +24,13 @@ def process(row_id: int, *, now: datetime | None = None) -> str:
 
 def sweep(now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     """Settle rows a dead worker left, write the reminders and escalations the clocks
-    call for, then send whatever is pending and due (a lost nudge, a retry)."""
+    call for (and those of follow-up tasks that fell due), then send whatever is pending
+    and due (a lost nudge, a retry)."""
     session = db.session
     now = now or utcnow()
     outcomes = {"interrupted": services.requeue_stale(session, now)}
     outcomes.update(alerts.scan(session, now, gate=False))
+    outcomes["task_reminders"] = task_reminders.due_reminders(session, now)
     session.commit()
     # Alerts only: digests are the digest run's, so a run of 10,000 keeps this thread's
     # hands free for the next offer's alert.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from portal.core.mail import MailOutbox, one_connection, send_each
 from portal.core.models import Notification, NotificationKind, User, utcnow
 from portal.extensions import db
-from portal.notify import alerts, digests, prospect, reminders, services
+from portal.notify import alerts, digests, prospect, reminders, services, task_reminders
 
 _SHARED = "portal.notify.figures"
 
@@ -56,6 +56,8 @@ def message(session: Session, row_id: int, now: datetime) -> EmailMessage | None
         return digests.digest_message(digest)
     if row.kind == NotificationKind.COMPLIANCE_REMINDER:
         alert = reminders.reminder_email(session, row, user, now)
+    elif row.kind == NotificationKind.TASK_REMINDER:
+        alert = task_reminders.task_email(session, row, user, now)
     else:
         alert = alerts.alert_email(session, row, user, now)
     if isinstance(alert, str):

@@ -23,6 +23,11 @@ from sqlalchemy.orm import Session
 from portal.core import jobs, mail
 from portal.core.errors import InvalidInput
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit
+from portal.core.localtime import (  # noqa: F401 (portal_zone, zone: the area uses them)
+    portal_zone,
+    zone,
+    zone_name,
+)
 from portal.core.models import (
     DEFAULT_ALERTS,
     DEFAULT_DIGEST,
@@ -62,20 +67,6 @@ def time_zones() -> tuple[str, ...]:
     return tuple(sorted(z for z in zoneinfo.available_timezones()
                         if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/",
                                                           "right/"))))
-
-
-def portal_zone() -> str:
-    """The portal's own zone (``DEFAULT_TIME_ZONE``): for users and firms who chose none."""
-    return str(current_app.config.get("DEFAULT_TIME_ZONE") or "UTC")
-
-
-def zone(name: str) -> zoneinfo.ZoneInfo:
-    """The zone called ``name``; the portal's when the name is unknown (a stored zone the
-    machine's tz database no longer has must not stop anyone's mail)."""
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo(portal_zone())
 
 
 def _check_zone(name: str, field: str) -> str:
@@ -122,7 +113,7 @@ def merge(user: User, pref: MailPreference | None, partner: Partner | None) -> C
         alerts=pref_alerts or firm_alerts or str(DEFAULT_ALERTS),
         frequency=pref_frequency or firm_frequency or str(DEFAULT_DIGEST),
         hour=hour,
-        time_zone=(pref.time_zone if pref else None) or firm_zone or portal_zone(),
+        time_zone=zone_name(pref.time_zone if pref else None, firm_zone),
     )
 
 

@@ -114,6 +114,7 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
     _check_form_look(client)
     _check_logins(session, client, app)
     _check_assignments(session)
+    _check_tasks_and_appointments(session, client, app)
 
     # Idempotent: a second run (command or service) changes nothing.
     before = table_counts(session)
@@ -152,6 +153,28 @@ def _check_assignments(session: Any) -> None:
     assert session.scalar(select(func.count()).select_from(Lead).join(
         User, User.id == Lead.assigned_user_id).where(
         User.partner_id != Lead.assigned_partner_id)) == 0
+
+
+def _check_tasks_and_appointments(session: Any, client: Any, app: Any) -> None:
+    """The demo dealer has follow-up tasks (one overdue, some due today) to see on its
+    dashboard and in "Tasks due today"; the history's appointments have a time."""
+    from portal.core.models import LeadEvent, Task
+
+    dealer1 = session.scalars(select(User).where(User.email == "dealer1@demo.test")).one()
+    mine = list(session.scalars(select(Task).where(Task.user_id == dealer1.id)))
+    now = utcnow()
+    assert len(mine) == 4 and all(t.is_open and t.partner_id == dealer1.partner_id
+                                  for t in mine)
+    assert len([t for t in mine if t.due_at < now]) == 1
+    assert len([t for t in mine if now < t.due_at < now + timedelta(hours=24)]) == 2
+    times = [e.data for e in session.scalars(
+        select(LeadEvent).where(LeadEvent.kind == "appointment").limit(50))]
+    assert times and all(d.get("time") and d.get("at") for d in times)
+    app.config["WTF_CSRF_ENABLED"] = False
+    client.post("/auth/login", data={"email": dealer1.email, "password": PASSWORD})
+    page = client.get("/leads/tasks").get_data(as_text=True)
+    assert "1 overdue" in page and "Promised a call about financing." in page
+    client.post("/auth/logout")
 
 
 def _check_catalogue(session: Any) -> None:

@@ -26,7 +26,7 @@ def _leads_rules(app):
 
 def _urls(rule, lead_id, code):
     """Every concrete URL of ``rule`` for this lead (one per action name)."""
-    values = {"lead_id": lead_id, "code": code}
+    values = {"lead_id": lead_id, "code": code, "task_id": 1}
     if "action" in rule.arguments:
         for action in services.PAGE_ACTIONS:
             yield rule.rule.replace("<uuid:lead_id>", str(lead_id)).replace(

@@ -73,7 +73,8 @@ def history(app, session, make_partner, make_user, make_product_line):
             holder = lead.assigned_partner
             actor = Actor.of(users[holder.id]) if holder is not None else Actor.of(manager)
             action = rng.choice(["accept", "accept", "decline", "expire", "forward",
-                                 "contact", "contact", "won", "lost", "no_interest",
+                                 "contact", "contact", "attempt", "won", "lost",
+                                 "no_interest",
                                  "reopen", "reassign", "withdraw"])
             try:
                 if action == "accept":
@@ -86,6 +87,8 @@ def history(app, session, make_partner, make_user, make_product_line):
                     lifecycle.forward(session, lead, rng.choice(dealers[3:]), actor, now=t)
                 elif action == "contact":
                     lifecycle.advance(session, lead, "contacted", actor, now=t)
+                elif action == "attempt":  # no answer: counts as follow-up, stage stays
+                    lifecycle.attempt(session, lead, actor, data={"channel": "phone"}, now=t)
                 elif action == "won":
                     lifecycle.close(session, lead, "won", actor,
                                     data={"amount": str(rng.randint(1, 90) * 100)}, now=t)

@@ -19,7 +19,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "accept": {}, "decline": {"reason": "other"}, "contact": {"channel": "phone"},
     "appointment": {"date": "2026-03-10"}, "quote": {"amount": "9000"},
     "won": {"amount": "9000"}, "lost": {"reason": "price"}, "no_interest": {},
-    "note": {"text": "hello"}, "forward": {"partner": "TDLR"},
+    "note": {"text": "hello"}, "attempt": {"channel": "phone"}, "forward": {"partner": "TDLR"},
     "reassign": {"partner": "TSPARE", "reason": "mine now"}, "reopen": {"reason": "oops"},
     "disqualify": {"reason": "spam"},
 }

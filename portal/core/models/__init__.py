@@ -74,6 +74,7 @@ from portal.core.models.rollups import (
     RollupState,
 )
 from portal.core.models.settings import ChannelSettings
+from portal.core.models.tasks import TASK_KIND_LABELS, Task, TaskKind
 
 __all__ = [
     "LEAD_COUNTS",
@@ -137,6 +138,9 @@ __all__ = [
     "STAFF_DIGEST",
     "ScoringRules",
     "Source",
+    "TASK_KIND_LABELS",
+    "Task",
+    "TaskKind",
     "Territory",
     "User",
     "WORKING_STATUSES",

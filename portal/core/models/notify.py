@@ -72,6 +72,7 @@ class NotificationKind(enum.StrEnum):
     GATE = "gate"  #: to managers: a partner hit the compliance gate
     #: a channel manager's reminder of a partner's overdue and untouched leads
     COMPLIANCE_REMINDER = "compliance_reminder"
+    TASK_REMINDER = "task_reminder"  #: a follow-up task fell due (to its owner)
     DIGEST = "digest"
     #: to the prospect: the dealer its literature pack named no longer has the lead
     PROSPECT_MOVED = "prospect_moved"
