@@ -1,0 +1,39 @@
+"""lead import: value mapping, dry run; product-line aliases
+
+Revision ID: 0024_import_value_maps
+Revises: 0020_trust_auth
+Create Date: 2026-12-03 18:00:00
+
+A leads CSV says "Compact tractors", "this month" or "$20k-50k" where the portal needs the
+product line's code and the standard answers. ``product_lines.aliases`` holds the other
+names a line goes by (matched ignoring case, like its code and name); an import keeps
+the value picks its person made (``lead_imports.value_map``: field → file value → code)
+and when its mapping was last checked by a dry run (``checked_at``), which the Import
+button needs.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0024_import_value_maps'
+down_revision = '0020_trust_auth'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('product_lines') as batch:
+        batch.add_column(sa.Column('aliases', sa.JSON(), nullable=False,
+                                   server_default='[]'))
+    with op.batch_alter_table('lead_imports') as batch:
+        batch.add_column(sa.Column('value_map', sa.JSON(), nullable=False,
+                                   server_default='{}'))
+        batch.add_column(sa.Column('checked_at', sa.DateTime(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('lead_imports') as batch:
+        batch.drop_column('checked_at')
+        batch.drop_column('value_map')
+    with op.batch_alter_table('product_lines') as batch:
+        batch.drop_column('aliases')
