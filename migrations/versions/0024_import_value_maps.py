@@ -8,8 +8,9 @@ A leads CSV says "Compact tractors", "this month" or "$20k-50k" where the portal
 product line's code and the standard answers. ``product_lines.aliases`` holds the other
 names a line goes by (matched ignoring case, like its code and name); an import keeps
 the value picks its person made (``lead_imports.value_map``: field → file value → code)
-and when its mapping was last checked by a dry run (``checked_at``), which the Import
-button needs.
+and when its mapping was last saved for a dry run (``checked_at``) with the dry run's
+result (``dry_run``: counts and sample rows, written by a background job), which the
+Import button needs.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,10 +30,12 @@ def upgrade():
         batch.add_column(sa.Column('value_map', sa.JSON(), nullable=False,
                                    server_default='{}'))
         batch.add_column(sa.Column('checked_at', sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column('dry_run', sa.JSON(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('lead_imports') as batch:
+        batch.drop_column('dry_run')
         batch.drop_column('checked_at')
         batch.drop_column('value_map')
     with op.batch_alter_table('product_lines') as batch:

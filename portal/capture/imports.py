@@ -282,9 +282,10 @@ def report_path(lead_import: LeadImport) -> Path:
 
 def save_mapping(session: Session, lead_import: LeadImport, mapping: list[str],
                  picked: dict[str, dict[str, str]], campaign: Campaign | None,
-                 source: Source | None, *, now: datetime) -> None:
-    """Keep the columns' mapping, the value picks and the defaults; the dry run of the
-    mapping page reads them. A pick outside its field's list counts as no pick."""
+                 source: Source | None, *, now: datetime, nudge: bool = True) -> None:
+    """Keep the columns' mapping, the value picks and the defaults, and queue their dry
+    run (its job is nudged after the caller commits; the sweeper catches a lost nudge).
+    A pick outside its field's list counts as no pick."""
     if lead_import.status != ImportStatus.UPLOADED:
         raise ImportFileError("This import has already been started.")
     catalog = Catalog.load(session)
@@ -299,7 +300,10 @@ def save_mapping(session: Session, lead_import: LeadImport, mapping: list[str],
     lead_import.default_campaign = campaign
     lead_import.default_source = source
     lead_import.checked_at = now
+    lead_import.dry_run = None
     session.flush()
+    if nudge:
+        enqueue_after_commit(session, "check_import", lead_import.id)
 
 
 def start_import(session: Session, lead_import: LeadImport, mapping: list[str],
@@ -520,6 +524,15 @@ def queued_import_ids(session: Session, limit: int = 20) -> list[int]:
     return list(session.scalars(
         select(LeadImport.id).where(LeadImport.status == ImportStatus.QUEUED)
         .order_by(LeadImport.created_at, LeadImport.id).limit(limit)))
+
+
+def checks_waiting(session: Session, limit: int = 20) -> list[int]:
+    """Imports whose saved mapping waits for its dry run (a lost nudge, a crash)."""
+    return list(session.scalars(
+        select(LeadImport.id).where(LeadImport.status == ImportStatus.UPLOADED,
+                                    LeadImport.checked_at.is_not(None),
+                                    LeadImport.dry_run.is_(None))
+        .order_by(LeadImport.checked_at, LeadImport.id).limit(limit)))
 
 
 def recent_imports_query() -> Any:

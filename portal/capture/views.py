@@ -33,7 +33,7 @@ from portal.capture.forms import (
     choices,
     mapping_form,
 )
-from portal.capture.import_dry_run import dry_run
+from portal.capture.import_dry_run import DryRun
 from portal.capture.import_values import FIELD_LABELS, LEAVE_EMPTY, Catalog, campaign_label
 from portal.capture.services import (
     CaptureError,
@@ -347,20 +347,28 @@ def _chosen(model: type[Any], raw: str | None) -> Any:
 def import_map(import_id: int):  # type: ignore[no-untyped-def]
     """Step 2: map the columns and their values, check them by a dry run (nothing is
     written), then import what the dry run showed."""
-    lead_import = _import_or_404(import_id)
+    lead_import = _import_or_404(import_id, fresh=True)  # its dry run is a job's
     if lead_import.status != ImportStatus.UPLOADED:
         return redirect(url_for("capture.import_progress", import_id=import_id), code=303)
     here = url_for("capture.import_map", import_id=import_id)
     start = StartImportForm()
     if request.method == "POST" and request.form.get("action") == "start":
-        if start.validate_on_submit() and lead_import.checked_at is not None:
+        if start.validate_on_submit() and lead_import.checked:
             imports.start_import(db.session, lead_import, lead_import.mapping,
                                  lead_import.default_campaign, lead_import.default_source)
             return redirect(url_for("capture.import_progress", import_id=import_id),
                             code=303)
-        flash("Check the mapping first: the dry run shows what the import will do.",
-              "warning")
+        flash("Check the mapping first, and wait for its dry run: it shows what the "
+              "import will do.", "warning")
         return redirect(here, code=303)
+    checked = DryRun.from_json(lead_import.dry_run) if lead_import.checked else None
+    if request.method == "GET" and is_htmx():
+        # The dry run's fragment, polled while its job runs.
+        response = current_app.make_response(render_template(
+            "capture/_import_dry_run.html", lead_import=lead_import, dry=checked,
+            start=start))
+        response.vary.add("HX-Request")
+        return response
     catalog = Catalog.load(db.session)
     groups, selects = _value_groups(lead_import, catalog)
     form: MappingForm = mapping_form(lead_import.header, _targets(), lead_import.mapping,
@@ -381,14 +389,13 @@ def import_map(import_id: int):  # type: ignore[no-untyped-def]
                                  _chosen(Campaign, form.default_campaign.data),
                                  _chosen(Source, form.default_source.data), now=utcnow())
             return redirect(f"{here}#dry-run", code=303)
-    checked = None
-    if lead_import.checked_at is not None and not form.errors:
-        checked = dry_run(db.session, lead_import, now=utcnow())
     rows = imports.head(imports.file_path(lead_import))
     status = 422 if form.errors else 200
-    return render_template("capture/import_map.html", form=form, lead_import=lead_import,
-                           rows=rows, groups=groups, labels=FIELD_LABELS, dry=checked,
-                           start=start), status
+    response = current_app.make_response((render_template(
+        "capture/import_map.html", form=form, lead_import=lead_import, rows=rows,
+        groups=groups, labels=FIELD_LABELS, dry=checked, start=start), status))
+    response.vary.add("HX-Request")
+    return response
 
 
 @bp.get("/capture/imports/<int:import_id>")

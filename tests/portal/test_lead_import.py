@@ -468,6 +468,30 @@ def test_import_needs_a_dry_run_first(client: Any, session: Any, staff: Any,
     assert count(session, Lead) == 0
 
 
+def test_the_dry_run_fragment_polls_while_its_job_checks(client: Any, session: Any,
+                                                         staff: Any, lines: Any) -> None:
+    from portal.capture.jobs import import_sweep
+    from portal.core.models import utcnow
+
+    response = upload(client, "email,zip\r\nzed@z.example,50401\r\n")
+    map_url = response.headers["Location"]
+    lead_import = session.scalars(select(LeadImport)).one()
+    lead_import.checked_at = utcnow()  # saved, its nudge lost: the job has not run
+    session.commit()
+    fragment = client.get(map_url, headers={"HX-Request": "true"})
+    text = fragment.get_data(as_text=True)
+    assert "HX-Request" in fragment.headers["Vary"]
+    assert text.lstrip().startswith('<section class="card" id="dry-run"')
+    assert 'hx-trigger="every 1s"' in text and "Checking the 1 rows" in text
+    assert client.post(map_url, data={"action": "start"}).status_code == 303
+    assert session.get(LeadImport, lead_import.id).status == "uploaded"  # not before it
+
+    assert import_sweep() == 1  # the sweeper runs the check the nudge lost
+    text = client.get(map_url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'hx-trigger="every 1s"' not in text and tile(text, "would be created") == 1
+    assert "Import 1 rows" in text
+
+
 def test_a_past_campaign_is_credited_by_the_picker_or_by_a_column(
         client: Any, session: Any, staff: Any, lines: Any) -> None:
     from datetime import date
@@ -520,3 +544,18 @@ def test_import_leads_command_maps_values_and_credits_an_ended_campaign(
     lead = session.scalars(select(Lead)).one()
     assert (lead.product_line.code, lead.answers["timeline"], lead.campaign.code) == (
         "TRC", "now", "OLDSHOW")
+
+
+def test_import_leads_command_dry_run_writes_nothing(runner: Any, app: Any, session: Any,
+                                                     lines: Any, tmp_path: Path) -> None:
+    app.config["IMPORTS_DIR"] = str(tmp_path / "imports")
+    path = tmp_path / "list.csv"
+    path.write_text("E-mail,Zip,Interested in\r\n"
+                    "kim@k.example,50401,Compact tractors\r\nlee@l.example,5020,TRC\r\n")
+    result = runner.invoke(args=["import", "leads", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert ("dry run, nothing written: 2 rows: 1 would be created, 0 would join an existing "
+            "lead, 1 would be refused") in result.output
+    assert "line 3: Zip: Enter a 5-digit ZIP code." in result.output
+    assert count(session, Lead) == 0 and count(session, LeadImport) == 0
+    assert not any((tmp_path / "imports").iterdir())

@@ -50,8 +50,11 @@ class LeadImport(Base):
     #: taken as: {"product_line": {"Compact tractors": "TRC", "misc": ""}} ("" = left empty)
     value_map: Mapped[dict[str, dict[str, str]]] = mapped_column(
         JSON, default=dict, server_default="{}")
-    #: when the mapping above was last saved and checked (the dry run); Import needs it
+    #: when the mapping above was last saved for a dry run; Import needs its result
     checked_at: Mapped[datetime | None]
+    #: the dry run of that mapping (counts, sample rows), written by its job; None while
+    #: it runs. Its "for" is the ``checked_at`` it checked.
+    dry_run: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     default_campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     default_source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
     total_rows: Mapped[int] = mapped_column(default=0)  #: data rows, header excluded
@@ -73,6 +76,12 @@ class LeadImport(Base):
     @property
     def finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+    @property
+    def checked(self) -> bool:
+        """The dry run of the current mapping is done (and Import may start)."""
+        return (self.checked_at is not None and self.dry_run is not None
+                and self.dry_run.get("for") == self.checked_at.isoformat())
 
     @property
     def status_label(self) -> str:
