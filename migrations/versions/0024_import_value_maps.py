@@ -23,20 +23,17 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('product_lines') as batch:
-        batch.add_column(sa.Column('aliases', sa.JSON(), nullable=False,
-                                   server_default='[]'))
-    with op.batch_alter_table('lead_imports') as batch:
-        batch.add_column(sa.Column('value_map', sa.JSON(), nullable=False,
-                                   server_default='{}'))
-        batch.add_column(sa.Column('checked_at', sa.DateTime(), nullable=True))
-        batch.add_column(sa.Column('dry_run', sa.JSON(), nullable=True))
+    op.add_column('product_lines', sa.Column('aliases', sa.JSON(), nullable=False,
+                                             server_default='[]'))
+    for column in (sa.Column('value_map', sa.JSON(), nullable=False, server_default='{}'),
+                   sa.Column('checked_at', sa.DateTime(), nullable=True),
+                   sa.Column('dry_run', sa.JSON(), nullable=True)):
+        op.add_column('lead_imports', column)
 
 
 def downgrade():
     with op.batch_alter_table('lead_imports') as batch:
-        batch.drop_column('dry_run')
-        batch.drop_column('checked_at')
-        batch.drop_column('value_map')
+        for name in ('dry_run', 'checked_at', 'value_map'):
+            batch.drop_column(name)
     with op.batch_alter_table('product_lines') as batch:
         batch.drop_column('aliases')

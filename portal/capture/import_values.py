@@ -26,19 +26,28 @@ from routing.scoring import BUDGETS, ROLES, TIMELINES
 FULL_NAME = "full_name"
 ANSWER, IGNORE = "answer", "ignore"
 
-#: what the mapping page calls each target (never the field id)
-FIELD_LABELS: dict[str, str] = {
-    "first_name": "First name", "last_name": "Last name",
+#: the capture fields a column can fill (the API's body fields, standard answers inline)
+FIELDS = ("first_name", "last_name", "company", "email", "phone", "address", "city",
+          "region", "postal_code", "country", "product_line", "campaign", "source",
+          "comments", "wants_literature", "external_id", "timeline", "budget", "role")
+#: the labels that are not the field's name in words
+_LABELS = {
     FULL_NAME: "Full name (split into first and last)",
-    "company": "Company or farm", "email": "Email", "phone": "Phone",
-    "address": "Street address", "city": "Town or city", "region": "State or region",
-    "postal_code": "ZIP or postal code", "country": "Country",
-    "product_line": "Product line", "campaign": "Campaign", "source": "Source",
-    "comments": "Comments", "wants_literature": "Wants literature (yes/no)",
-    "external_id": "Record id in your system", "timeline": "When they plan to buy",
-    "budget": "Budget", "role": "Purchase role",
-    ANSWER: "Keep as an extra answer", IGNORE: "Ignore this column",
+    "company": "Company or farm",
+    "address": "Street address",
+    "city": "Town or city",
+    "region": "State or region",
+    "postal_code": "ZIP or postal code",
+    "wants_literature": "Wants literature (yes/no)",
+    "external_id": "Record id in your system",
+    "timeline": "When they plan to buy",
+    "role": "Purchase role",
+    ANSWER: "Keep as an extra answer",
+    IGNORE: "Ignore this column",
 }
+#: what the mapping page calls each target (never the field id)
+FIELD_LABELS = {target: _LABELS.get(target) or target.replace("_", " ").capitalize()
+                for target in (*FIELDS, FULL_NAME, ANSWER, IGNORE)}
 
 #: fields whose values come from a closed list: the mapping page maps their values
 CLOSED_FIELDS = ("product_line", "timeline", "budget", "role", "campaign", "source")
@@ -48,51 +57,38 @@ LEAVE_EMPTY = "-"
 #: at most this many distinct values of a column are listed to map (the rest as written)
 MAX_DISTINCT = 60
 
-#: header spellings seen in trade-show, purchased and CRM lists (normalised: lower case,
-#: non-alphanumerics as "_")
-HEADER_ALIASES: dict[str, str] = {
-    "firstname": "first_name", "given_name": "first_name", "first": "first_name",
-    "forename": "first_name", "first_name_s": "first_name",
-    "lastname": "last_name", "surname": "last_name", "family_name": "last_name",
-    "last": "last_name",
-    "name": FULL_NAME, "full_name": FULL_NAME, "fullname": FULL_NAME,
-    "contact": FULL_NAME, "contact_name": FULL_NAME, "customer_name": FULL_NAME,
-    "customer": FULL_NAME, "prospect": FULL_NAME, "prospect_name": FULL_NAME,
-    "company_name": "company", "organisation": "company", "organization": "company",
-    "farm": "company", "farm_company": "company", "company_farm": "company",
-    "farm_name": "company", "business": "company", "business_name": "company",
-    "ranch": "company", "employer": "company",
-    "e_mail": "email", "email_address": "email", "mail": "email",
-    "e_mail_address": "email",
-    "telephone": "phone", "tel": "phone", "phone_number": "phone", "mobile": "phone",
-    "cell": "phone", "cell_phone": "phone", "mobile_phone": "phone", "phone_no": "phone",
-    "telephone_number": "phone",
-    "street": "address", "address_1": "address", "address1": "address",
-    "street_address": "address", "address_line_1": "address",
-    "town": "city", "city_town": "city", "town_city": "city",
-    "state": "region", "province": "region", "state_province": "region",
-    "zip": "postal_code", "zip_code": "postal_code", "zipcode": "postal_code",
-    "postcode": "postal_code", "postal": "postal_code", "zip_postal_code": "postal_code",
-    "postal_zip_code": "postal_code", "post_code": "postal_code",
-    "product": "product_line", "interested_in": "product_line",
-    "product_interest": "product_line", "products": "product_line",
-    "product_line_interest": "product_line", "equipment": "product_line",
-    "interest_product": "product_line",
-    "notes": "comments", "note": "comments", "comment": "comments", "message": "comments",
-    "remarks": "comments",
-    "literature": "wants_literature", "send_literature": "wants_literature",
-    "brochure": "wants_literature", "wants_brochure": "wants_literature",
-    "id": "external_id", "lead_id": "external_id", "record_id": "external_id",
-    "crm_id": "external_id",
-    "purchase_timeline": "timeline", "timeframe": "timeline", "time_frame": "timeline",
-    "purchase_timeframe": "timeline", "buying_timeframe": "timeline",
-    "when": "timeline", "when_to_buy": "timeline", "purchase_date": "timeline",
-    "budget_range": "budget", "purchase_budget": "budget",
-    "job_title": "role", "purchase_role": "role", "buying_role": "role",
-    "role_in_purchase": "role", "title": "role",
-    "campaign_name": "campaign", "campaign_code": "campaign",
-    "lead_source": "source", "source_code": "source",
+#: header spellings seen in trade-show, purchased and CRM lists, per field (normalised:
+#: lower case, non-alphanumerics as "_")
+HEADER_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "first_name": ("firstname", "given_name", "first", "forename"),
+    "last_name": ("lastname", "surname", "family_name", "last"),
+    FULL_NAME: ("name", "full_name", "fullname", "contact", "contact_name", "customer",
+                "customer_name", "prospect", "prospect_name"),
+    "company": ("company_name", "organisation", "organization", "farm", "farm_company",
+                "company_farm", "farm_name", "business", "business_name", "ranch",
+                "employer"),
+    "email": ("e_mail", "email_address", "mail", "e_mail_address"),
+    "phone": ("telephone", "tel", "phone_number", "mobile", "cell", "cell_phone",
+              "mobile_phone", "phone_no", "telephone_number"),
+    "address": ("street", "address_1", "address1", "street_address", "address_line_1"),
+    "city": ("town", "city_town", "town_city"),
+    "region": ("state", "province", "state_province"),
+    "postal_code": ("zip", "zip_code", "zipcode", "postcode", "postal", "zip_postal_code",
+                    "postal_zip_code", "post_code"),
+    "product_line": ("product", "interested_in", "product_interest", "products",
+                     "product_line_interest", "equipment", "interest_product"),
+    "comments": ("notes", "note", "comment", "message", "remarks"),
+    "wants_literature": ("literature", "send_literature", "brochure", "wants_brochure"),
+    "external_id": ("id", "lead_id", "record_id", "crm_id"),
+    "timeline": ("purchase_timeline", "timeframe", "time_frame", "purchase_timeframe",
+                 "buying_timeframe", "when", "when_to_buy", "purchase_date"),
+    "budget": ("budget_range", "purchase_budget"),
+    "role": ("job_title", "purchase_role", "buying_role", "role_in_purchase", "title"),
+    "campaign": ("campaign_name", "campaign_code"),
+    "source": ("lead_source", "source_code"),
 }
+HEADER_ALIASES = {spelling: target for target, spellings in HEADER_SPELLINGS.items()
+                  for spelling in spellings}
 
 
 def header_key(name: str) -> str:

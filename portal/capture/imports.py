@@ -31,6 +31,7 @@ from portal.capture.import_values import (
     ANSWER,
     CLOSED_FIELDS,
     FIELD_LABELS,
+    FIELDS,
     FULL_NAME,
     IGNORE,
     LEAVE_EMPTY,
@@ -47,10 +48,6 @@ from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 from portal.extensions import db
 
-#: the capture fields a column can fill (the API's body fields, standard answers inline)
-FIELDS = ("first_name", "last_name", "company", "email", "phone", "address", "city",
-          "region", "postal_code", "country", "product_line", "campaign", "source",
-          "comments", "wants_literature", "external_id", "timeline", "budget", "role")
 #: what a column can be mapped to: a capture field, a name to split, an answer, nothing
 TARGETS = (*FIELDS, FULL_NAME, ANSWER, IGNORE)
 MAX_COLUMNS = 100
