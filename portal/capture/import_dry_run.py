@@ -26,6 +26,7 @@ from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from portal.capture.import_values import Catalog
 from portal.capture.imports import (
     _column_for,
     _open_csv,
@@ -100,10 +101,11 @@ def dry_run(session: Session, lead_import: LeadImport, *, now: datetime,
     then)."""
     result = DryRun()
     defaults = row_defaults(lead_import)
+    catalog = Catalog.load(session)
     seen: dict[str, int] = {}  # a person key of a row that would create → its line
     with _open_csv(file_path(lead_import)) as handle:
         for line, row in _rows(handle):
-            data, problems = row_inquiry(row, lead_import, defaults)
+            data, problems = row_inquiry(row, lead_import, defaults, catalog)
             checked = DryRunRow(line=line, who=_who(data))
             if problems:
                 checked.reasons = [message for _column, message in problems]

@@ -343,9 +343,12 @@ def row_defaults(lead_import: LeadImport) -> dict[str, str]:
     return defaults
 
 
-def row_inquiry(row: list[str], lead_import: LeadImport,
-                defaults: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The capture body for one row, and problems with its shape."""
+def row_inquiry(row: list[str], lead_import: LeadImport, defaults: dict[str, str],
+                catalog: Catalog | None = None
+                ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The capture body for one row, and problems with its shape. A closed field's value
+    is taken as its pick in the import's value map; one not listed there (a file with
+    more distinct values than the page lists) as ``catalog`` matches it."""
     header, mapping = lead_import.header, lead_import.mapping
     problems: list[tuple[str, str]] = []
     extra = [cell for cell in row[len(header):] if cell.strip()]
@@ -366,6 +369,8 @@ def row_inquiry(row: list[str], lead_import: LeadImport,
             full_name = value
         else:
             picked = value_map.get(target, {}).get(value.strip()) if value_map else None
+            if picked is None and catalog is not None and target in CLOSED_FIELDS:
+                picked = catalog.match(target, value)
             if picked == LEAVE_EMPTY:
                 continue
             data[target] = picked or value
@@ -434,6 +439,7 @@ def run_import(session: Session, lead_import: LeadImport, *, batch_rows: int = 5
     user = lead_import.created_by
     actor = Actor.of(user, device="import") if user else Actor.system("import")
     defaults = row_defaults(lead_import)
+    catalog = Catalog.load(session)
     lead_import.status = ImportStatus.RUNNING
     lead_import.started_at = utcnow()
     lead_import.processed = lead_import.created = lead_import.duplicates = 0
@@ -446,7 +452,7 @@ def run_import(session: Session, lead_import: LeadImport, *, batch_rows: int = 5
         report = csv.writer(report_file, lineterminator="\r\n")
         report.writerow(REPORT_HEADER)
         for line, row in _rows(handle):
-            data, problems = row_inquiry(row, lead_import, defaults)
+            data, problems = row_inquiry(row, lead_import, defaults, catalog)
             outcome = RowOutcome(errors=problems) if problems else import_row(
                 session, data, actor)
             if outcome.errors:

@@ -559,3 +559,16 @@ def test_import_leads_command_dry_run_writes_nothing(runner: Any, app: Any, sess
     assert "line 3: Zip: Enter a 5-digit ZIP code." in result.output
     assert count(session, Lead) == 0 and count(session, LeadImport) == 0
     assert not any((tmp_path / "imports").iterdir())
+
+
+def test_values_past_the_listed_ones_are_still_matched(client: Any, session: Any, staff: Any,
+                                                       lines: Any, monkeypatch: Any) -> None:
+    from portal.capture import imports
+
+    monkeypatch.setattr(imports, "MAX_DISTINCT", 1)  # a file with more values than listed
+    text = run(client, "Email,Zip,Interested in\r\n"
+                       "a@a.example,50401,Compact tractors\r\nb@b.example,50401,CUT\r\n"
+                       "c@c.example,50401,zero-turn mower\r\n", 3).get_data(as_text=True)
+    assert tile(text, "created") == 3
+    assert {lead.email: lead.product_line.code for lead in session.scalars(select(Lead))} == {
+        "a@a.example": "TRC", "b@b.example": "TRC", "c@c.example": "MWR"}
