@@ -75,4 +75,4 @@ def _dry_run(lead_import: Any, campaign: Any, source: Any) -> None:
                f"created, {checked.joined} would join an existing lead, {checked.refused} "
                "would be refused")
     for row in checked.samples["refused"]:
-        click.echo(f"line {row.line}: {'; '.join(row.reasons)}", err=True)
+        click.echo(f"line {row.line}: {' '.join(row.reasons)}", err=True)
