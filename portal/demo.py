@@ -23,13 +23,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.capture.services import current_rules, qualify_lead
-from portal.core import lifecycle
+from portal.core import assignment, lifecycle
 from portal.core.lifecycle import Actor
 from portal.core.models import (
+    OPEN_STATUSES,
     Campaign,
     Competitor,
+    EnrollmentStatus,
+    Fulfilment,
     Lead,
     LeadStatus,
+    NurtureEnrollment,
+    NurtureSend,
+    NurtureStep,
+    NurtureTrack,
     Partner,
     ProductLine,
     Role,
@@ -218,11 +225,15 @@ DEMO_LOGINS: list[tuple[str, str]] = [
     ("distributor3@demo.test", "Southern Piedmont Equipment (GA/SC/NC, manual forwarding)"),
     ("distributor4@demo.test", "Buckeye Hoosier Power Equipment (OH/IN, auto forwarding)"),
     ("dealer1@demo.test", "North Iowa Implement, Mason City IA (partner admin)"),
+    ("sales1@demo.test", "North Iowa Implement, Mason City IA (a salesperson: My leads)"),
     ("dealer2@demo.test", "South Plains Tractor, Lubbock TX"),
     ("dealer3@demo.test", "Classic City Tractor, Athens GA"),
     ("dealer4@demo.test", "Hancock County Implement, Findlay OH"),
     ("dealer5@demo.test", "Spencer Farm & Lawn, Spencer IA (paused dealer)"),
 ]
+#: the salespeople of dealer1's firm (its administrator assigns them leads)
+SALESPEOPLE = (("sales1@demo.test", "Jordan Miles"),
+               ("casey.brandt@nia.example.net", "Casey Brandt"))
 #: dealer postal code → its demo login (the others get a salesperson at example.net)
 _DEMO_DEALER_LOGINS = {"50401": "dealer1@demo.test", "79401": "dealer2@demo.test",
                        "30601": "dealer3@demo.test", "45840": "dealer4@demo.test",
@@ -385,7 +396,47 @@ def load_demo(session: Session, *, now: datetime | None = None) -> bool:
         session.flush()
     _literature(session)
     _fresh_offers(session, now)
+    with lifecycle.loading_history(session):  # nobody is mailed for the demo's past
+        _assignments(session)
     return True
+
+
+def _assignments(session: Session) -> None:
+    """dealer1's administrator has given most of the firm's open leads to its people (a
+    few stay unassigned, to take), and two of today's offers to sales1: a new user sees
+    "My leads", the "Assigned to" names and the per-person counts at once."""
+    boss = session.scalars(select(User).where(User.email == "dealer1@demo.test")).first()
+    if boss is None or boss.partner_id is None:
+        return
+    people = [session.scalars(select(User).where(User.email == login)).one()
+              for login, _ in SALESPEOPLE] + [boss]
+    leads = list(session.scalars(
+        select(Lead).where(Lead.assigned_partner_id == boss.partner_id,
+                           Lead.status.in_([str(s) for s in OPEN_STATUSES]))
+        .order_by(Lead.offered_at, Lead.id)))
+    working = [lead for lead in leads if lead.status != LeadStatus.OFFERED]
+    offered = [lead for lead in leads if lead.status == LeadStatus.OFFERED]
+    by = Actor.of(boss)
+    for n, lead in enumerate(working):
+        if n % 4 != 3:  # every fourth waits for someone to take it
+            assignment.assign(session, lead, people[n % len(people)], by)
+    for lead in offered[:2]:
+        assignment.assign(session, lead, people[0], by)
+
+
+#: the demo's nurture emails per product line: delay (days after the one before), subject,
+#: body, (link slug, link label); ``{line}`` is the product line's name
+NURTURE_STEPS = (
+    (0, "Choosing {line}: a buyer's guide",
+     "Thanks for your interest. Our guide walks you through sizes, attachments and what "
+     "to ask a dealer, so you can decide at your own pace.", ("guide", "Read the guide")),
+    (14, "What owners say after a year with our {line}",
+     "Three owners tell what they use their machine for, what it costs to run and what "
+     "they would choose again.", ("owners", "Read their stories")),
+    (30, "Ready when you are: a demonstration at your dealer",
+     "When the time is right, your local dealer brings one to your place. Financing offers "
+     "change each season; ask for this month's.", ("offers", "See this season's offers")),
+)
 
 
 #: one brochure per product line, written in the library's own text format (headings,
@@ -417,6 +468,21 @@ Your dealer fits the cab, plough or sprayer you need.""",
 }
 
 
+def demo_logo() -> bytes:
+    """The demo manufacturer's logo: a green badge with its initials, drawn as a PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (120, 40), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((0, 0, 119, 39), radius=8, fill=(46, 125, 50, 255))
+    draw.text((60, 20), "PRAIRIE", fill=(255, 255, 255, 255), anchor="mm", font_size=18)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _literature(session: Session) -> None:
     """A brochure for each demo product line, through the literature library."""
     from portal.core.models import LiteratureItem
@@ -437,13 +503,36 @@ def _literature(session: Session) -> None:
 FRESH_OFFERS_PER_DEALER = 8
 
 
+#: new inquiries waiting with each demo distributor that forwards by hand, to pass on
+FRESH_TO_FORWARD = 3
+
+
+def _fresh_inquiry(session: Session, rng: Random, tag: str, postal_code: str, line: str,
+                   now: datetime, *, minutes_ago: int) -> Lead:
+    """One sales-ready inquiry through the real capture path, ``minutes_ago``."""
+    from portal.capture.services import capture_inquiry
+
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    return capture_inquiry(session, {
+        "first_name": first, "last_name": last,
+        "email": f"{first}.{last}.{tag}@example.com".lower(),
+        "phone": f"(515) 555-{rng.randint(1000, 9999)}",
+        "postal_code": postal_code, "country": "US", "product_line": line,
+        "answers": {"timeline": "now", "budget": "approved", "role": "decision_maker"},
+        "comments": "Saw your booth at the farm show; please call.",
+        # Those asking for the brochure came in minutes ago: their packs go when the
+        # worker next runs, minutes after the inquiry as in the product (sent hours after
+        # a back-dated capture, they looked slow).
+        "wants_literature": minutes_ago < 10,
+    }, Actor.system("api"), now=now - timedelta(minutes=minutes_ago)).lead
+
+
 def _fresh_offers(session: Session, now: datetime) -> None:
     """A few inquiries from the last hours for each demo dealer, through the real capture
     path: qualified, routed by the engine (with its full explanation) and, where the
     distributor forwards by hand, forwarded by the distributor's user. Whatever the time
-    of day the demo is loaded, the demo dealers have offers to accept."""
-    from portal.capture.services import capture_inquiry
-
+    of day the demo is loaded, the demo dealers have offers to accept, and the demo
+    distributors that forward by hand have a few to forward."""
     rng = Random(SEED + 1)
     for n, (postal_code, login) in enumerate(sorted(_DEMO_DEALER_LOGINS.items())):
         user = session.scalars(select(User).where(User.email == login)).first()
@@ -451,27 +540,29 @@ def _fresh_offers(session: Session, now: datetime) -> None:
         if dealer is None or not dealer.active or not dealer.product_lines:
             continue
         for k in range(FRESH_OFFERS_PER_DEALER):
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-            when = now - timedelta(minutes=rng.randint(10, 300))
-            result = capture_inquiry(session, {
-                "first_name": first, "last_name": last,
-                "email": f"{first}.{last}.{n}{k}@example.com".lower(),
-                "phone": f"(515) 555-{rng.randint(1000, 9999)}",
-                "postal_code": postal_code, "country": "US",
-                "product_line": rng.choice(dealer.product_lines).code,
-                "answers": {"timeline": "now", "budget": "approved",
-                            "role": "decision_maker"},
-                "comments": "Saw your booth at the farm show; please call.",
-                "wants_literature": k % 2 == 0,  # half ask for the brochure by email
-            }, Actor.system("api"), now=when)
-            lead = result.lead
+            # half ask for the brochure (minutes ago), the others came over the day
+            minutes = rng.randint(1, 8) if k % 2 == 0 else rng.randint(10, 300)
+            lead = _fresh_inquiry(session, rng, f"{n}{k}", postal_code,
+                                  rng.choice(dealer.product_lines).code, now,
+                                  minutes_ago=minutes)
             parent = dealer.parent
             if (lead.status == LeadStatus.OFFERED and parent is not None
                     and lead.assigned_partner_id == parent.id):
                 forwarder = session.scalars(
                     select(User).where(User.partner_id == parent.id)).first()
+                when = lead.created_at
                 lifecycle.forward(session, lead, dealer, Actor.of(forwarder),
-                                  reason="closest dealer", now=when + timedelta(minutes=5))
+                                  reason="closest dealer",
+                                  now=when + min(timedelta(minutes=5), (now - when) / 2))
+    for spec in DISTRIBUTORS:
+        if spec.forwarding != "manual":
+            continue
+        # At a dealer of its own that is not a demo login: the engine offers it to the
+        # distributor, which has not passed it on yet.
+        dealer_spec = next(d for d in spec.dealers if d.postal_code not in _DEMO_DEALER_LOGINS)
+        for k in range(FRESH_TO_FORWARD):
+            _fresh_inquiry(session, rng, f"{spec.code.lower()}{k}", dealer_spec.postal_code,
+                           dealer_spec.lines[0], now, minutes_ago=rng.randint(15, 240))
 
 
 @dataclass
@@ -512,12 +603,21 @@ class _DemoBuilder:
         self.rules = current_rules(session)
         self.password_hash: str | None = None
         self.serial = 0
+        #: product line code → its nurture track and the track's steps in order
+        self.tracks: dict[str, tuple[NurtureTrack, list[NurtureStep]]] = {}
+        #: lead id → (partner id, when) of its first offer: the dealer its pack names
+        self.first_offer: dict[Any, tuple[int, datetime]] = {}
+        #: the nurture sweeps' and the pack worker's timing (apart from ``rng``, so the
+        #: leads' stories stay as they were)
+        self.jobs_rng = Random(SEED + 2)
 
     # --- catalogue, channel, users
 
     def build(self) -> None:
         """Everything, in dependency order; the paused dealer is paused last."""
         self._catalogue()
+        self._campaign_look()
+        self._nurture_tracks()
         self._channel()
         self._users()
         self.session.flush()
@@ -657,6 +757,9 @@ class _DemoBuilder:
             user = self._user(email, f"{first} {last}", Role.PARTNER, dealer.partner,
                               partner_admin=email == "dealer1@demo.test")
             dealer.actor = Actor.of(user)
+            if email == "dealer1@demo.test":  # its salespeople, who are assigned leads
+                for login, name in SALESPEOPLE:
+                    self._user(login, name, Role.PARTNER, dealer.partner)
         self.session.flush()  # partner ids, for the counters below
         for info in self.distributors + self.dealers:
             self.open[info.partner.id] = 0
@@ -766,17 +869,136 @@ class _DemoBuilder:
             # Some raise their hand weeks later ("talk to a dealer now" in a nurture
             # email): hot, and routed at once.
             later = qualified_at + timedelta(days=rng.uniform(10, 60))
-            if rng.random() < 0.18 and later < self.now - timedelta(hours=1):
+            raised = rng.random() < 0.18 and later < self.now - timedelta(hours=1)
+            self._nurture(lead, qualified_at, later if raised else None)
+            if raised:
                 lead.engagements = (lead.engagements or 0) + 1
                 qualify_lead(session, lead, self.system, now=later, hand_raised=True,
                              rules=self.rules)
                 self._route(lead, place, line, target, later + timedelta(seconds=30))
+            self._pack(lead, created)
             return
         if verdict.outcome != "qualified":
             return
         if self.now - created < timedelta(hours=2) and rng.random() < 0.5:
+            self._pack(lead, created)
             return  # captured moments ago: the next routing run will place it
         self._route(lead, place, line, target, qualified_at + timedelta(seconds=40))
+        self._pack(lead, created)
+
+    # --- what the jobs did after a capture: nurture emails, literature packs
+
+    def _campaign_look(self) -> None:
+        """The running campaign's form in its own look: a logo, a green accent and its
+        own wording (Capture → Logo, colour and wording), as a marketing team sets it up."""
+        from portal.capture import branding
+
+        for campaign, _, _, _, _ in self.campaigns:
+            if not campaign.active or campaign.accent_color or campaign.logo_type:
+                continue
+            branding.save_brand(
+                self.session, campaign, form_heading="",
+                form_intro="0 % financing for 48 months on every compact tractor ordered "
+                           "before the end of the season. Tell us what you need and the "
+                           "authorised dealer for your area will call you with an offer.",
+                thanks_text="Your dealer will call you within one working day with the "
+                            "financing offer for your tractor.",
+                accent_color="#2e7d32", logo=demo_logo())
+
+    def _nurture_tracks(self) -> None:
+        """A nurture track per product line, three emails each, unless the manufacturer
+        has its own (then leads go where ``nurture.services.track_for`` would put them)."""
+        session = self.session
+        tracks = list(session.scalars(select(NurtureTrack).where(NurtureTrack.active)
+                                      .order_by(NurtureTrack.id)))
+        if not tracks:
+            for code, name, _ in PRODUCT_LINES:
+                track = NurtureTrack(name=f"{name}: not ready yet",
+                                     product_line=self.lines[code],
+                                     created_at=self.now - timedelta(days=HISTORY_DAYS + 14))
+                session.add(track)
+                for position, (delay, subject, body, label) in enumerate(
+                        NURTURE_STEPS, start=1):
+                    session.add(NurtureStep(
+                        track=track, position=position, delay_days=delay,
+                        subject=subject.format(line=name.lower()),
+                        body=body.format(line=name.lower()),
+                        link_url=f"https://www.example.com/{code.lower()}/{label[0]}",
+                        link_label=label[1]))
+                tracks.append(track)
+            session.flush()
+        fallback = next((t for t in tracks if t.product_line_id is None), None)
+        for code, line in self.lines.items():
+            track = next((t for t in tracks if t.product_line_id == line.id), fallback)
+            if track is not None:
+                steps = list(session.scalars(select(NurtureStep).where(
+                    NurtureStep.track_id == track.id).order_by(NurtureStep.position)))
+                self.tracks[code] = (track, steps)
+
+    def _nurture(self, lead: Lead, qualified_at: datetime, raised_at: datetime | None) -> None:
+        """The nurture sweep enrols the lead on its track within minutes; each email goes
+        when due (``nurture.services.plan_due``) until now, or until the lead asked to talk
+        to a dealer."""
+        found = self.tracks.get(lead.product_line.code) if lead.product_line else None
+        if found is None or not lead.email:
+            return  # as nurture.services.enrol: no track fits, or no address to write to
+        track, steps = found
+        rng = self.jobs_rng
+        enrolled = qualified_at + timedelta(minutes=rng.randint(1, 5))
+        enrollment = NurtureEnrollment(lead_id=lead.id, track_id=track.id,
+                                       enrolled_at=enrolled, status=EnrollmentStatus.ACTIVE,
+                                       status_at=enrolled)
+        self.session.add(enrollment)
+        lifecycle.record_event(self.session, lead, "nurture_enrolled", Actor.system("nurture"),
+                               now=enrolled, data={"track": track.name, "track_id": track.id})
+        until = raised_at or self.now
+        due = enrolled + timedelta(days=steps[0].delay_days) if steps else enrolled
+        enrollment.next_step, enrollment.next_due_at = 1, due
+        for index, step in enumerate(steps):
+            if due > until:
+                break
+            sent = due + timedelta(seconds=rng.randint(30, 240))
+            if sent > until:
+                break
+            self.session.add(NurtureSend(enrollment=enrollment, step=step,
+                                         status="sent", attempts=1, next_attempt_at=due,
+                                         sent_at=sent))
+            following = steps[index + 1] if index + 1 < len(steps) else None
+            if following is None:
+                enrollment.next_step = step.position + 1
+                enrollment.status, enrollment.status_at = EnrollmentStatus.FINISHED, due
+                enrollment.next_due_at = None
+                break
+            enrollment.next_step = following.position
+            due = due + timedelta(days=following.delay_days)
+            enrollment.next_due_at = due
+        if raised_at is not None:
+            enrollment.hand_raised_at = raised_at
+            if enrollment.status == EnrollmentStatus.ACTIVE:
+                enrollment.status, enrollment.status_at = EnrollmentStatus.HAND_RAISED, raised_at
+                enrollment.next_due_at = None
+
+    def _pack(self, lead: Lead, created: datetime) -> None:
+        """The literature pack a lead asked for, emailed by the worker a minute or two
+        after the capture (``capture.services`` requests it; ``fulfilment.services``
+        records it sent), naming the partner it was offered to by then."""
+        if (not lead.wants_literature or not lead.email
+                or lead.status == LeadStatus.DISQUALIFIED):
+            return
+        sent = created + timedelta(seconds=self.jobs_rng.randint(45, 240))
+        if sent > self.now:
+            return  # still with the worker
+        offered = self.first_offer.get(lead.id)
+        partner_id = offered[0] if offered and offered[1] <= sent else None
+        pack = Fulfilment(
+            request_key=f"lead:{lead.id}:line:{lead.product_line.id}", lead_id=lead.id,
+            product_line_id=lead.product_line.id, reason="captured", status="sent",
+            delivery="attachment", attempts=1, requested_at=created, next_attempt_at=created,
+            sent_at=sent, sent_to=lead.email, partner_id=partner_id, contents=[])
+        self.session.add(pack)
+        lifecycle.record_event(self.session, lead, "literature_sent", Actor.system("job"),
+                               now=sent, partner_id=partner_id,
+                               data={"channel": "email", "delivery": "attachment"})
 
     def _unusable(self, lead: Lead) -> None:
         """An inquiry the rules turn away: a test, a throwaway address, no way to reach."""
@@ -828,6 +1050,7 @@ class _DemoBuilder:
                                      "rule": str(rule)},
                         now=when)
         self.open[info.partner.id] += 1
+        self.first_offer.setdefault(lead.id, (info.partner.id, when))
 
     def _route(self, lead: Lead, place: Place, line: str, target: _PartnerInfo | None,
                when: datetime) -> None:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 KINDS = {
     "New lead offered": "alert-offer",
     "Lead forwarded to you": "alert-forward",
+    "Lead assigned to you by": "alert-assigned",  # by a colleague (before the next)
     "Lead assigned to you": "alert-reassign",
     "Lead taken back": "alert-taken-back",
     "Prospect asked again": "alert-repeat",
@@ -66,6 +67,12 @@ def live_through_it(app: object) -> None:
         .order_by(Lead.offered_at.desc())))
     accepted, moved = offered[0], offered[1]
     lifecycle.accept(session, accepted, Actor.of(dealer_user))
+    session.commit()
+    # The firm's administrator gives it to a salesperson: "Lead assigned to you by …".
+    from portal.core.assignment import assign
+
+    sales = session.scalars(select(User).where(User.email == "sales1@demo.test")).one()
+    assign(session, accepted, sales, Actor.of(dealer_user))
     session.commit()
     capture_inquiry(session, {
         "first_name": accepted.first_name, "last_name": accepted.last_name,

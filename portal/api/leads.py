@@ -13,10 +13,11 @@ from portal.api.auth import token_required
 from portal.api.serialize import lead_json
 from portal.api.views import bp, json_body
 from portal.capture.services import capture_inquiry
-from portal.core import lifecycle
+from portal.core import assignment, channel, lifecycle
 from portal.core.access import visible_lead, visible_to
 from portal.core.database import lost_a_race
-from portal.core.models import Lead, LeadStatus, Partner
+from portal.core.errors import DomainError, InvalidInput, NotFound
+from portal.core.models import Lead, LeadStatus, Partner, User
 from portal.core.models.codes import code_is
 from portal.core.pagination import MAX_PAGE
 from portal.core.web import json_error
@@ -24,6 +25,11 @@ from portal.extensions import db
 from portal.leads.actions import perform_action
 
 MAX_PER_PAGE = 100
+
+
+def _lead_json(lead: Lead) -> dict[str, Any]:
+    """One lead as the caller may read it (contact details per ``core.channel``)."""
+    return lead_json(lead, contacts=channel.contact_reader(db.session, g.api_user)(lead))
 
 
 @bp.post("/leads")
@@ -49,7 +55,7 @@ def create_lead():  # type: ignore[no-untyped-def]
         db.session.rollback()
         result = capture_inquiry(db.session, body, actor, idempotency_scope=f"user:{user.id}",
                                  idempotency_key=key, owner_partner=owner)
-    response = jsonify(lead_json(result.lead))
+    response = jsonify(_lead_json(result.lead))
     if "idempotent replay" in result.notes:
         response.headers["Idempotent-Replayed"] = "true"
         return response, 201
@@ -78,6 +84,14 @@ def list_leads():  # type: ignore[no-untyped-def]
             return json_error(422, "invalid_input", f"Unknown status {status!r}.",
                               {"status": "Unknown status."})
         query = query.where(Lead.status == status)
+    assignee = request.args.get("assignee")
+    if assignee:
+        if assignee == "none":
+            query = query.where(Lead.assigned_user_id.is_(None))
+        else:
+            who = user.id if assignee == "me" else select(User.id).where(
+                User.email == assignee.strip().lower()).scalar_subquery()
+            query = query.where(Lead.assigned_user_id == who)
     partner_code = request.args.get("partner")
     if partner_code:
         query = query.where(Lead.assigned_partner_id.in_(
@@ -86,11 +100,14 @@ def list_leads():  # type: ignore[no-untyped-def]
     leads = db.session.scalars(
         query.options(selectinload(Lead.product_line), selectinload(Lead.campaign),
                       selectinload(Lead.source), selectinload(Lead.assigned_partner),
-                      selectinload(Lead.owner_partner), selectinload(Lead.lost_competitor))
+                      selectinload(Lead.owner_partner), selectinload(Lead.lost_competitor),
+                      selectinload(Lead.assigned_user))
         .order_by(Lead.created_at.desc(), Lead.id)
         .limit(per_page).offset((page - 1) * per_page)
     ).all()
-    return jsonify({"leads": [lead_json(lead, events=False) for lead in leads],
+    readable = channel.contact_reader(db.session, user)
+    return jsonify({"leads": [lead_json(lead, events=False, contacts=readable(lead))
+                              for lead in leads],
                     "page": page, "per_page": per_page, "total": total})
 
 
@@ -101,19 +118,28 @@ def get_lead(lead_id: str):  # type: ignore[no-untyped-def]
     lead = visible_lead(db.session, g.api_user, lead_id)
     if lead is None:
         return json_error(404, "not_found", "No such lead.")
-    return jsonify(lead_json(lead))
+    return jsonify(_lead_json(lead))
+
+
+def _lead_and_body(lead_id: str, shape: str) -> tuple[Any, Lead, dict[str, Any]]:
+    """The caller, the lead (404 when it is not theirs to see) and the request's JSON
+    object (400 when the body is not one, saying to send ``shape``)."""
+    user = g.api_user
+    lead = visible_lead(db.session, user, lead_id)
+    if lead is None:
+        raise NotFound("No such lead.")
+    body = json_body()
+    if body is None:
+        raise DomainError(f"Send {shape} as a JSON object.", code="bad_request", status=400)
+    return user, lead, body
 
 
 @bp.post("/leads/<lead_id>/actions")
 @token_required
 def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
     """Apply an action (accept, decline, contact, …); 409 when the state does not allow it."""
-    user = g.api_user
-    lead = visible_lead(db.session, user, lead_id)
-    if lead is None:
-        return json_error(404, "not_found", "No such lead.")
-    body = json_body()
-    if body is None or not isinstance(body.get("action"), str):
+    user, lead, body = _lead_and_body(lead_id, '{"action": …}')
+    if not isinstance(body.get("action"), str):
         return json_error(400, "bad_request", 'Send {"action": …} as a JSON object.')
     args: dict[str, Any] = {k: v for k, v in body.items() if k != "action"}
     # A refusal (409 with the lead's state, 404, 422) is answered by the one error handler.
@@ -121,7 +147,34 @@ def lead_action(lead_id: str):  # type: ignore[no-untyped-def]
     db.session.flush()
     db.session.refresh(lead)
     if db.session.scalars(select(Lead.id).where(Lead.id == lead.id, visible_to(user))).first():
-        return jsonify(lead_json(lead))
+        return jsonify(_lead_json(lead))
     # Declined or forwarded away: the caller no longer sees the lead.
     return jsonify({"id": str(lead.id), "status": "removed",
                     "message": "The lead is no longer yours."})
+
+
+@bp.patch("/leads/<lead_id>")
+@token_required
+def patch_lead(lead_id: str):  # type: ignore[no-untyped-def]
+    """Assign a lead the caller's firm holds: ``{"assignee": email | "me" | null}``."""
+    user, lead, body = _lead_and_body(lead_id, '{"assignee": …}')
+    unknown = sorted(set(body) - {"assignee"})
+    if unknown or "assignee" not in body:
+        fields = {name: "Not a field this call changes." for name in unknown}
+        if "assignee" not in body:
+            fields["assignee"] = "Required: an email, \"me\" or null."
+        raise InvalidInput("Only the assignee can be changed here.", fields)
+    value = body["assignee"]
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput("The assignee is an email, \"me\" or null.",
+                           {"assignee": "An email, \"me\" or null."})
+    assignment.check_holder(user, lead)
+    person = None
+    if value is not None and lead.assigned_partner_id is not None:
+        person = assignment.find_salesperson(
+            db.session, lead.assigned_partner_id,
+            **({"user_id": user.id} if value == "me" else {"email": value}))
+    assignment.assign_as(db.session, lead, user, person, device="api")
+    db.session.flush()
+    db.session.refresh(lead)
+    return jsonify(lead_json(lead))

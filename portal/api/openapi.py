@@ -43,7 +43,17 @@ LEAD = {
         "id": {"type": "string", "format": "uuid"}, "status": _TEXT,
         "rank": {"type": ["string", "null"]}, "score": {"type": "integer"},
         "assigned_partner": {"type": ["string", "null"]},
+        "assignee": {"type": ["string", "null"], "format": "email",
+                     "description": "the salesperson of the holding partner who works "
+                                    "it (their email), or null: the firm as a whole"},
+        "assignee_name": {"type": ["string", "null"]},
         "routing": {"type": ["object", "null"]}, "version": {"type": "integer"},
+        **{name: {"type": ["string", "null"], "description": "null while contacts_hidden"}
+           for name in ("email", "phone", "address")},
+        "contacts_hidden": {"type": "boolean", "description": "the caller is a partner that "
+                            "has not accepted the lead, and the manufacturer shows contact "
+                            "details only after the accept: email, phone and address are "
+                            "null (town, ZIP, region and name are given)"},
         "events": {"type": "array", "items": {"type": "object"}},
     },
 }
@@ -57,6 +67,16 @@ ACTION = {
         "partner": _TEXT,
         "override": {"type": "boolean", "description": "reassign: to a partner that is not "
                      "eligible (paused, full, not selling the line); logged with the reason"},
+    },
+}
+ASSIGNMENT = {
+    "type": "object",
+    "required": ["assignee"],
+    "additionalProperties": False,
+    "properties": {
+        "assignee": {"type": ["string", "null"], "description":
+                     "an active user of the partner holding the lead (their email), \"me\" "
+                     "to take it, or null: back to the firm as a whole"},
     },
 }
 LEAD_REF = {"$ref": "#/components/schemas/Lead"}
@@ -86,7 +106,8 @@ def spec() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR, "Inquiry": INQUIRY, "Lead": LEAD, "Action": ACTION},
+            "schemas": {"Error": ERROR, "Inquiry": INQUIRY, "Lead": LEAD, "Action": ACTION,
+                        "Assignment": ASSIGNMENT},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -138,6 +159,8 @@ def spec() -> dict[str, Any]:
                         {"name": "status", "in": "query",
                          "schema": {"enum": [status.value for status in LeadStatus]}},
                         {"name": "partner", "in": "query", "schema": {"type": "string"}},
+                        {"name": "assignee", "in": "query", "schema": {"type": "string"},
+                         "description": "\"me\", \"none\" (unassigned) or a user's email"},
                         {"name": "page", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
                         {"name": "per_page", "in": "query",
@@ -169,7 +192,23 @@ def spec() -> dict[str, Any]:
                     "parameters": [ID_PARAM],
                     "responses": {"200": {"description": "the lead", "content": {
                         "application/json": {"schema": LEAD_REF}}}, **_errors(401, 404)},
-                }
+                },
+                "patch": {
+                    "summary": "Assign a lead your firm holds to one of its users (not a "
+                               "state change: the status stays; the timeline records it)",
+                    "description": "A partner's administrators (or any of its users, where "
+                                   "the firm allows it) assign to any active user of the "
+                                   "firm or back to nobody; a user may take an unassigned "
+                                   "lead (\"me\") or give back their own. Another firm's "
+                                   "user is refused (422); staff may not assign (403).",
+                    "parameters": [ID_PARAM],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Assignment"}}}},
+                    "responses": {"200": {"description": "the lead, with its assignee",
+                                          "content": {"application/json": {
+                                              "schema": LEAD_REF}}},
+                                  **_errors(401, 403, 404, 422)},
+                },
             },
             "/leads/{id}/actions": {
                 "post": {

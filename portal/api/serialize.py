@@ -22,8 +22,10 @@ def event_json(event: LeadEvent) -> dict[str, Any]:
     }
 
 
-def lead_json(lead: Lead, *, events: bool = True) -> dict[str, Any]:
-    """The lead as the API returns it."""
+def lead_json(lead: Lead, *, events: bool = True, contacts: bool = True) -> dict[str, Any]:
+    """The lead as the API returns it; without ``contacts`` (a partner that has not
+    accepted it, ``core.channel``) its email, phone and street are null and
+    ``contacts_hidden`` says why."""
     body: dict[str, Any] = {
         "id": str(lead.id),
         "status": lead.status,
@@ -33,9 +35,10 @@ def lead_json(lead: Lead, *, events: bool = True) -> dict[str, Any]:
         "first_name": lead.first_name,
         "last_name": lead.last_name,
         "company": lead.company,
-        "email": lead.email,
-        "phone": lead.phone,
-        "address": lead.address,
+        "email": lead.email if contacts else None,
+        "phone": lead.phone if contacts else None,
+        "address": lead.address if contacts else None,
+        "contacts_hidden": not contacts,
         "city": lead.city,
         "region": lead.region,
         "postal_code": lead.postal_code,
@@ -49,6 +52,10 @@ def lead_json(lead: Lead, *, events: bool = True) -> dict[str, Any]:
         "external_id": lead.external_id,
         "assigned_partner": lead.assigned_partner.code if lead.assigned_partner else None,
         "owner_partner": lead.owner_partner.code if lead.owner_partner else None,
+        #: the salesperson of the holding partner who works it (portal.core.assignment)
+        "assignee": lead.assigned_user.email if lead.assigned_user else None,
+        "assignee_name": (lead.assigned_user.name or lead.assigned_user.email)
+        if lead.assigned_user else None,
         "routing": lead.routing,
         "inquiries": lead.inquiries,
         "quote_amount": str(lead.quote_amount) if lead.quote_amount is not None else None,

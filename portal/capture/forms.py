@@ -105,12 +105,40 @@ class PublicCaptureForm(_InquiryFields):
     class Meta:
         csrf = False
 
+    #: what a prospect must give on the public form, and what an empty one is told
+    REQUIRED = {
+        "first_name": "Enter your first name.",
+        "last_name": "Enter your last name.",
+        "postal_code": "Enter your ZIP code, so the nearest dealer can help you.",
+        "product_line": "Choose the product line you are interested in.",
+    }
+    NO_CONTACT = "Give an email address or a phone number so a dealer can reply."
+
     #: honeypot: hidden from people, filled in by form-filling bots
     website = StringField("Leave this field empty", validators=[Length(max=200)],
                           render_kw={"autocomplete": "off", "tabindex": "-1"})
     stamp = HiddenField()  #: when the page was shown, signed (``spam.sign_stamp``)
     token = HiddenField()  #: one per page view: a double click makes one lead
     embed = HiddenField()  #: "1" when posted by the embedded snippet
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.REQUIRED:
+            self[name].flags.required = True  # the label's mark; the check is in validate
+
+    def validate(self, extra_validators: object = None) -> bool:
+        """The field checks, and every essential answer given: an empty form is told
+        next to each field what it lacks, before any time or capture check."""
+        valid = super().validate(extra_validators)
+        for name, message in self.REQUIRED.items():
+            if not (self[name].data or "").strip() and not self[name].errors:
+                self[name].errors = [message]  # type: ignore[assignment]
+                valid = False
+        if not (self.email.data or "").strip() and not (self.phone.data or "").strip() \
+                and not self.email.errors:
+            self.email.errors = [self.NO_CONTACT]  # type: ignore[assignment]
+            valid = False
+        return valid
 
 
 #: the same answers, said of the customer to the dealer who types them in
@@ -135,6 +163,28 @@ class PartnerCaptureForm(_InquiryFields):
         self.interest.label.text = "What would help them most?"
         self.comments.label.text = "Notes from the conversation"
         self.wants_literature.label.text = "Email them the literature of this product line"
+
+
+class BrandForm(PortalForm):
+    """A campaign's public form: its heading, wording, accent colour and logo (checked
+    by ``branding.save_brand``; these bound the sizes)."""
+
+    form_heading = StringField("Heading", validators=[Optional(), Length(max=160)],
+                               description="Empty: the campaign's name.")
+    form_intro = TextAreaField("Introduction", validators=[Optional(), Length(max=1000)],
+                               description="The paragraph under the heading. Empty: "
+                                           "“Tell us what you are looking for …”.")
+    thanks_text = TextAreaField("Thank-you wording", validators=[Optional(), Length(max=1000)],
+                                description="Shown after a send, above what happens next.")
+    accent_color = StringField("Accent colour", validators=[Optional(), Length(max=7)],
+                               description="Buttons, links and the top bar, as # and six hex "
+                                           "digits, e.g. #2e7d32. Empty: the portal's blue.",
+                               render_kw={"placeholder": "#2e7d32", "autocomplete": "off",
+                                          "spellcheck": "false"})
+    logo = FileField("Logo", description="PNG, JPEG, GIF or WebP, at most 300 KB; shown at "
+                                         "the top of the form, about 40 px high.",
+                     render_kw={"accept": "image/png,image/jpeg,image/gif,image/webp"})
+    remove_logo = BooleanField("Remove the logo")
 
 
 class UploadForm(PortalForm):

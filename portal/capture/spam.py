@@ -3,6 +3,11 @@
 Three brakes: a honeypot field (checked in the view), a signed time stamp (a person
 takes more than a few seconds, and does not submit a page shown days ago), and a
 per-address rate limit kept in the database so it holds across workers and hosts.
+
+A form sent sooner than a person types is not refused: a browser's autofill fills it in
+two seconds. If its answers are otherwise good, the person is asked to confirm them (the
+page shown again, filled in, with a stamp marked confirmed that skips the timer); simple
+bots post once and never come back for the second step.
 """
 
 from __future__ import annotations
@@ -19,22 +24,32 @@ from sqlalchemy.orm import Session
 from portal.core.models import CaptureAttempt, utcnow
 
 _AGAIN = "Please check your details and send the form again."
+#: what a person whose browser filled the form in at once reads (nothing is lost)
+CONFIRM = ("Almost done: please check your details below and press "
+           "“Send my inquiry” again to confirm.")
 
 
 @dataclass(frozen=True)
 class StampCheck:
     ok: bool
     message: str = ""
+    #: sent sooner than a person types: ask to confirm (``sign_stamp(confirmed=True)``)
+    too_fast: bool = False
 
 
 def _signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="capture-form-stamp")
 
 
-def sign_stamp(campaign_code: str, issued_at: float | None = None) -> str:
-    """A tamper-proof note of when the form for ``campaign_code`` was shown."""
+def sign_stamp(campaign_code: str, issued_at: float | None = None, *,
+               confirmed: bool = False) -> str:
+    """A tamper-proof note of when the form for ``campaign_code`` was shown; ``confirmed``
+    when it is the confirmation step of a quick send (no minimum time then)."""
     issued = time.time() if issued_at is None else issued_at
-    return _signer().dumps({"c": campaign_code, "t": int(issued)})
+    data: dict[str, object] = {"c": campaign_code, "t": int(issued)}
+    if confirmed:
+        data["k"] = 1
+    return _signer().dumps(data)
 
 
 def check_stamp(stamp: str, campaign_code: str, *, embedded: bool,
@@ -47,16 +62,17 @@ def check_stamp(stamp: str, campaign_code: str, *, embedded: bool,
     try:
         data = _signer().loads(stamp)
         issued, code = float(data["t"]), str(data["c"])
-    except (BadSignature, KeyError, TypeError, ValueError):
+        confirmed = data.get("k") == 1
+    except (AttributeError, BadSignature, KeyError, TypeError, ValueError):
         return StampCheck(False, _AGAIN)
     if code != campaign_code:
         return StampCheck(False, _AGAIN)
     elapsed = (time.time() if now is None else now) - issued
     config = current_app.config
-    if elapsed < float(config.get("CAPTURE_MIN_FILL_SECONDS", 3)):
-        return StampCheck(False, "That was quick! " + _AGAIN)
     if elapsed > float(config.get("CAPTURE_MAX_FORM_AGE_SECONDS", 86400)):
         return StampCheck(False, "This page was open for a long time. " + _AGAIN)
+    if not confirmed and elapsed < float(config.get("CAPTURE_MIN_FILL_SECONDS", 3)):
+        return StampCheck(False, CONFIRM, too_fast=True)
     return StampCheck(True)
 
 

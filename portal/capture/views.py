@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -23,8 +24,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from portal.capture import imports, spam
+from portal.capture import branding, imports, spam
 from portal.capture.forms import (
+    BrandForm,
     MappingForm,
     PartnerCaptureForm,
     PublicCaptureForm,
@@ -40,8 +42,11 @@ from portal.capture.services import (
     CaptureResult,
     IdempotencyKeyReused,
     capture_inquiry,
+    validate_inquiry,
 )
 from portal.core.database import lost_a_race
+from portal.core.errors import InvalidInput
+from portal.core.forms import show_errors
 from portal.core.lifecycle import Actor
 from portal.core.models import (
     Campaign,
@@ -146,7 +151,7 @@ def public_submit(code: str):  # type: ignore[no-untyped-def]
     stamp = spam.check_stamp(form.stamp.data or "", campaign.code,
                              embedded=form.embed.data == "1")
     valid = form.validate()
-    if not stamp.ok:
+    if not stamp.ok and not stamp.too_fast:
         form.form_errors.append(stamp.message)
     elif valid:
         data = form.inquiry()
@@ -154,6 +159,8 @@ def public_submit(code: str):  # type: ignore[no-untyped-def]
         source = _form_source()
         if source:
             data["source"] = source
+        if stamp.too_fast:
+            return _confirm_quick_send(form, campaign, data, address)
         try:
             _capture_once(data, Actor.system("web-form"),
                           idempotency_scope=f"form:{campaign.code}",
@@ -170,10 +177,50 @@ def public_submit(code: str):  # type: ignore[no-untyped-def]
     return _public_page(form, campaign, 422)
 
 
+def _confirm_quick_send(form: PublicCaptureForm, campaign: Campaign, data: dict[str, Any],
+                        address: str) -> Any:
+    """A form sent sooner than a person types (autofill): its answers' problems next to
+    their fields, or, when they are good, the page again to confirm with one press."""
+    try:
+        validate_inquiry(db.session, data)
+    except CaptureError as error:
+        form.show_capture_errors(error.fields, error.message)
+        form.stamp.data = spam.sign_stamp(campaign.code)
+        return _public_page(form, campaign, 422)
+    # Counted like a send, so a bot that does come back twice still meets the rate limit.
+    spam.record_attempt(db.session, address, campaign.code)
+    form.stamp.data = spam.sign_stamp(campaign.code, confirmed=True)
+    form.token.data = _token(form.token.data) or uuid.uuid4().hex
+    return render_template("capture/public_form.html", form=form, campaign=campaign,
+                           confirm=spam.CONFIRM)
+
+
 @bp.get("/f/<code>/thanks")
 def public_thanks(code: str):  # type: ignore[no-untyped-def]
     """The thank-you page after a public inquiry."""
     return render_template("capture/thanks.html", campaign=_campaign_or_404(code))
+
+
+@bp.get("/f/<code>/brand.css")
+def public_style(code: str):  # type: ignore[no-untyped-def]
+    """The campaign's accent colour as a stylesheet (the policy allows no inline style)."""
+    campaign = _campaign_or_404(code)
+    response = Response(branding.brand_css(campaign), mimetype="text/css")
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600  # the page's link changes with the look
+    return response
+
+
+@bp.get("/f/<code>/logo")
+def public_logo(code: str):  # type: ignore[no-untyped-def]
+    """The campaign's logo, as uploaded (checked to be an image then)."""
+    campaign = _campaign_or_404(code)
+    if not campaign.logo_type or not campaign.logo:
+        abort(404)
+    response = Response(campaign.logo, mimetype=campaign.logo_type)
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
 
 
 # --- a partner's own capture -------------------------------------------------------------
@@ -245,6 +292,32 @@ def embed(code: str):  # type: ignore[no-untyped-def]
                               action=f"{base}/f/{campaign.code}")
     return render_template("capture/embed.html", campaign=campaign, snippet=snippet.strip(),
                            hosted=f"{base}/f/{campaign.code}")
+
+
+@bp.route("/capture/campaigns/<code>/brand", methods=["GET", "POST"])
+@staff_required
+def brand(code: str):  # type: ignore[no-untyped-def]
+    """The campaign's public form: heading, wording, accent colour and logo."""
+    campaign = by_code(db.session, Campaign, code)
+    if campaign is None:
+        abort(404)
+    form = BrandForm(obj=campaign if request.method == "GET" else None)
+    if form.validate_on_submit():
+        upload = form.logo.data
+        try:
+            branding.save_brand(
+                db.session, campaign, form_heading=form.form_heading.data or "",
+                form_intro=form.form_intro.data or "", thanks_text=form.thanks_text.data or "",
+                accent_color=form.accent_color.data or "",
+                logo=upload.read(branding.LOGO_MAX_BYTES + 1) if upload else None,
+                remove_logo=bool(form.remove_logo.data))
+        except InvalidInput as error:
+            show_errors(form, error)
+        else:
+            flash(f"Saved the look of the form for {campaign.code}.", "success")
+            return redirect(url_for("capture.brand", code=campaign.code), code=303)
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("capture/brand.html", form=form, campaign=campaign), status
 
 
 # --- staff: CSV import -------------------------------------------------------------------

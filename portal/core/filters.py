@@ -131,3 +131,20 @@ def init_app(app: Flask) -> None:
         args.setlist("page", [str(page)])
         path = url_for(request.endpoint or "home.index", **(request.view_args or {}))
         return f"{path}?{urlencode(list(args.items(multi=True)))}"
+
+    @app.template_global()
+    def query_url(endpoint: str | None = None, **changes: str) -> str:
+        """The current query on ``endpoint`` (this page by default), ``changes`` set (an
+        empty value drops its argument) and the page dropped: a list's sort links and its
+        export keep the list's filters, as ``page_url`` keeps them across pages."""
+        args = MultiDict(request.args)
+        args.poplist("page")
+        for name, value in changes.items():
+            if value:
+                args.setlist(name, [value])
+            else:
+                args.poplist(name)
+        path = (url_for(endpoint) if endpoint else
+                url_for(request.endpoint or "home.index", **(request.view_args or {})))
+        query = urlencode(list(args.items(multi=True)))
+        return f"{path}?{query}" if query else path

@@ -306,6 +306,21 @@ def _unassign(lead: Lead) -> None:
     # still name the old partner in this session (and could write its id back on flush).
     lead.assigned_partner = None
     lead.assigned_partner_id = None
+    _drop_assignee(lead)
+
+
+def _drop_assignee(lead: Lead) -> int | None:
+    """The lead changes partner: its salesperson belonged to the old firm (portal.core.
+    assignment). Returns who it was, for the event that moves it."""
+    was = lead.assigned_user_id
+    lead.assigned_user = None
+    lead.assigned_user_id = None
+    return was
+
+
+def _with_assignee(data: dict[str, Any], assignee_id: int | None) -> dict[str, Any]:
+    """The event's data, naming the salesperson who had the lead (their alert)."""
+    return {**data, "assignee_id": assignee_id} if assignee_id is not None else data
 
 
 def _claim_capacity(session: Session, partner: Partner, *, force: bool, now: datetime) -> None:
@@ -482,6 +497,7 @@ def _place(session: Session, lead: Lead, partner: Partner, actor: Actor, *, meth
         made.append(item)
     lead.assigned_partner_id = partner.id
     lead.assigned_partner = partner
+    _drop_assignee(lead)
     lead.offered_at = now
     lead.accepted_at = None
     lead.offers_count = (lead.offers_count or 0) + 1
@@ -512,13 +528,14 @@ def _give_back(session: Session, lead: Lead, offer_row: Offer | None, response: 
                kind: str, actor: Actor, now: datetime, reason: str = "",
                event_id: uuid.UUID | None = None) -> None:
     """The partner lets go of an offered lead: it returns to routing."""
-    partner_id = lead.assigned_partner_id
+    partner_id, assignee_id = lead.assigned_partner_id, lead.assigned_user_id
     _close_offer(offer_row, response, now, reason)
     _adjust_open(session, partner_id, -1)
     _unassign(lead)
     lead.offered_at = None
     _move(session, lead, S.QUALIFIED, kind, actor, now, partner_id=partner_id,
-          data={"reason": reason} if reason else {}, event_id=event_id)
+          data=_with_assignee({"reason": reason} if reason else {}, assignee_id),
+          event_id=event_id)
 
 
 def decline(session: Session, lead: Lead, actor: Actor, *, reason: str,
@@ -550,7 +567,7 @@ def forward_refusal(lead: Lead, dealer: Partner) -> tuple[str, str] | None:
     capacity claim itself, atomically; the forward form names the full ones from the
     counter it read.)"""
     if not dealer.active:
-        return ("paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else ""),
+        return ("is paused" + (f": {dealer.paused_reason}" if dealer.paused_reason else ""),
                 "Pick a dealer that is not paused.")
     line = lead.product_line
     if line is not None and line not in dealer.product_lines:
@@ -602,13 +619,13 @@ def withdraw(session: Session, lead: Lead, actor: Actor, *, reason: str,
     """Take a lead back from its partner (manager reassign, distributor pull-back)."""
     now = now or utcnow()
     check(session, lead, "withdraw", actor)
-    partner_id = lead.assigned_partner_id
+    partner_id, assignee_id = lead.assigned_partner_id, lead.assigned_user_id
     _close_offer(current_offer(session, lead), OfferResponse.WITHDRAWN, now, reason)
     _adjust_open(session, partner_id, -1)
     _unassign(lead)
     lead.offered_at = lead.accepted_at = None
     _move(session, lead, S.QUALIFIED, "withdrawn", actor, now, partner_id=partner_id,
-          data={"reason": reason})
+          data=_with_assignee({"reason": reason}, assignee_id))
 
 
 def reassign_refusal(lead: Lead, partner: Partner, *, adding: int = 0) -> str | None:
@@ -619,7 +636,7 @@ def reassign_refusal(lead: Lead, partner: Partner, *, adding: int = 0) -> str | 
         return refused[0]
     open_now = (partner.open_leads or 0) + adding
     if partner.capacity is not None and open_now >= partner.capacity:
-        return f"is full ({open_now:,} open leads of {partner.capacity:,})"
+        return f"is full: {open_now:,} open of {partner.capacity:,}"
     return None
 
 

@@ -47,7 +47,10 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("notification", "Alert or digest", Notification, "send_notification",
-         lambda q: q.join(User, User.id == Notification.user_id).add_columns(User.email),
+         # a user's, or (no user: a note to a prospect) the lead's address
+         lambda q: q.outerjoin(User, User.id == Notification.user_id)
+         .outerjoin(Lead, Lead.id == Notification.lead_id)
+         .add_columns(func.coalesce(User.email, Lead.email)),
          detail=Notification.kind),
     Kind("password-link", "Invitation or reset", PasswordLink, "send_password_link",
          lambda q: q.join(User, User.id == PasswordLink.user_id).add_columns(User.email),

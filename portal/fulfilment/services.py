@@ -269,6 +269,11 @@ def contact_for(lead: Lead) -> Contact:
     partner: Partner | None = lead.assigned_partner
     if partner is None:
         return manufacturer_contact()
+    return partner_contact(partner)
+
+
+def partner_contact(partner: Partner) -> Contact:
+    """A dealer (or distributor) as a prospect reaches it: name, address, phone, email."""
     return Contact(name=partner.name, address=partner.address,
                    city_line=city_line(partner.city, partner.region, partner.postal_code),
                    phone=partner.phone, email=partner.email, is_dealer=True)

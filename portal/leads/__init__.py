@@ -8,6 +8,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the area's blueprint."""
-    from portal.leads import views
+    # assign adds its routes to views.bp
+    from portal.leads import assign, channel_views, views  # noqa: F401
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(channel_views.bp)

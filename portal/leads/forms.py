@@ -21,7 +21,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional, Regexp
 
 from portal.core.checks import EMAIL
 from portal.core.filters import STATUS_LABELS
@@ -180,7 +180,7 @@ class ForwardForm(ActionForm):
     def set_dealers(self, dealers: Iterable[Any]) -> None:
         """The distributor's dealers that can take the lead as the options, nearest first,
         each with its town, distance, lines and load; the others named below, with why
-        (``services.DealerChoice``)."""
+        (``services.PartnerChoice``)."""
         dealers = list(dealers)
         self.partner.choices = _opts(((c.partner.code, c.label) for c in dealers
                                       if not c.why_not), "Pick a dealer")
@@ -203,8 +203,11 @@ class ReopenForm(ReasonForm):
 
 
 class ReassignForm(ActionForm):
-    partner = StringField("Partner code", filters=[_strip],
-                          validators=[DataRequired(message="Enter the partner's code."),
+    """The page picks the partner from the reassign picker (``set_partners``): radio
+    buttons named ``partner`` carrying codes."""
+
+    partner = StringField("Partner", filters=[_strip],
+                          validators=[DataRequired(message="Pick a partner."),
                                       Length(max=32)],
                           render_kw={"autocomplete": "off"})
     reason = StringField("Reason", filters=[_strip],
@@ -212,6 +215,13 @@ class ReassignForm(ActionForm):
     override = BooleanField(
         "Override: reassign even if the partner is paused, full or does not sell this "
         "product line (logged with the reason)")
+
+    #: the picker's partners (``services.PartnerChoice``) and the search that found them
+    choices: list[Any] = []
+    search = ""
+
+    def set_partners(self, choices: list[Any], search: str = "") -> None:
+        self.choices, self.search = choices, search
 
 
 class RouteForm(ActionForm):
@@ -273,13 +283,21 @@ class InboxFilterForm(FilterForm):
     rank = SelectField("Rank", choices=RANK_CHOICES, validators=[Optional()])
     age = SelectField("Age", choices=AGE_CHOICES, validators=[Optional()])
     dealer = SelectField("Dealer", choices=[], validate_choice=False, validators=[Optional()])
+    assignee = SelectField("Assigned to", choices=[], validate_choice=False, validators=[
+        Optional(), Regexp(r"^(me|none|\d{1,9})$", message="Pick a person.")])
+    #: the list's sort (its links set it; kept here so filtering keeps the order)
+    sort = HiddenField(validators=[Optional(), AnyOf(
+        [*partner_inbox.SORTS, *(f"-{key}" for key in partner_inbox.SORTS)],
+        message="Unknown sort order.")])
 
-    def to_filters(self) -> partner_inbox.InboxFilters:
-        """The typed filters; a bad value is dropped (and marked) rather than failing."""
+    def to_filters(self, me: int | None = None) -> partner_inbox.InboxFilters:
+        """The typed filters; a bad value is dropped (and marked) rather than failing.
+        ``me``: the viewer's id, for "My leads"."""
         self.validate()
-        return partner_inbox.InboxFilters(**{
+        return partner_inbox.InboxFilters(me=me, **{
             name: ("" if self[name].errors else (self[name].data or ""))
-            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+            for name in ("tab", "q", "stage", "product_line", "rank", "age", "dealer",
+                         "sort", "assignee")
         })
 
 
@@ -314,13 +332,23 @@ class SearchForm(FilterForm):
         return partner_inbox.SearchFilters(overdue=bool(self.overdue.data), **values)
 
 
+class ChannelSettingsForm(PortalForm):
+    """The manufacturer's channel-wide settings (Manage → Channel settings)."""
+
+    hide_contacts_until_accepted = BooleanField(
+        "Hide the prospect's phone, email and street from a partner until it accepts the "
+        "offer",
+        description="Name, town, ZIP and region stay visible so the partner can decide; "
+                    "channel managers and admins always see everything.")
+
+
 class BulkForm(PortalForm):
     """A bulk action on ticked leads; the first post asks to confirm, the second runs it."""
 
     action = SelectField("With the ticked leads", choices=_opts(
         manager_search.BULK_ACTIONS.items(), "Pick an action"),
         validators=[DataRequired(message="Pick an action.")])
-    partner = StringField("Partner code (reassign)", filters=[_strip],
+    partner = StringField("Partner code or name (reassign)", filters=[_strip],
                           validators=[Optional(), Length(max=32)])
     reason = StringField("Reason", filters=[_strip], validators=[Optional(), Length(max=250)],
                          description="Required to reassign or close as duplicate.")
@@ -356,4 +384,13 @@ class VacationForm(PortalForm):
 
 class ResumeForm(PortalForm):
     pass
+
+
+class AssigningForm(PortalForm):
+    """Whether any of the firm's users may give its leads to colleagues."""
+
+    users_may_assign = BooleanField(
+        "Any of our users may assign leads to a colleague",
+        description="Otherwise only administrators do; anyone may take an unassigned lead "
+                    "(Assign to me).")
 

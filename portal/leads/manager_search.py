@@ -42,7 +42,7 @@ from portal.core.models import (
     User,
     utcnow,
 )
-from portal.core.models.codes import by_code, code_is
+from portal.core.models.codes import code_is
 from portal.core.pagination import Page, paginate
 from portal.dispatch import services as routing_service
 from portal.leads.partner_inbox import (
@@ -159,11 +159,7 @@ def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
     reason = " ".join((reason or "").split())
     partner = None
     if action == "reassign":
-        code = (partner_code or "").strip().upper()
-        partner = by_code(session, Partner, code)
-        if partner is None:
-            raise lifecycle.InvalidInput("Name the partner to reassign to.",
-                                         {"partner": "Enter an existing partner's code."})
+        partner = _one_partner(session, partner_code)
     if action in ("reassign", "duplicate") and not reason:
         raise lifecycle.InvalidInput("Say why.", {"reason": "A reason is required."})
     leads = list(session.scalars(
@@ -182,6 +178,27 @@ def plan_bulk(session: Session, user: User, action: str, ids: Iterable[str], *,
         else:
             plan.apply.append(lead)
     return plan
+
+
+def _one_partner(session: Session, text: str) -> Partner:
+    """The partner a bulk reassign names by its code, or by a part of its name that only
+    it has; else a refusal naming the candidates (their codes tell them apart)."""
+    text = " ".join((text or "").split())
+    if not text:
+        raise lifecycle.InvalidInput("Name the partner to reassign to.",
+                                     {"partner": "Enter the partner's code or name."})
+    found = list(session.scalars(select(Partner).where(Partner.id.in_(partners_named(text)))
+                                 .order_by(Partner.name).limit(6)))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise lifecycle.InvalidInput("No partner has that code or name.",
+                                     {"partner": f"No partner's code or name holds “{text}”."})
+    named = "; ".join(f"{p.name} ({p.code})" for p in found[:5])
+    more = ", and more" if len(found) > 5 else ""
+    raise lifecycle.InvalidInput("Several partners match: enter the code of one.",
+                                 {"partner": f"Several match “{text}”: {named}{more}. "
+                                             "Enter the code of one."})
 
 
 def _bulk_problem(action: str, lead: Lead, partner: Partner | None) -> str | None:

@@ -9,7 +9,8 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from flask import current_app
@@ -43,12 +44,14 @@ from portal.core.models import (
     OPEN_STATUSES,
     WORKING_STATUSES,
     Lead,
+    LeadEvent,
     LeadStatus,
     Offer,
     OfferResponse,
     Partner,
     PartnerKind,
     ProductLine,
+    User,
     display_name,
     utcnow,
 )
@@ -100,6 +103,34 @@ class InboxFilters:
     age: str = ""
     q: str = ""
     dealer: str = ""  #: distributors: one dealer's code
+    sort: str = ""  #: a key of ``SORTS``, "-" in front for descending; "" the tab's order
+    #: whose leads: "" the firm's, "me", "none" (unassigned) or a user's id
+    assignee: str = ""
+    #: the viewer's user id, for "me"
+    me: int | None = None
+
+
+def assignee_filter(filters: InboxFilters) -> tuple[str, int | None]:
+    """The assignee filter as (kind, user id): ("", None) the firm's leads, ("none",
+    None) unassigned ones, ("user", id) one person's (the viewer's for "me")."""
+    value = filters.assignee
+    if value == "none":
+        return "none", None
+    if value == "me" and filters.me is not None:
+        return "user", filters.me
+    if value.isdigit() and len(value) <= 9:
+        return "user", int(value)
+    return "", None
+
+
+def _assignee_clause(kind: str) -> ColumnElement[bool] | None:
+    """The lists' WHERE for an assignee filter kind (the id is the ``assignee_id``
+    parameter)."""
+    if kind == "user":
+        return Lead.assigned_user_id == bindparam("assignee_id")
+    if kind == "none":
+        return Lead.assigned_user_id.is_(None)
+    return None
 
 
 @dataclass
@@ -236,6 +267,111 @@ def list_options(query: Select[Any]) -> Select[Any]:
     return query.options(selectinload(Lead.product_line), selectinload(Lead.assigned_partner))
 
 
+# --- what the list shows for the next step, and its sort orders ----------------------------
+
+#: the list's sort orders by the query string's ``sort`` (``-`` in front: descending)
+SORTS: dict[str, str] = {
+    "received": "Received",
+    "product": "Product line",
+    "town": "Town",
+    "next": "Appointment",
+    "quote": "Quote",
+    "activity": "Last activity",
+}
+#: a message is shown on a card as its first this many characters
+EXCERPT_CHARS = 140
+
+
+def excerpt(text: str | None) -> str:
+    """The start of a prospect's message on one line, "…" where it was cut."""
+    words = " ".join((text or "").split())
+    if len(words) <= EXCERPT_CHARS:
+        return words
+    return words[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "\u2026"
+
+
+class NextStep(NamedTuple):
+    """What is planned next with a lead, as a list shows it. Today the latest appointment
+    recorded (a day); follow-up tasks join here (``next_steps``)."""
+
+    kind: str  #: "appointment"
+    on: date
+
+
+def appointment_day() -> Any:
+    """The day of the lead's latest recorded appointment (ISO text), a correlated
+    subquery on the lead's events (``ix_lead_events_lead_seq``): the list's column and
+    its sort key."""
+    return (select(LeadEvent.data["date"].as_string())
+            .where(LeadEvent.lead_id == Lead.id, LeadEvent.kind == "appointment")
+            .order_by(LeadEvent.seq.desc()).limit(1).scalar_subquery())
+
+
+def next_step_of(day: Any) -> NextStep | None:
+    """The next step from the list's appointment column (ISO text, a date or None)."""
+    if not day:
+        return None
+    try:
+        return NextStep("appointment", day if isinstance(day, date)
+                        else date.fromisoformat(str(day)[:10]))
+    except ValueError:
+        return None
+
+
+def next_steps(session: Session, cards: list[Card]) -> list[Card]:
+    """The one place where what is planned next joins a page of cards (one statement per
+    page, never per card). The appointment comes with the cards' own row; follow-up
+    tasks (``next_task_for(session, lead_ids)``) are to be merged here, the earlier of
+    the two winning."""
+    return cards
+
+
+def next_appointment(session: Session, lead_id: uuid.UUID) -> NextStep | None:
+    """One lead's next step (a card re-rendered after an action)."""
+    day = session.scalar(select(appointment_day().label("day")).select_from(Lead)
+                         .where(Lead.id == lead_id))
+    return next_step_of(day)
+
+
+def _sort_column(key: str) -> Any:
+    if key == "received":
+        return Lead.created_at
+    if key == "product":
+        return select(ProductLine.name).where(
+            ProductLine.id == Lead.product_line_id).scalar_subquery()
+    if key == "town":
+        return func.nullif(func.lower(Lead.city), "")
+    if key == "next":
+        return appointment_day()
+    if key == "quote":
+        return Lead.quote_amount
+    return Lead.updated_at  # "activity"
+
+
+def sort_order(sort: str) -> list[Any] | None:
+    """ORDER BY for a ``sort`` value ("town", "-quote" …); None for the tab's own order.
+    Leads without the value come last either way; newest first, then the id, among
+    equals, so pages never overlap."""
+    key = sort.removeprefix("-")
+    if key not in SORTS:
+        return None
+    column = _sort_column(key)
+    first = column.desc() if sort.startswith("-") else column.asc()
+    return [first.nulls_last(), Lead.created_at.desc(), Lead.id]
+
+
+def sort_links(sort: str) -> list[tuple[str, str, str]]:
+    """The list's sort links: (label, the ``sort`` value the link asks for, the current
+    direction "ascending"/"descending" or "" when the list is not sorted by it). A
+    link sorts ascending first, then toggles."""
+    links = []
+    for key, label in SORTS.items():
+        current = ("ascending" if sort == key else
+                   "descending" if sort == f"-{key}" else "")
+        links.append((label, f"-{key}" if current == "ascending" else key, current))
+    return links
+
+
 # --- the partner's inbox --------------------------------------------------------------------
 #
 # The inbox is the page partners keep open all day, so its reads are built once per shape
@@ -273,10 +409,16 @@ class Card(NamedTuple):
     late: bool = False  #: being worked, and its outcome is overdue
     routing_summary: str = ""  #: why no partner fits (the managers' queue)
     contact_due: datetime | None = None  #: accepted, not yet contacted: first contact by
+    product_line_name: str = ""  #: what the prospect wants
+    excerpt: str = ""  #: the start of the prospect's message, on one line
+    next_step: NextStep | None = None  #: the next appointment (or follow-up task)
+    quote_amount: Decimal | None = None
+    last_activity: datetime | None = None  #: the lead's latest event
+    assignee: str = ""  #: the salesperson of the firm working it ("" nobody)
 
     @classmethod
     def of(cls, lead: Lead, *, expires_at: datetime | None = None, late: bool = False,
-           routing: bool = False) -> Card:
+           routing: bool = False, next_step: NextStep | None = None) -> Card:
         """The card of a lead already loaded (one card re-rendered after an action; the
         first-contact clock is the To contact tab's, whose cards have no quick actions)."""
         return cls(
@@ -287,7 +429,12 @@ class Card(NamedTuple):
             assigned_partner_id=lead.assigned_partner_id,
             partner_name=lead.assigned_partner.name if lead.assigned_partner else "",
             expires_at=expires_at, late=late,
-            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "")
+            routing_summary=str((lead.routing or {}).get("summary") or "") if routing else "",
+            product_line_name=lead.product_line.name if lead.product_line else "",
+            excerpt=excerpt(lead.comments), next_step=next_step,
+            quote_amount=lead.quote_amount, last_activity=lead.updated_at,
+            assignee=(lead.assigned_user.name or lead.assigned_user.email)
+            if lead.assigned_user else "")
 
 
 def first_contact_due(offered_at: datetime | None, sla: timedelta | None = None
@@ -340,8 +487,8 @@ def _capped_tab_count(tab: str, held: ColumnElement[bool], statuses: Iterable[st
     return select(literal(tab).label("tab"), func.count().label("n")).select_from(upto)
 
 
-@functools.lru_cache(maxsize=2 * (_MAX_WORDS + 1))
-def counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
+@functools.lru_cache(maxsize=6 * (_MAX_WORDS + 1))
+def counts_statement(distributor: bool, words: int = 0, assignee: str = "") -> CompoundSelect:
     """Every tab's count in one statement, made of index ranges: one per status (and
     overdue part). An IN list of statuses would do as well for a plan made for the
     partner at hand, but PostgreSQL plans a prepared statement generically after five
@@ -349,6 +496,9 @@ def counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
     mine: ColumnElement[bool] = Lead.assigned_partner_id == bindparam("partner_id")
     if words:  # a search's matches per tab: the same ranges, each word in the lead's text
         mine = and_(mine, _words_match(_word_params(words)))
+    whose = _assignee_clause(assignee)
+    if whose is not None:  # "My leads": the same ranges, one person's (or nobody's)
+        mine = and_(mine, whose)
     parts = [
         _tab_count("new", and_(mine, Lead.status == S.OFFERED)),
         _tab_count("contact", and_(mine, Lead.status == S.ACCEPTED)),
@@ -361,32 +511,39 @@ def counts_statement(distributor: bool, words: int = 0) -> CompoundSelect:
             _dealer_ids(bindparam("partner_id")))
         if words:
             dealers = and_(dealers, _words_match(_word_params(words)))
+        if whose is not None:
+            dealers = and_(dealers, whose)
         parts.append(_capped_tab_count(DEALERS_TAB[0], dealers, OPEN_STATUSES))
     return union_all(*parts)
 
 
 def search_counts(session: Session, partner: Partner, q: str, *,
-                  now: datetime | None = None) -> dict[str, int]:
+                  now: datetime | None = None,
+                  assignee: tuple[str, int | None] = ("", None)) -> dict[str, int]:
     """How many leads of each tab a search's words find (counted as ``inbox_counts``
     counts, capped tabs included), so a search on one tab shows where the others are."""
     words = _word_values(q)
-    return _tab_counts(session, partner, now, words) if words else {}
+    return _tab_counts(session, partner, now, words, assignee) if words else {}
 
 
-def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None
-                 ) -> dict[str, int]:
+def inbox_counts(session: Session, partner: Partner, *, now: datetime | None = None,
+                 assignee: tuple[str, int | None] = ("", None)) -> dict[str, int]:
     """How many leads each tab holds, in one statement. The closed and dealers' tabs
     count up to ``TAB_COUNT_CAP`` + 1, meaning more than the cap (``count_text`` shows
     "1,000+"); the working tabs are bounded by capacity and count exactly (the compliance
-    gate compares the overdue count)."""
-    return _tab_counts(session, partner, now, {})
+    gate compares the overdue count). ``assignee`` (``assignee_filter``) counts one
+    person's leads, or the unassigned ones."""
+    return _tab_counts(session, partner, now, {}, assignee)
 
 
 def _tab_counts(session: Session, partner: Partner, now: datetime | None,
-                words: dict[str, str]) -> dict[str, int]:
+                words: dict[str, str], assignee: tuple[str, int | None] = ("", None)
+                ) -> dict[str, int]:
+    kind, user_id = assignee
     rows = session.connection().execute(
-        counts_statement(partner.kind == PartnerKind.DISTRIBUTOR, len(words)),
-        {"partner_id": partner.id, "cutoff": overdue_cutoff(now), **words})
+        counts_statement(partner.kind == PartnerKind.DISTRIBUTOR, len(words), kind),
+        {"partner_id": partner.id, "cutoff": overdue_cutoff(now), **words,
+         **({"assignee_id": user_id} if kind == "user" else {})})
     counts = dict.fromkeys(tabs_for(partner), 0)
     for tab, n in rows:
         counts[tab] += n  # "overdue" comes in parts
@@ -415,17 +572,22 @@ class _InboxShape:
     age: str
     words: int
     dealer: bool
+    sort: str = ""
+    assignee: str = ""  #: "", "user" or "none" (``assignee_filter``)
 
     @classmethod
     def of(cls, filters: InboxFilters) -> _InboxShape:
         return cls(tab=filters.tab, stage=filters.stage if filters.stage in _STATUSES else "",
                    product_line=bool(filters.product_line), rank=bool(filters.rank),
                    age=filters.age if filters.age in AGES else "",
-                   words=len(_words(filters.q)), dealer=bool(filters.dealer))
+                   words=len(_words(filters.q)), dealer=bool(filters.dealer),
+                   sort=filters.sort if sort_order(filters.sort) is not None else "",
+                   assignee=assignee_filter(filters)[0])
 
     @property
     def narrowed(self) -> bool:
-        """Some filter is set: the tab's count is not the list's."""
+        """Some filter is set: the tab's count is not the list's. (The assignee filter
+        counts its tabs itself: the tabs show one person's leads then.)"""
         return bool(self.stage or self.product_line or self.rank or self.age or self.words
                     or self.dealer)
 
@@ -441,6 +603,9 @@ def _inbox_params(filters: InboxFilters, shape: _InboxShape, now: datetime) -> d
     params.update(_word_values(filters.q))
     if shape.dealer:
         params["dealer"] = filters.dealer
+    kind, user_id = assignee_filter(filters)
+    if kind == "user":
+        params["assignee_id"] = user_id
     return params
 
 
@@ -489,6 +654,9 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
         rank=bindparam("rank") if shape.rank else None,
         age=shape.age, age_at=bindparam("age_at", type_=Lead.__table__.c.created_at.type),
         patterns=_word_params(shape.words))
+    whose = _assignee_clause(shape.assignee)
+    if whose is not None:
+        where.append(whose)
 
     expires: Any = null()
     if tab in ("new", DEALERS_TAB[0]):  # the tabs that list offered leads
@@ -502,11 +670,19 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
             Partner.id == Lead.assigned_partner_id).scalar_subquery()
     # The contact tab lists accepted leads not yet contacted: each with its contact clock.
     contact_from: Any = Lead.offered_at if tab == "contact" else null()
+    # Who of the firm works it (by primary key: a page's few users).
+    assignee = (select(func.coalesce(func.nullif(User.name, ""), User.email))
+                .where(User.id == Lead.assigned_user_id).scalar_subquery())
+    order = sort_order(shape.sort) or order  # a column the user sorts by, else the tab's
     page = (select(Lead.id, Lead.first_name, Lead.last_name, Lead.company, Lead.email,
                    Lead.postal_code, Lead.city, Lead.product_line_id, Lead.created_at,
                    Lead.rank, Lead.status, Lead.assigned_partner_id,
                    holder.label("partner_name"), expires.label("expires_at"),
-                   late.label("late"), contact_from.label("contact_from"))
+                   late.label("late"), contact_from.label("contact_from"),
+                   # what the next step needs: the message's start (cut in Python)
+                   func.substr(Lead.comments, 1, EXCERPT_CHARS * 2).label("comments"),
+                   appointment_day().label("appointment"), Lead.quote_amount,
+                   Lead.updated_at, assignee.label("assignee"))
             .where(*where).order_by(*order)
             .limit(bindparam("limit")).offset(bindparam("offset")))
     count = _counted(tab, and_(*where))
@@ -598,7 +774,8 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     tabs = tabs_for(partner)
     if filters.tab not in tabs:
         filters.tab = "new"
-    counts = inbox_counts(session, partner, now=now)
+    whose = assignee_filter(filters)
+    counts = inbox_counts(session, partner, now=now, assignee=whose)
     conn = session.connection()
     lines = product_lines(session)
     shape = _InboxShape.of(filters)
@@ -610,22 +787,59 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     number = min(max(1, page), pages)
     rows = conn.execute(page_statement, {**params, "limit": per_page,
                                          "offset": (number - 1) * per_page})
-    codes = {line_id: code for line_id, code, _ in lines}
-    sla = _contact_sla()
-    cards = [
-        Card(lead_id, str(lead_id), display_name(first, last, company, email), company,
-             postal_code, city,
-             codes.get(line_id, ""), created_at, rank, status, holder_id, holder or "",
-             expires_at, bool(late), "", first_contact_due(contact_from, sla))
-        for (lead_id, first, last, company, email, postal_code, city, line_id, created_at,
-             rank, status, holder_id, holder, expires_at, late, contact_from) in rows
-    ]
+    cards = next_steps(session, cards_of(rows, lines))
     return Inbox(partner=partner, filters=filters, tabs=tabs, counts=counts,
                  page=Page(items=cards, number=number, pages=pages, total=total,
                            capped=capped),
                  product_lines=[(code, name) for _, code, name in lines],
                  gate=gate_reason(counts["overdue"], gate_limit()), now=now,
-                 matches=search_counts(session, partner, filters.q, now=now))
+                 matches=search_counts(session, partner, filters.q, now=now,
+                                       assignee=whose))
+
+
+#: an export holds at most this many leads (filters and search narrow it)
+EXPORT_CAP = 10_000
+
+
+def export_rows(session: Session, partner: Partner, filters: InboxFilters, *,
+                now: datetime | None = None) -> list[tuple[Card, Any]]:
+    """The leads of one inbox list as filtered and sorted, up to ``EXPORT_CAP``, each with
+    its row, which also holds ``email``, ``phone``, ``address``, ``region`` and
+    ``owner_partner_id``: the list's own statement with those columns added."""
+    now = now or utcnow()
+    if filters.tab not in tabs_for(partner):
+        filters.tab = "new"
+    shape = _InboxShape.of(filters)
+    statement = _inbox_statements(shape)[0].add_columns(Lead.phone, Lead.address,
+                                                        Lead.region, Lead.owner_partner_id)
+    rows = session.connection().execute(
+        statement, {**_list_params(partner, filters, shape, now), "limit": EXPORT_CAP,
+                    "offset": 0}).all()
+    cards = next_steps(session, cards_of(rows, product_lines(session)))
+    return list(zip(cards, rows, strict=True))
+
+
+def cards_of(rows: Iterable[Any], lines: list[tuple[int, str, str]]) -> list[Card]:
+    """The cards of a page's rows (``_inbox_statements``' columns in order)."""
+    codes = {line_id: code for line_id, code, _ in lines}
+    names = {line_id: name for line_id, _, name in lines}
+    sla = _contact_sla()
+    return [
+        Card(lead_id, str(lead_id), _card_name(first, last, company, email, status),
+             company, postal_code, city,
+             codes.get(line_id, ""), created_at, rank, status, holder_id, holder or "",
+             expires_at, bool(late), "", first_contact_due(contact_from, sla),
+             names.get(line_id, ""), excerpt(comments), next_step_of(appointment),
+             quote_amount, updated_at, assignee or "")
+        for (lead_id, first, last, company, email, postal_code, city, line_id, created_at,
+             rank, status, holder_id, holder, expires_at, late, contact_from, comments,
+             appointment, quote_amount, updated_at, assignee, *_more) in rows
+    ]
+
+
+def _card_name(first: str, last: str, company: str, email: str, status: str) -> str:
+    # A new offer is never called by its address: contact details wait for the accept.
+    return display_name(first, last, company, "" if status == S.OFFERED else email)
 
 
 def time_left(expires_at: datetime | None, now: datetime) -> str:

@@ -4,17 +4,17 @@ where it applies), a distributor's pull-back, conflict review, partner settings.
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from portal.core import lifecycle
+from portal.core import channel, lifecycle
 from portal.core import transitions as table
 from portal.core.errors import NotFound
 from portal.core.lifecycle import Actor
@@ -26,7 +26,9 @@ from portal.core.models import (
     Offer,
     Partner,
     PartnerKind,
+    ProductLine,
     User,
+    display_name,
     utcnow,
 )
 from portal.dispatch import services as routing_service
@@ -40,6 +42,7 @@ from portal.leads.partner_inbox import (
     first_contact_due,
     is_overdue,
 )
+from portal.partners.services import partner_matches
 from routing import Point, distance_km
 
 S = LeadStatus
@@ -61,12 +64,21 @@ class LeadView:
     notes: list[LeadEvent]
     conflicts: list[LeadEvent]
     competitors: list[str]
-    dealers: list[DealerChoice]
+    dealers: list[PartnerChoice]
     overdue: bool
     due: datetime | None
     now: datetime
     #: what the viewer may do: accept, decline, contact, …
     actions: list[str] = field(default_factory=list)
+    #: the viewer may read the prospect's phone, email and street (``channel``)
+    contacts: bool = True
+
+    @property
+    def name(self) -> str:
+        """What the prospect is called here (never by an address the viewer may not read)."""
+        lead = self.lead
+        return display_name(lead.first_name, lead.last_name, lead.company,
+                            lead.email if self.contacts else "")
 
     @property
     def contact_due(self) -> datetime | None:
@@ -92,53 +104,104 @@ def competitor_names(session: Session) -> list[str]:
 
 
 @dataclass(frozen=True)
-class DealerChoice:
-    """One of a distributor's dealers as the forward form offers it: where it is, how far
-    from the prospect, what it sells, how full it is, and why not, when it cannot take
-    this lead (paused, full, or not selling its product line)."""
+class PartnerChoice:
+    """A partner as a picker offers it for one lead (a distributor's forward, a manager's
+    reassign): where it is, how far from the prospect, what it sells, how full it is, and
+    why not, when it cannot take the lead (``lifecycle.reassign_refusal``'s own words)."""
 
     partner: Partner
     km: float | None
     why_not: str
 
     @property
-    def label(self) -> str:
+    def place(self) -> str:
         d = self.partner
-        place = ", ".join(part for part in (d.city, (d.region or "").partition("-")[2])
-                          if part)
+        return ", ".join(part for part in (d.city, (d.region or "").partition("-")[2]) if part)
+
+    @property
+    def facts(self) -> str:
+        """Town · distance · lines · load, as the picker shows them beside the name."""
+        d = self.partner
         load = f"{d.open_leads}/{d.capacity} open" if d.capacity is not None \
             else f"{d.open_leads} open"
         lines = ", ".join(line.code for line in d.product_lines) or "no product lines"
         far = f"{self.km:,.0f} km" if self.km is not None else "distance unknown"
-        return f"{d.name} ({d.code}) · {place or 'no town'} · {far} · {lines} · {load}"
+        return f"{self.place or 'no town'} · {far} · {lines} · {load}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.partner.name} ({self.partner.code}) · {self.facts}"
 
 
-def dealers_of(session: Session, partner_id: int | None, lead: Lead | None = None,
-               limit: int = 500) -> list[DealerChoice]:
-    """A distributor's own dealers for the forward form, nearest to the prospect first,
-    each with why it cannot take ``lead`` (if so): what the lifecycle would refuse."""
-    if partner_id is None:
-        return []
-    dealers = session.scalars(
-        select(Partner).where(Partner.parent_id == partner_id)
-        .options(selectinload(Partner.product_lines)).order_by(Partner.code).limit(limit))
+def _choices(lead: Lead | None, partners: Iterable[Partner]) -> list[PartnerChoice]:
+    """``partners`` as choices for ``lead``: eligible first, then nearest to the prospect."""
     here = None
     if lead is not None and lead.latitude is not None and lead.longitude is not None:
         here = Point(lead.latitude, lead.longitude)
     found = []
-    for dealer in dealers:
+    for partner in partners:
         km = None
-        if here is not None and dealer.latitude is not None and dealer.longitude is not None:
-            km = distance_km(here, Point(dealer.latitude, dealer.longitude))
-        refused = lifecycle.forward_refusal(lead, dealer) if lead is not None else None
-        if refused is not None:
-            why_not = refused[0]  # the lifecycle's own reason
-        elif dealer.capacity is not None and dealer.open_leads >= dealer.capacity:
-            why_not = f"full: {dealer.open_leads}/{dealer.capacity} open"
-        else:
-            why_not = ""
-        found.append(DealerChoice(dealer, km, why_not))
-    return sorted(found, key=lambda c: (c.km is None, c.km or 0.0, c.partner.code))
+        if here is not None and partner.latitude is not None and partner.longitude is not None:
+            km = distance_km(here, Point(partner.latitude, partner.longitude))
+        why_not = (lifecycle.reassign_refusal(lead, partner) or "") if lead is not None else ""
+        found.append(PartnerChoice(partner, km, why_not))
+    return sorted(found, key=lambda c: (bool(c.why_not), c.km is None, c.km or 0.0,
+                                        c.partner.code))
+
+
+def dealers_of(session: Session, partner_id: int | None, lead: Lead | None = None,
+               limit: int = 500) -> list[PartnerChoice]:
+    """A distributor's own dealers for the forward form, those that can take ``lead`` first
+    and nearest to the prospect first, each with why it cannot (if so): what the
+    lifecycle would refuse."""
+    if partner_id is None:
+        return []
+    return _choices(lead, session.scalars(
+        select(Partner).where(Partner.parent_id == partner_id)
+        .options(selectinload(Partner.product_lines)).order_by(Partner.code).limit(limit)))
+
+
+#: how many partners the reassign picker shows at once
+PICKER_SIZE = 12
+
+
+def reassign_choices(session: Session, lead: Lead, q: str = "", *, keep: str = "",
+                     limit: int = PICKER_SIZE) -> list[PartnerChoice]:
+    """The partners the reassign picker shows for ``lead``: those whose name, code or town
+    holds ``q``, or without ``q`` the nearest ones that sell the lead's product line; each
+    with why it is not eligible (paused, full, not selling the line), eligible first.
+    ``keep`` (a code) is always among them: the pick a refused form shows again. The
+    partner holding the lead now is left out."""
+    query = select(Partner).options(selectinload(Partner.product_lines))
+    if lead.assigned_partner_id is not None:
+        query = query.where(Partner.id != lead.assigned_partner_id)
+    q = " ".join(q.split())
+    if q:
+        query = query.where(partner_matches(q))
+        # the closest spellings first: a code typed whole, then names that start with it
+        query = query.order_by(func.lower(Partner.code) != q.lower(),
+                               ~func.lower(Partner.name).startswith(q.lower(), autoescape=True),
+                               Partner.name)
+    else:
+        query = query.where(Partner.active.is_(True))
+        if lead.product_line_id is not None:
+            query = query.where(Partner.product_lines.any(ProductLine.id == lead.product_line_id))
+        if lead.latitude is not None and lead.longitude is not None:
+            # nearest by a flat-earth distance (the picker shows the true one): enough to
+            # pick the dozen closest in one scan of the partners
+            squeeze = math.cos(math.radians(lead.latitude)) ** 2
+            query = query.where(Partner.latitude.is_not(None)).order_by(
+                (Partner.latitude - lead.latitude) * (Partner.latitude - lead.latitude)
+                + (Partner.longitude - lead.longitude) * (Partner.longitude - lead.longitude)
+                * squeeze)
+        query = query.order_by(Partner.code)
+    partners = list(session.scalars(query.limit(limit)))
+    if keep and all(p.code != keep for p in partners):
+        kept = session.scalars(select(Partner).where(Partner.code == keep)
+                               .options(selectinload(Partner.product_lines))).first()
+        if kept is not None:
+            partners.append(kept)
+    return _choices(lead, partners)
 
 
 def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None = None
@@ -173,6 +236,7 @@ def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None 
                    if e.kind == CONFLICT_EVENT and str(e.id) not in reviewed],
         competitors=competitors, dealers=dealers, overdue=is_overdue(lead, now),
         due=due_on(lead), now=now, actions=actions,
+        contacts=channel.contact_reader(session, user)(lead),
     )
 
 

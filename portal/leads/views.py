@@ -34,15 +34,17 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
-from portal.core import compliance, fragments, lifecycle
+from portal.core import assignment, channel, compliance, fragments, lifecycle
 from portal.core.access import visible_lead, visible_lead_or_404, visible_to
+from portal.core.checks import text_problem
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
-from portal.core.models import Lead, LeadStatus, Partner, utcnow
+from portal.core.models import WORKING_STATUSES, Lead, LeadStatus, Partner, utcnow
 from portal.core.web import is_htmx, staff_only
 from portal.extensions import db
 from portal.leads import forms, manager_search, partner_inbox, services
 from portal.partners import services as partner_service
+from portal.reports.export import csv_response
 from portal.users.services import invite_colleague, pending_invitations
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
@@ -104,7 +106,8 @@ _TAB_STAGES: dict[str, tuple[str, ...]] = {
 
 
 #: the inbox filter form's fields, as the query string names them
-_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer")
+_FILTER_ARGS = ("tab", "q", "stage", "product_line", "rank", "age", "dealer", "sort",
+                "assignee")
 
 
 def _filter_args() -> tuple[str, ...]:
@@ -117,7 +120,7 @@ def _inbox_filters() -> partner_inbox.InboxFilters:
     checked = fragments.remembered(
         "leads.inbox_filters", _filter_args(),
         lambda: forms.InboxFilterForm(request.args).to_filters())
-    return dataclasses.replace(checked)  # the caller's own copy
+    return dataclasses.replace(checked, me=current_user.id)  # the caller's own copy
 
 
 def _filter_bar(data: partner_inbox.Inbox) -> Markup:
@@ -130,6 +133,7 @@ def _filter_bar(data: partner_inbox.Inbox) -> Markup:
             select(Partner.code, Partner.name).where(Partner.parent_id == data.partner.id)
             .order_by(Partner.code).limit(500)))
     lines = tuple(data.product_lines)
+    people = _assignee_choices(data.partner)
 
     def render() -> str:
         form = forms.InboxFilterForm(request.args)
@@ -139,11 +143,23 @@ def _filter_bar(data: partner_inbox.Inbox) -> Markup:
         form.product_line.choices = _product_line_options(lines)
         form.dealer.choices = forms._opts(((c, f"{n} ({c})") for c, n in dealers),
                                           "All dealers")
+        form.assignee.choices = forms._opts(people, "Anyone")
         return render_template("partials/leads/_filters.html", form=form, tab=tab)
 
-    html = fragments.remembered("leads.filter_bar", (tab, _filter_args(), lines, dealers),
-                                render)
+    html = fragments.remembered("leads.filter_bar",
+                                (tab, _filter_args(), lines, dealers, people), render)
     return Markup(html)  # noqa: S704 (our template's HTML)
+
+
+def _assignee_choices(partner: Partner) -> tuple[tuple[str, str], ...]:
+    """The inbox's "Assigned to" filter: me, nobody, and for those who assign leads to
+    colleagues, each of the firm's people."""
+    people: list[tuple[str, str]] = [("me", "Me"), ("none", "Nobody (unassigned)")]
+    if assignment.may_assign_others(current_user, partner):
+        people += [(str(u.id), assignment.person(u))
+                   for u in assignment.salespeople(db.session, partner.id)
+                   if u.id != current_user.id]
+    return tuple(people)
 
 
 @bp.get("/")
@@ -156,10 +172,46 @@ def inbox():  # type: ignore[no-untyped-def]
     data = partner_inbox.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
                           per_page=_per_page())
     context: dict[str, Any] = {
-        "inbox": data, "actions": _offer_actions(data.page.items, request.full_path)}
+        "inbox": data, "actions": _offer_actions(data.page.items, request.full_path),
+        "oob_sort": is_htmx()}
     if not is_htmx():  # an htmx filter request swaps the list only
         context["filter_bar"] = _filter_bar(data)
     return _respond("leads/inbox.html", "partials/leads/_list.html", **context)
+
+
+#: the inbox CSV's columns, in order (the contact columns are empty where hidden)
+_CSV_HEADER = ("lead_id", "name", "company", "status", "rank", "product_line",
+               "product_line_name", "message", "postal_code", "town", "region",
+               "next_appointment", "quote_amount", "last_activity", "received",
+               "email", "phone", "address", "assigned_to")
+
+
+@bp.get("/export.csv")
+@login_required
+def inbox_csv():  # type: ignore[no-untyped-def]
+    """The inbox list as it is filtered and sorted, as CSV (the partner's own leads;
+    contact details only where the partner may read them)."""
+    partner = _my_partner()
+    filters = forms.InboxFilterForm(request.args).to_filters(me=current_user.id)
+    rows = partner_inbox.export_rows(db.session, partner, filters)
+    hidden = channel.contacts_hidden(db.session)
+
+    def line(card: partner_inbox.Card, row: Any) -> list[Any]:
+        shown = (not hidden or channel.status_shows_contacts(card.status)
+                 or row.owner_partner_id == partner.id)
+        step = card.next_step
+        return [card.key, card.name, card.company, card.status, card.rank or "",
+                card.product_line, card.product_line_name,
+                partner_inbox.excerpt(row.comments), card.postal_code, card.city,
+                row.region, step.on.isoformat() if step else "",
+                "" if card.quote_amount is None else f"{card.quote_amount:.2f}",
+                card.last_activity.isoformat(timespec="minutes") if card.last_activity
+                else "", card.created_at.isoformat(timespec="minutes"),
+                row.email if shown else "", row.phone if shown else "",
+                row.address if shown else "", card.assignee]
+
+    return csv_response(f"leads-{filters.tab}.csv", _CSV_HEADER,
+                        (line(card, row) for card, row in rows))
 
 
 class CardActions(NamedTuple):
@@ -194,8 +246,8 @@ def _offer_actions(cards: Iterable[partner_inbox.Card], back: str,
 # --- one lead ------------------------------------------------------------------------------------
 
 
-def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | None = None
-                ) -> dict[str, forms.ActionForm]:
+def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | None = None,
+                partner_q: str = "") -> dict[str, forms.ActionForm]:
     """A fresh form for each action the viewer may take (the failed one keeps its input)."""
     made: dict[str, forms.ActionForm] = {}
     for action in view.actions:
@@ -209,6 +261,9 @@ def _lead_forms(view: services.LeadView, failed: tuple[str, forms.ActionForm] | 
             form.set_competitors(view.competitors)
         elif isinstance(form, forms.ForwardForm):
             form.set_dealers(view.dealers)
+        elif isinstance(form, forms.ReassignForm):
+            form.set_partners(services.reassign_choices(
+                db.session, view.lead, partner_q, keep=form.partner.data or ""), partner_q)
         forms.unique_ids(form, f"{action}-page")
     return made
 
@@ -225,14 +280,16 @@ def _conflict_forms(view: services.LeadView) -> dict[str, forms.ActionForm]:
 
 def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
                  failed: tuple[str, forms.ActionForm] | None = None,
-                 message_kind: str = "") -> Any:
+                 message_kind: str = "", partner_q: str = "",
+                 assign_failed: Any = None) -> Any:
     view = services.lead_view(db.session, lead, current_user)
+    open_action = failed[0] if failed else ("reassign" if partner_q else "")
     return _respond("leads/detail.html", "partials/leads/_detail.html", status,
-                    view=view, lead=lead, action_forms=_lead_forms(view, failed),
+                    view=view, lead=lead, action_forms=_lead_forms(view, failed, partner_q),
                     conflict_forms=_conflict_forms(view), message=message,
-                    open_action=failed[0] if failed else "",
+                    open_action=open_action,
                     message_kind=message_kind or ("error" if failed else "success"),
-                    labels=forms.ACTION_LABELS)
+                    labels=forms.ACTION_LABELS, assign_failed=assign_failed)
 
 
 @bp.get("/<uuid:lead_id>")
@@ -240,7 +297,28 @@ def _render_lead(lead: Lead, *, status: int = 200, message: str = "",
 def lead(lead_id: Any):  # type: ignore[no-untyped-def]
     """One lead: prospect, inquiry, rank and why, literature, timeline, notes, actions."""
     found = visible_lead_or_404(db.session, current_user, lead_id)
-    return _render_lead(found)
+    # the reassign picker's search without JavaScript: the page again, the picker open
+    return _render_lead(found, partner_q=_partner_search() if current_user.is_staff else "")
+
+
+def _partner_search() -> str:
+    """What a manager typed into the reassign picker (``partner_q``): text, one line."""
+    q = " ".join(request.args.get("partner_q", "").split())[:80]
+    return "" if text_problem(q) else q
+
+
+@bp.get("/<uuid:lead_id>/reassign/partners")
+@staff_only
+def reassign_partners(lead_id: Any):  # type: ignore[no-untyped-def]
+    """The reassign picker's partners for what was typed (htmx, as the manager types):
+    those matching, each with whether it may take this lead and why not."""
+    found = visible_lead_or_404(db.session, current_user, lead_id)
+    q = _partner_search()
+    response = make_response(render_template(
+        "partials/leads/_reassign_choices.html", lead=found, search=q,
+        choices=services.reassign_choices(db.session, found, q)))
+    response.vary.add("HX-Request")
+    return response
 
 
 def _still_visible(lead_id: Any) -> Lead | None:
@@ -256,7 +334,9 @@ def _render_card(lead: Lead, *, message: str = "", status: int = 200,
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
     queued = lead.status == LeadStatus.UNASSIGNED  # a card of the managers' queue
     card = partner_inbox.Card.of(lead, expires_at=current.expires_at if current else None,
-                            late=partner_inbox.is_overdue(lead), routing=queued)
+                            late=partner_inbox.is_overdue(lead), routing=queued,
+                            next_step=partner_inbox.next_appointment(db.session, lead.id)
+                            if lead.status in WORKING_STATUSES else None)
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
     back = request.form.get("next", "")
     actions: CardActions | None
@@ -285,26 +365,31 @@ def _add_fresh_tabs(response: Any) -> None:
         return
     page_url = urlsplit(request.headers.get("HX-Current-URL", ""))
     on_inbox = page_url.path == url_for("leads.inbox")
-    filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters()
+    filters = forms.InboxFilterForm(MultiDict(parse_qsl(page_url.query))).to_filters(
+        me=current_user.id)
+    whose = partner_inbox.assignee_filter(filters) if on_inbox else ("", None)
     total = None
     matches: dict[str, int] = {}
     try:
         with db.session.begin_nested():
-            counts = partner_inbox.inbox_counts(db.session, partner)
+            counts = partner_inbox.inbox_counts(db.session, partner, assignee=whose)
             if on_inbox:  # the list the card is on, with its filters
                 total = partner_inbox.list_total(db.session, partner, filters, counts)
-                matches = partner_inbox.search_counts(db.session, partner, filters.q)
+                matches = partner_inbox.search_counts(db.session, partner, filters.q,
+                                                      assignee=whose)
     except SQLAlchemyError:
         current_app.logger.exception("inbox counts after an action")
         return
     tabs = partner_inbox.tabs_for(partner)
     html = render_template("partials/leads/_tabs.html", tabs=tabs, tab=filters.tab,
-                           counts=counts, oob=True)
+                           counts=counts, oob=True,
+                           assignee=filters.assignee if on_inbox else "")
     if total is not None:
         html += render_template("partials/leads/_total.html", page=total)
     if filters.q and on_inbox:
         html += render_template(
             "partials/leads/_matches.html", tabs=tabs, q=filters.q, oob=True,
+            assignee=filters.assignee,
             elsewhere=partner_inbox.matches_elsewhere(matches, filters.tab))
     response.set_data(response.get_data(as_text=True) + html)
 
@@ -562,6 +647,9 @@ def _settings_context(partner: Partner, **forms_given: Any) -> dict[str, Any]:
         "capacity_form": forms.CapacityForm(formdata=None, capacity=partner.capacity),
         "vacation_form": forms.VacationForm(formdata=None),
         "resume_form": forms.ResumeForm(formdata=None),
+        "assigning_form": forms.AssigningForm(formdata=None,
+                                              users_may_assign=partner.users_may_assign),
+        "unassigned_open": assignment.open_counts(db.session, partner.id).get(None, 0),
     }
     context.update(forms_given)
     return context
@@ -575,14 +663,16 @@ class _Listed:
     email: str
     partner_admin: bool
     status: str  #: active, invited or deactivated
+    open_leads: int = 0  #: open leads assigned to them
 
 
 def _listed_users(partner: Partner) -> list[_Listed]:
     """The partner's users and its invitations to addresses with an account elsewhere, in
     one list by email, alike (portal.users.services.invite_colleague says why)."""
+    held = assignment.open_counts(db.session, partner.id)
     rows = [_Listed(u.name, u.email, u.partner_admin,
                     "deactivated" if not u.active else
-                    "invited" if u.password_hash is None else "active")
+                    "invited" if u.password_hash is None else "active", held.get(u.id, 0))
             for u in partner_service.partner_users(db.session, partner)]
     rows += [_Listed(i.name, i.email, i.partner_admin, "invited")
              for i in pending_invitations(db.session, partner)]
@@ -690,7 +780,10 @@ def workspace_counts() -> dict[str, Any]:
     if partner is None:
         return {}
     counts = partner_inbox.inbox_counts(db.session, partner)
-    return {"tabs": partner_inbox.tabs_for(partner), "counts": counts,
+    # "My leads": the same tabs, counted for the signed-in user alone.
+    mine = partner_inbox.inbox_counts(db.session, partner,
+                                      assignee=("user", current_user.id))
+    return {"tabs": partner_inbox.tabs_for(partner), "counts": counts, "mine": mine,
             "gate": compliance.gate_reason(counts["overdue"], compliance.gate_limit())}
 
 
@@ -716,6 +809,12 @@ def lead_link() -> str:
 def lead_action_link(action: str) -> str:
     """An action's URL with ``%s`` for the lead's id, as ``lead_link`` (the cards' forms)."""
     return _id_pattern("leads.act", action=action)
+
+
+@bp.app_template_global()
+def sort_links(sort: str) -> list[tuple[str, str, str]]:
+    """The inbox's sort links: (label, the ``sort`` each asks for, its direction now)."""
+    return partner_inbox.sort_links(sort)
 
 
 @bp.app_template_filter("tab_count")

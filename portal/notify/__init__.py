@@ -10,9 +10,16 @@ def init_app(app: Flask) -> None:
     # Importing the jobs module registers its jobs with the queue.
     from portal.core.lifecycle import on_event
     from portal.extensions import csrf
-    from portal.notify import alerts, commands, jobs, views  # noqa: F401 - jobs registers
+    from portal.notify import (  # noqa: F401 - jobs registers
+        alerts,
+        commands,
+        jobs,
+        prospect,
+        views,
+    )
 
     on_event(alerts.on_lead_event)
+    on_event(prospect.on_lead_event)
     app.register_blueprint(views.bp)
     csrf.exempt(views.unsubscribe)  # a mail client's POST: the token is the proof
     app.cli.add_command(commands.digests_group)

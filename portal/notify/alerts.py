@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from portal.core import lifecycle
 from portal.core.access import visible_lead
+from portal.core.assignment import ASSIGNED_EVENT
 from portal.core.compliance import gate_limit, gate_reason, overdue_clause
 from portal.core.lifecycle import accept_window
 from portal.core.mail import build_message, public_url
@@ -52,6 +53,7 @@ TITLES = {
     K.REASSIGN: "Lead assigned to you",
     K.WITHDRAWN: "Lead taken back",
     K.REPEAT: "Prospect asked again",
+    K.ASSIGNED: "Lead assigned to you",
     K.ACCEPT_REMINDER: "Reminder: offer waiting",
     K.CONTACT_REMINDER: "Reminder: first contact due",
     K.EXPIRED: "Offer expired unanswered",
@@ -61,7 +63,7 @@ TITLES = {
 }
 #: kinds whose email links to the lead (the recipient may still see it)
 _LINKED = {K.OFFER, K.FORWARD, K.REASSIGN, K.REPEAT, K.ACCEPT_REMINDER, K.CONTACT_REMINDER,
-           K.CONTACT_LATE}
+           K.CONTACT_LATE, K.ASSIGNED}
 #: kinds that go to those who chose "escalations only" too
 ESCALATIONS = {K.EXPIRED, K.CONTACT_LATE, K.GATE, K.COMPLIANCE_REMINDER}
 
@@ -105,6 +107,9 @@ def _concerned(lead: Lead, event: LeadEvent) -> int | None:
 
 def on_lead_event(session: Session, lead: Lead, event: LeadEvent) -> None:
     """The lifecycle's listener: write the alerts this event causes, beside it."""
+    if event.kind == ASSIGNED_EVENT:
+        _assigned(session, lead, event)
+        return
     if event.kind not in _EVENT_ALERTS:
         return
     kind = _event_kind(event)
@@ -114,10 +119,18 @@ def on_lead_event(session: Session, lead: Lead, event: LeadEvent) -> None:
     if _actor_partner(session, event) == partner_id:
         return  # nobody is told what their own firm just did (a pull-back's re-offer)
     data = head(lead)
+    # The salesperson working the lead hears of it rather than the whole firm; an offer
+    # that moved away names who had it in its event (the lead has nobody by now).
+    assignee_id = lead.assigned_user_id or (event.data or {}).get("assignee_id")
+    if kind in (K.OFFER, K.FORWARD, K.REASSIGN):
+        assignee_id = None  # news for the firm: nobody there works it yet
+    held = _assignees(session, [(partner_id, assignee_id)])
     if kind == K.EXPIRED:
-        recipients = _escalation_people(session, [partner_id])[partner_id]
+        recipients = _lead_people(_escalation_people(session, [partner_id]), held,
+                                  partner_id, assignee_id, escalation=True)
     else:
-        recipients = _alert_people(session, [partner_id]).get(partner_id, [])
+        recipients = _lead_people(_alert_people(session, [partner_id]), held, partner_id,
+                                  assignee_id, escalation=False)
     if kind == K.WITHDRAWN:
         data["reason"] = str((event.data or {}).get("reason") or "")[:300]
     if kind == K.REPEAT:
@@ -126,6 +139,51 @@ def on_lead_event(session: Session, lead: Lead, event: LeadEvent) -> None:
         {"key": f"{kind}:{event.id}:{user.id}", "user_id": user.id, "kind": str(kind),
          "lead_id": lead.id, "partner_id": partner_id, "data": data}
         for user in recipients])
+
+
+def _assigned(session: Session, lead: Lead, event: LeadEvent) -> None:
+    """A colleague gave ``lead`` to someone: "Lead assigned to you", unless they took it
+    themselves or want no alerts."""
+    assignee_id = (event.data or {}).get("assignee_id")
+    partner_id = lead.assigned_partner_id
+    if assignee_id is None or partner_id is None or assignee_id == event.actor_id:
+        return
+    held = _assignees(session, [(partner_id, assignee_id)])
+    if assignee_id not in held or not held[assignee_id][1].wants_alerts:
+        return
+    by = session.get(User, event.actor_id) if event.actor_id else None
+    services.write(session, [{
+        "key": f"{K.ASSIGNED}:{event.id}:{assignee_id}", "user_id": assignee_id,
+        "kind": str(K.ASSIGNED), "lead_id": lead.id, "partner_id": partner_id,
+        "data": {**head(lead), "by": (by.name or by.email) if by else ""}}])
+
+
+def _assignees(session: Session, pairs: Iterable[tuple[int | None, Any]]
+               ) -> dict[int, tuple[User, services.Choices]]:
+    """The assignees named in (partner, assignee) pairs that are active users of that
+    partner, with what each wants (one query)."""
+    pairs = [(p, u) for p, u in pairs if p is not None and isinstance(u, int)]
+    if not pairs:
+        return {}
+    return {user.id: (user, choice) for user, choice in services.people(
+        session, {p for p, _ in pairs}, user_ids={u for _, u in pairs})}
+
+
+def _lead_people(firm: dict[int, list[User]], held: dict[int, tuple[User, services.Choices]],
+                 partner_id: int, assignee_id: Any, *, escalation: bool) -> list[User]:
+    """Who hears of one lead of ``partner_id``: the firm's people (``firm``), unless a
+    salesperson works it. Then an alert goes to them alone (if they take alerts); an
+    escalation goes to them as well as to the firm's administrators."""
+    found = held.get(assignee_id) if isinstance(assignee_id, int) else None
+    if found is None or found[0].partner_id != partner_id:
+        return firm.get(partner_id, [])
+    user, choice = found
+    if not escalation:
+        return [user] if choice.wants_alerts else []
+    people = list(firm.get(partner_id, []))
+    if choice.wants_escalations and all(other.id != user.id for other in people):
+        people.append(user)
+    return people
 
 
 def _escalation_people(session: Session, partner_ids: Iterable[int]
@@ -204,11 +262,14 @@ def accept_reminders(session: Session, now: datetime) -> int:
                    Lead.status == S.OFFERED, Lead.assigned_partner_id == Offer.partner_id,
                    _not_told(K.ACCEPT_REMINDER, Offer.offered_at))).all()
     people = _alert_people(session, [offer.partner_id for offer, _ in found])
+    held = _assignees(session, [(offer.partner_id, lead.assigned_user_id)
+                                for offer, lead in found])
     rows: list[dict[str, Any]] = []
     for offer, lead in found:
         rows += _lead_rows(K.ACCEPT_REMINDER, lead, offer.offered_at,
-                           people.get(offer.partner_id, []), offer.partner_id,
-                           offer_id=offer.id)
+                           _lead_people(people, held, offer.partner_id,
+                                        lead.assigned_user_id, escalation=False),
+                           offer.partner_id, offer_id=offer.id)
     return len(services.write(session, rows, nudge=False, now=now))
 
 
@@ -232,6 +293,8 @@ def contact_clocks(session: Session, now: datetime) -> dict[str, int]:
                 if lead.assigned_partner_id is not None]
     told = {K.CONTACT_REMINDER: _alert_people(session, partners),
             K.CONTACT_LATE: _escalation_people(session, partners)}
+    held = _assignees(session, [(lead.assigned_partner_id, lead.assigned_user_id)
+                                for lead in soon + late])
     counts = {}
     for kind, batch, counted in ((K.CONTACT_REMINDER, soon, "contact_reminders"),
                                  (K.CONTACT_LATE, late, "contact_late")):
@@ -239,7 +302,9 @@ def contact_clocks(session: Session, now: datetime) -> dict[str, int]:
         for lead in batch:
             assert lead.offered_at is not None and lead.assigned_partner_id is not None
             rows += _lead_rows(kind, lead, lead.offered_at,
-                               told[kind].get(lead.assigned_partner_id, []),
+                               _lead_people(told[kind], held, lead.assigned_partner_id,
+                                            lead.assigned_user_id,
+                                            escalation=kind == K.CONTACT_LATE),
                                lead.assigned_partner_id)
         counts[counted] = len(services.write(session, rows, nudge=False, now=now))
     return counts
@@ -334,6 +399,8 @@ def _still_current(session: Session, row: Notification, lead: Lead | None) -> st
         return "The lead is gone."
     if lead.assigned_partner_id != row.partner_id:
         return "The lead has moved on to another partner."
+    if row.kind == K.ASSIGNED and lead.assigned_user_id != row.user_id:
+        return "The lead was assigned to someone else since."
     if row.kind in (K.OFFER, K.FORWARD, K.REASSIGN, K.ACCEPT_REMINDER) \
             and lead.status != S.OFFERED:
         return "The offer was answered already."
@@ -387,6 +454,10 @@ def _lines(session: Session, row: Notification, lead: Lead | None, now: datetime
                 "Offers that expire count against the partner's acceptance rate."], ""
     assert lead is not None
     asked = _asked(lead)
+    if row.kind == K.ASSIGNED:
+        by = data.get("by") or "A colleague"
+        return [f"{by} assigned this lead to you: it is yours to work, and its reminders "
+                "now come to you.", *asked], ""
     if row.kind in (K.CONTACT_REMINDER, K.CONTACT_LATE):
         sla = _config_hours("CONTACT_SLA_HOURS", 48)
         due = (lead.offered_at or now) + sla
@@ -441,7 +512,8 @@ def alert_email(session: Session, row: Notification, user: User, now: datetime
     if row.kind == K.GATE:
         subject = f"{title}: {data.get('partner')}"
     else:
-        subject = f"{title}: {data.get('rank')} · {data.get('product_line')} · {data.get('place')}"
+        said = f"{title} by {data['by']}" if row.kind == K.ASSIGNED and data.get("by") else title
+        subject = f"{said}: {data.get('rank')} · {data.get('product_line')} · {data.get('place')}"
         if when:
             subject += f" ({when})"
     if row.kind in _LINKED and lead is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from portal.core.mail import MailOutbox, one_connection, send_each
 from portal.core.models import Notification, NotificationKind, User, utcnow
 from portal.extensions import db
-from portal.notify import alerts, digests, reminders, services
+from portal.notify import alerts, digests, prospect, reminders, services
 
 _SHARED = "portal.notify.figures"
 
@@ -33,6 +33,12 @@ def message(session: Session, row_id: int, now: datetime) -> EmailMessage | None
     skipped, with why) when it has nothing left to say or nobody to say it to."""
     row = session.get(Notification, row_id, populate_existing=True)
     assert row is not None
+    if row.user_id is None:  # a note to a lead's prospect
+        note = prospect.moved_email(session, row)
+        if isinstance(note, str):
+            services.skip(session, row, note)
+            return None
+        return note
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         services.skip(session, row, "The user is no longer active.")

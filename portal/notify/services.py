@@ -226,9 +226,10 @@ def read_unsubscribe_token(token: str) -> tuple[int, str] | None:
 # --- recipients ---------------------------------------------------------------------------
 
 
-def people(session: Session, partner_ids: Iterable[int], *, admins_only: bool = False
-           ) -> list[tuple[User, Choices]]:
-    """The active users of these partners with what each wants (one query)."""
+def people(session: Session, partner_ids: Iterable[int], *, admins_only: bool = False,
+           user_ids: Iterable[int] | None = None) -> list[tuple[User, Choices]]:
+    """The active users of these partners (only those of ``user_ids``, when given: the
+    leads' assignees) with what each wants (one query)."""
     ids = sorted({pid for pid in partner_ids if pid is not None})
     if not ids:
         return []
@@ -240,6 +241,8 @@ def people(session: Session, partner_ids: Iterable[int], *, admins_only: bool = 
              .order_by(User.id))
     if admins_only:
         query = query.where(User.partner_admin.is_(True))
+    if user_ids is not None:
+        query = query.where(User.id.in_(sorted(set(user_ids))))
     return [(user, merge(user, pref, partner)) for user, pref, partner in session.execute(query)]
 
 

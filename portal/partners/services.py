@@ -15,7 +15,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from portal.core.checks import text_problem
@@ -456,16 +456,18 @@ class PartnerFilters:
     distributor: str = ""  #: a distributor's code: its dealers
 
 
+def partner_matches(q: str) -> ColumnElement[bool]:
+    """Partners whose code, name, town or ZIP holds ``q`` (any case): one search for the
+    partners list and the pickers."""
+    return or_(*(column.icontains(q, autoescape=True)
+                 for column in (Partner.code, Partner.name, Partner.city, Partner.postal_code)))
+
+
 def _filtered(filters: PartnerFilters, distributor_id: int | None) -> Select[Any]:
     query = select(Partner)
     q = filters.q.strip()
     if q:
-        query = query.where(or_(
-            Partner.code.icontains(q, autoescape=True),
-            Partner.name.icontains(q, autoescape=True),
-            Partner.city.icontains(q, autoescape=True),
-            Partner.postal_code.icontains(q, autoescape=True),
-        ))
+        query = query.where(partner_matches(q))
     if filters.kind in {k.value for k in PartnerKind}:
         query = query.where(Partner.kind == filters.kind)
     if filters.status == "active":

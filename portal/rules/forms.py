@@ -157,17 +157,20 @@ def _add_rule_fields() -> None:
 
 _add_rule_fields()
 
-#: fields by group, in the order the editor shows them
-GROUPS: list[tuple[str, list[str]]] = [
-    *[(f"Points for {question}", [point_field(question, a) for a in (*answers, "")])
-      for question, answers in QUESTIONS.items()],
-    ("Points for facts", ["contact_both", "contact_one", "product_line", "repeat_each",
-                          "repeat_cap", "engagement_each", "engagement_cap", "sources"]),
-    ("Hot, warm and cold", ["hot_at", "warm_at"]),
-    ("Not ready: nurture", ["nurture_timelines", "nurture_budgets", "cold_to_nurture"]),
-    ("Disqualify", ["blocked_domains", "test_names", "competitor_domains",
-                    "disqualify_free_mail", "free_mail_domains"]),
+#: the points per answer, one compact table per question: (question, [(field, answer)])
+ANSWER_TABLES: list[tuple[str, list[tuple[str, str]]]] = [
+    (question.title(), [(point_field(question, a), a.replace("_", " ") if a else "not answered")
+                        for a in (*answers, "")])
+    for question, answers in QUESTIONS.items()
 ]
+#: the whole-number rules about facts of the inquiry, one table
+FACT_FIELDS = ["contact_both", "contact_one", "product_line", "repeat_each", "repeat_cap",
+               "engagement_each", "engagement_cap"]
+RANK_FIELDS = ["hot_at", "warm_at"]
+NURTURE_FIELDS = ["nurture_timelines", "nurture_budgets", "cold_to_nurture"]
+#: the long lists, folded away (<details>) unless one of them is wrong
+DISQUALIFY_FIELDS = ["blocked_domains", "test_names", "competitor_domains",
+                     "disqualify_free_mail", "free_mail_domains"]
 TRY_FIELDS = ["try_lead", "try_name", "try_email", "try_phone", "try_product_line",
               "try_source", "try_timeline", "try_budget", "try_role", "try_repeats",
               "try_engagements"]

@@ -23,8 +23,9 @@ from portal.core.forms import show_errors
 from portal.core.models import Lead, ScoringRules, User
 from portal.core.web import admin_required, is_htmx, staff_required
 from portal.extensions import db
+from portal.rules import forms as layout
 from portal.rules import services
-from portal.rules.forms import GROUPS, TRY_FIELDS, RulesForm, form_data
+from portal.rules.forms import RulesForm, form_data
 
 bp = Blueprint("rules", __name__, url_prefix="/manage/rules")
 
@@ -89,8 +90,8 @@ def edit():  # type: ignore[no-untyped-def]
         # The fragment says what is wrong; htmx swaps a 422 in (base.html's responseHandling).
         return render_template("rules/_preview.html", preview=result, problem=problem,
                                form=form), status
-    return render_template("rules/edit.html", form=form, groups=GROUPS,
-                           try_fields=TRY_FIELDS, preview=result, problem=problem,
+    return render_template("rules/edit.html", form=form, layout=layout,
+                           preview=result, problem=problem,
                            current=current_row), status
 
 

@@ -7,8 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import normalise_email, password_problem, request_password_link
+from portal.core.assignment import release_all
 from portal.core.checks import EMAIL, flush_unique
 from portal.core.errors import InvalidInput
+from portal.core.lifecycle import Actor
 from portal.core.models import Partner, PartnerInvitation, Role, User, utcnow
 from portal.core.models.codes import by_code
 
@@ -71,6 +73,11 @@ def update_user(session: Session, user: User, *, acting: User, name: str, role: 
         raise InvalidInput("You cannot change your own role.",
                           {"role": "Ask another administrator to change your role."})
     partner = _partner_for(session, role, partner_code)
+    if user.role == Role.PARTNER and (role != Role.PARTNER or partner is None
+                                      or partner.id != user.partner_id):
+        # Their leads stay with the firm they leave, as anyone's to take.
+        release_all(session, user, actor=Actor.of(acting),
+                    why=f"{user.name or user.email} left the firm")
     user.name = " ".join((name or "").split())[:120]
     user.role = role
     user.partner = partner
@@ -102,6 +109,10 @@ def set_user_active(session: Session, user: User, *, acting: User, active: bool)
         user.active = active
         if not active:
             end_sessions(user)
+            # A deactivated user's leads go back to their firm, each said on its timeline,
+            # rather than sitting with someone who no longer signs in (nor gets alerts).
+            release_all(session, user, actor=Actor.of(acting),
+                        why=f"{user.name or user.email}'s account was deactivated")
     session.flush()
     return user
 

@@ -130,16 +130,6 @@ def test_honeypot_pretends_success_and_stores_nothing(client: Any, session: Any,
     assert lead_count(session) == 0
 
 
-def test_too_fast_asks_to_submit_again_and_keeps_the_values(client: Any, session: Any,
-                                                            campaign: Any) -> None:
-    response = client.post("/f/SPRING", data=inquiry(**shown_form(client)))
-    page = response.get_data(as_text=True)
-    assert response.status_code == 422
-    assert "That was quick! Please check your details and send the form again." in page
-    assert 'value="jo@farmer.example"' in page and "Need a 100 hp tractor" in page
-    assert lead_count(session) == 0
-
-
 def test_expired_tampered_or_missing_stamp_is_refused(client: Any, session: Any,
                                                       campaign: Any, app: Any,
                                                       quick: None) -> None:

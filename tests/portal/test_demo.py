@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import zipcodes
@@ -13,12 +15,19 @@ from sqlalchemy import func, select
 from portal.capture.services import current_rules, inquiry_facts
 from portal.core import lifecycle
 from portal.core.models import (
+    OPEN_STATUSES,
     Campaign,
     Competitor,
+    EnrollmentStatus,
     Fulfilment,
     Lead,
     LeadEvent,
     LeadStatus,
+    Notification,
+    NurtureEnrollment,
+    NurtureSend,
+    NurtureStep,
+    NurtureTrack,
     Offer,
     Partner,
     ProductLine,
@@ -52,6 +61,13 @@ def test_demo_logins_are_distinct_demo_addresses():
     assert all(what.strip() for _, what in DEMO_LOGINS)
 
 
+def test_the_readme_lists_the_logins_the_demo_command_prints():
+    """The README's login table promises what the command prints, login by login."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+@demo\.test)` \| (.+?) \|$", readme, re.M)
+    assert rows == DEMO_LOGINS
+
+
 def test_demo_rules_are_written_as_the_one_parser_spells_them():
     # The demo's rule texts go through routing's parser like an import's; spelled
     # canonically, the explanations that quote them read the same as the engine's.
@@ -74,6 +90,7 @@ def test_demo_is_not_loaded_over_an_existing_demo_partner(session, make_partner)
 def test_demo_command_loads_a_realistic_channel_once(app, runner, session, client,
                                                      smtp_server):
     # What `make run` runs: migrations (none left to run here), rollups, demo data.
+    started = utcnow().replace(microsecond=0)
     result = runner.invoke(args=["prepare", "--demo"])
     assert result.exit_code == 0, result.output
     assert "Demo data loaded." in result.output
@@ -85,11 +102,18 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
     _check_catalogue(session)
     _check_literature(session)
     mailed = {m["To"] for m in smtp_server.handler.messages}
-    assert {lead.email for lead in session.scalars(select(Lead).join(
-        Fulfilment, Fulfilment.lead_id == Lead.id))} <= mailed
+    # The packs the worker sent during the load went by mail (the history's went long ago).
+    sent_now = set(session.scalars(select(Lead.email).join(
+        Fulfilment, Fulfilment.lead_id == Lead.id).where(Fulfilment.sent_at >= started)))
+    assert len(sent_now) >= 4 * FRESH_OFFERS_PER_DEALER // 2
+    assert sent_now <= mailed
     _check_partners(session)
     _check_leads(session)
     _check_consistency(session)
+    _check_nurture(session)
+    _check_form_look(client)
+    _check_logins(session, client, app)
+    _check_assignments(session)
 
     # Idempotent: a second run (command or service) changes nothing.
     before = table_counts(session)
@@ -108,6 +132,26 @@ def test_demo_command_loads_a_realistic_channel_once(app, runner, session, clien
         client.post("/auth/logout")
     refused = client.post("/auth/login", data={"email": "admin@demo.test", "password": "nope"})
     assert "Wrong email or password." in refused.get_data(as_text=True)
+
+
+def _check_assignments(session: Any) -> None:
+    """dealer1's firm shows who holds what: sales1 has leads of its own ("My leads"), new
+    offers among them, and some open leads wait unassigned for someone to take them."""
+    sales = session.scalars(select(User).where(User.email == "sales1@demo.test")).one()
+    firm = sales.partner
+    assert firm.name.startswith("North Iowa Implement") and not sales.partner_admin
+    open_ = [str(s) for s in OPEN_STATUSES]
+    mine = Counter(session.scalars(select(Lead.status).where(
+        Lead.assigned_user_id == sales.id, Lead.status.in_(open_))))
+    assert mine["offered"] == 2 and sum(mine.values()) >= 3
+    unassigned = session.scalar(select(func.count()).select_from(Lead).where(
+        Lead.assigned_partner_id == firm.id, Lead.status.in_(open_),
+        Lead.assigned_user_id.is_(None)))
+    assert unassigned >= 2
+    # Every assignee is a user of the firm holding the lead.
+    assert session.scalar(select(func.count()).select_from(Lead).join(
+        User, User.id == Lead.assigned_user_id).where(
+        User.partner_id != Lead.assigned_partner_id)) == 0
 
 
 def _check_catalogue(session: Any) -> None:
@@ -134,11 +178,29 @@ def _check_literature(session: Any) -> None:
     # The fresh inquiries (today's, through the capture path) that asked for it have
     # their pack sent by email (the tests' worker runs jobs at once).
     packs = session.scalars(select(Fulfilment)).all()
-    assert len(packs) >= 4 * FRESH_OFFERS_PER_DEALER // 2
+    fresh = [p for p in packs if p.requested_at > utcnow() - timedelta(hours=6)]
+    assert len(fresh) >= 4 * FRESH_OFFERS_PER_DEALER // 2
     assert {(p.channel, p.status) for p in packs} == {("email", "sent")}
+    # As in the product: the worker sends a pack a minute or two after the inquiry (the
+    # fresh ones, sent for real by the tests' worker, a few minutes after their
+    # back-dated capture), never hours later; the history's leads that asked have theirs.
     for pack in packs:
         lead = session.get(Lead, pack.lead_id)
-        assert lead.wants_literature and lead.created_at > utcnow() - timedelta(hours=6)
+        assert lead.wants_literature and lead.status != "disqualified", lead.id
+        assert pack.requested_at == lead.created_at, lead.id
+        assert timedelta(0) < pack.sent_at - pack.requested_at < timedelta(minutes=15), (
+            lead.id, pack.requested_at, pack.sent_at)
+        assert pack.sent_to == lead.email
+        sent = session.scalars(select(LeadEvent.at).where(
+            LeadEvent.lead_id == lead.id, LeadEvent.kind == "literature_sent")).all()
+        assert sent == [pack.sent_at], lead.id
+    # Every lead that asked (and can be written to) has its pack, but one captured in the
+    # last minutes, which is still with the worker.
+    with_pack = {p.lead_id for p in packs}
+    asked = session.scalars(select(Lead.id).where(
+        Lead.wants_literature, Lead.status != "disqualified", Lead.email != "",
+        Lead.created_at < utcnow() - timedelta(minutes=10))).all()
+    assert len(asked) > 500 and set(asked) <= with_pack
 
 
 def _check_partners(session: Any) -> None:
@@ -301,3 +363,104 @@ def _check_consistency(session: Any) -> None:
         assert leads[lead_id].version == len(events)
 
 
+
+
+def _check_nurture(session: Any) -> None:
+    """Nurture leads are on tracks that exist, emailed on the tracks' schedule."""
+    tracks = {t.id: t for t in session.scalars(select(NurtureTrack))}
+    assert {t.product_line.code for t in tracks.values()} == {"TRC", "MWR", "UTV"}
+    steps = {t.id: sorted(session.scalars(select(NurtureStep).where(
+        NurtureStep.track_id == t.id)), key=lambda step: step.position) for t in tracks.values()}
+    assert all(len(s) >= 2 for s in steps.values())
+    enrollments = {e.lead_id: e for e in session.scalars(select(NurtureEnrollment))}
+    nurture = session.scalars(select(Lead).where(Lead.status == "nurture")).all()
+    assert len(nurture) > 200
+    now = utcnow()
+    for lead in nurture:
+        enrollment = enrollments[lead.id]  # every one is on a track
+        track = tracks[enrollment.track_id]
+        assert track.active and track.product_line_id == lead.product_line_id, lead.id
+        assert enrollment.enrolled_at - lead.created_at < timedelta(minutes=10), lead.id
+        assert enrollment.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.FINISHED)
+    # Hand-raisers left nurture from a track, after an email reached them.
+    raised = dict(session.execute(select(LeadEvent.lead_id, LeadEvent.at).where(
+        LeadEvent.from_status == "nurture", LeadEvent.to_status == "qualified")).all())
+    assert len(raised) > 20
+    for lead_id, at in raised.items():
+        assert enrollments[lead_id].hand_raised_at == at, lead_id
+    sends = session.scalars(select(NurtureSend)).all()
+    by_enrollment: dict[int, list[Any]] = {}
+    for send in sends:
+        by_enrollment.setdefault(send.enrollment_id, []).append(send)
+    for enrollment in enrollments.values():
+        done = sorted(by_enrollment.get(enrollment.id, []), key=lambda send: send.sent_at)
+        track_steps = steps[enrollment.track_id]
+        # The emails went in the track's order, each when due and before now.
+        assert [send.step_id for send in done] == [s.id for s in track_steps[:len(done)]]
+        assert all(s.status == "sent" and s.sent_at < now for s in done)
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            assert enrollment.next_due_at > now - timedelta(minutes=10), enrollment.id
+        if enrollment.hand_raised_at is not None:
+            assert done and done[0].sent_at < enrollment.hand_raised_at
+            assert all(s.sent_at <= enrollment.hand_raised_at for s in done)
+    # The lead's timeline says when it was enrolled, in the event chain.
+    enrolled = session.scalar(select(func.count()).select_from(LeadEvent).where(
+        LeadEvent.kind == "nurture_enrolled"))
+    assert enrolled == len(enrollments)
+
+
+def _check_form_look(client: Any) -> None:
+    """The running campaign's form shows the look it was given, from the portal."""
+    page = client.get("/f/FINANCE-0").get_data(as_text=True)
+    assert '<body class="public branded">' in page and 'class="brand-logo"' in page
+    assert "Tell us what you need and the authorised dealer" in page
+    logo = re.search(r'src="(/f/FINANCE-0/logo\?v=\d+)"', page)
+    assert logo and client.get(logo.group(1)).mimetype == "image/png"
+
+
+def _check_logins(session: Any, client: Any, app: Any) -> None:
+    """What each printed login line says is true once signed in as it."""
+    app.config["WTF_CSRF_ENABLED"] = False
+    pages = {"admin@demo.test": ["/manage/rules/", "/manage/partners",
+                                 "/manage/product-lines", "/manage/users"],
+             "manager@demo.test": ["/leads/search", "/leads/queue", "/reports/compliance"]}
+    for email, what in DEMO_LOGINS:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        assert client.post("/auth/login", data={"email": email, "password": PASSWORD}
+                           ).status_code == 303
+        for url in pages.get(email, []):
+            assert client.get(url).status_code == 200, (email, url)
+        partner = user.partner
+        if partner is not None:
+            assert ("(partner admin)" in what) == (user.partner_admin
+                                                   and partner.kind == "dealer"), email
+            if partner.kind == "distributor":
+                assert ("auto" in what) == (partner.forwarding == "auto"), email
+                assert ("manual" in what) == (partner.forwarding == "manual"), email
+                assert ("national" in what) == any(
+                    t.kind == "country" for t in partner.territories), email
+            else:
+                assert f"{partner.city} {partner.region[3:]}" in what, email
+            home = client.get("/", follow_redirects=True).get_data(as_text=True)
+            assert ("Paused: you get no new offers" in home) == ("paused" in what), email
+            # A working dealer has offers to accept; a distributor that forwards by hand
+            # has offers to pass on to its dealers.
+            if partner.active and (partner.kind == "dealer" or "manual" in what):
+                inbox = client.get("/leads/").get_data(as_text=True)
+                assert "lead-card" in inbox, email
+        client.post("/auth/logout")
+    # The README's try-it: an inquiry for ZIP 50401 alerts distributor1 within seconds.
+    from portal.capture.services import capture_inquiry
+    from portal.core.lifecycle import Actor
+
+    result = capture_inquiry(session, {
+        "first_name": "Readme", "last_name": "Reader", "email": "readme.reader@example.org",
+        "postal_code": "50401", "product_line": "TRC",
+        "answers": {"timeline": "now", "budget": "approved", "role": "decision_maker"},
+    }, Actor.system("web-form"))
+    session.flush()
+    distributor1 = session.scalars(select(User).where(
+        User.email == "distributor1@demo.test")).one()
+    assert result.lead.assigned_partner_id == distributor1.partner_id
+    assert session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.lead_id == result.lead.id, Notification.user_id == distributor1.id)) == 1

@@ -595,7 +595,7 @@ def test_paused_partner_takes_no_offers_unless_forced(session, make_lead, make_p
     with pytest.raises(InvalidInput, match="paused"):
         lifecycle.offer(session, lead, paused, SYSTEM, now=at(1))
     assert open_count(session, paused) == 0
-    with pytest.raises(InvalidInput, match="PAUSED paused: owner on leave"):
+    with pytest.raises(InvalidInput, match="PAUSED is paused: owner on leave"):
         lifecycle.reassign(session, lead, paused, Actor.of(manager), reason="covering",
                            now=at(2))
     lifecycle.reassign(session, lead, paused, Actor.of(manager), reason="covering",

@@ -163,8 +163,8 @@ def test_reassign_refuses_an_ineligible_partner_unless_overridden_and_logged(
     full.open_leads = 1
     lead = _routed(session, make_lead, region="US-IA")  # a tractor lead (TRC)
     session.commit()
-    for code, why in (("MW2", "does not sell"), ("PZ1", "paused: owner on leave"),
-                      ("FL1", "is full (1 open leads of 1)")):
+    for code, why in (("MW2", "does not sell"), ("PZ1", "is paused: owner on leave"),
+                      ("FL1", "is full: 1 open of 1")):
         refused = client.post(f"/leads/{lead.id}/reassign",
                               data={"partner": code, "reason": "closer to the farm"})
         assert refused.status_code == 422, code
@@ -196,6 +196,100 @@ def test_reassign_refuses_an_ineligible_partner_unless_overridden_and_logged(
         "action": "reassign", "partner": "PZ1", "reason": "covers for IA1", "override": True})
     assert overridden.status_code == 200
     assert overridden.get_json()["assigned_partner"] == "PZ1"
+
+
+def _picks(page: str) -> list[tuple[str, str]]:
+    """The reassign picker's partners as shown: (code, "Eligible" or why not), in order."""
+    import re
+
+    return [(code, " ".join(verdict.split())) for code, verdict in re.findall(
+        r'name="partner" value="([^"]+)".*?class="(?:eligible|why-not)">([^<]+)<', page,
+        re.S)]
+
+
+def test_reassign_picker_finds_partners_by_name_code_or_town_and_says_who_may_take_it(
+        client, session, manager, partners, make_lead, make_partner, make_user):
+    ia, il = partners
+    lead = _routed(session, make_lead, region="US-IA", latitude=43.15, longitude=-93.2)
+    near = make_partner("NR1", name="Cerro Gordo Tractor", city="Clear Lake",
+                        latitude=43.14, longitude=-93.38)
+    far = make_partner("FR1", name="Des Moines Tractor", city="Des Moines",
+                       latitude=41.59, longitude=-93.62)
+    make_partner("MW2", name="Mason City Mowers", city="Mason City", product_lines=["MWR"])
+    paused = make_partner("PZ1", name="Prairie Tractor", city="Ames", latitude=42.03,
+                          longitude=-93.62)
+    paused.active, paused.paused_reason = False, "owner on leave"
+    session.commit()
+
+    # Without a search: the nearest active partners that sell the lead's line, nearest
+    # first; the partner holding it now is not offered; the mower dealer is not there.
+    page = _text(client.get(f"/leads/{lead.id}"))
+    picks = _picks(page)
+    assert [code for code, _ in picks] == ["IL1", "NR1", "FR1"]  # 0, 14, 175 km
+    assert all(verdict == "Eligible" for _, verdict in picks)
+    assert "Clear Lake" in page and "km" in page
+
+    # A search by name, code or town, in any case: eligible first, each refusal in words.
+    found = _picks(_text(client.get(f"/leads/{lead.id}/reassign/partners?partner_q=mason",
+                                    headers=HTMX)))
+    line = lead.product_line.name.lower()
+    assert ("MW2", f"Not eligible: MW2 does not sell {line}") in found
+    assert _picks(_text(client.get(f"/leads/{lead.id}/reassign/partners?partner_q=pz1",
+                                   headers=HTMX))) == [
+        ("PZ1", "Not eligible: PZ1 is paused: owner on leave")]
+    assert [c for c, _ in _picks(_text(client.get(
+        f"/leads/{lead.id}/reassign/partners?partner_q=clear+lake", headers=HTMX)))] == ["NR1"]
+    nothing = _text(client.get(f"/leads/{lead.id}/reassign/partners?partner_q=%25"))
+    assert _picks(nothing) == [] and "No partner matches" in nothing  # % is not a wildcard
+
+    # Without JavaScript the search is the lead page again, with the picker open.
+    plain = _text(client.get(f"/leads/{lead.id}?partner_q=des+moines"))
+    assert '<details class="fold reassign" id="reassign" open>' in plain
+    assert [c for c, _ in _picks(plain)] == ["FR1"]
+
+    # A refused pick comes back checked, with why; the override goes through.
+    refused = client.post(f"/leads/{lead.id}/reassign",
+                          data={"partner": "MW2", "reason": "asked for it"})
+    assert refused.status_code == 422
+    page = _text(refused)
+    assert 'value="MW2" checked' in page and f"MW2 does not sell {line}" in page
+    done = client.post(f"/leads/{lead.id}/reassign",
+                       data={"partner": "NR1", "reason": "closer to the farm"})
+    assert done.status_code == 303
+    session.refresh(lead)
+    assert lead.assigned_partner_id == near.id and far.id != near.id
+
+    # Only staff have the picker.
+    client.post("/auth/logout")
+    dealer = make_user("partner", partner=near)
+    session.commit()
+    client.post("/auth/login", data={"email": dealer.email, "password": PASSWORD})
+    assert client.get(f"/leads/{lead.id}/reassign/partners?partner_q=a").status_code == 404
+    assert 'name="partner_q"' not in _text(client.get(f"/leads/{lead.id}"))
+
+
+def test_bulk_reassign_names_the_partner_by_code_or_by_a_name_only_it_has(
+        client, session, manager, partners, make_lead, make_partner):
+    make_partner("PT1", name="Prairie Tractor & Supply")
+    make_partner("PI2", name="Prairie Implement")
+    leads = [_routed(session, make_lead, last_name=f"Named{n}", region="US-IA")
+             for n in range(2)]
+    session.commit()
+
+    def plan(partner):
+        return client.post("/leads/bulk", data={
+            "action": "reassign", "ids": [str(lead.id) for lead in leads],
+            "partner": partner, "reason": "new dealer"})
+
+    review = plan("prairie implement")
+    assert review.status_code == 200
+    assert "To <strong>Prairie Implement (PI2)</strong>" in _text(review)
+    assert "2 leads will change" in _text(review)
+    several = _text(plan("prairie"))
+    assert ("Several match “prairie”: Prairie Implement (PI2); Prairie Tractor &amp; Supply "
+            "(PT1). Enter the code of one.") in several
+    assert "No partner&#39;s code or name holds “nowhere”" in _text(plan("nowhere"))
+    assert all(lead.assigned_partner.code == "IA1" for lead in leads), "nothing moved"
 
 
 def test_bulk_reassign_leaves_out_the_leads_the_partner_cannot_take(

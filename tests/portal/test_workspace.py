@@ -347,7 +347,8 @@ def test_lead_page_shows_prospect_inquiry_rank_timeline(
     session.commit()
 
     page = _text(client.get(f"/leads/{lead.id}"))
-    assert 'href="tel:' in page and f'href="mailto:{lead.email}"' in page
+    # contact details wait for the accept (the channel setting's default)
+    assert "Shown once you accept the offer" in page and lead.email not in page
     assert "Acme Farms" in page
     assert "Need a &lt;b&gt;tractor&lt;/b&gt; by May" in page  # escaped, never |safe
     assert "Timeline" in page and "Offered" in page and "Captured" in page
@@ -355,6 +356,10 @@ def test_lead_page_shows_prospect_inquiry_rank_timeline(
     assert "Tractor brochure 2026" in page
     assert "Accept within:" in page
     assert "If you do not accept it by then, the portal offers it to another partner" in page
+    lifecycle.accept(session, lead, Actor.of(dealer_user))
+    session.commit()
+    page = _text(client.get(f"/leads/{lead.id}"))
+    assert 'href="tel:' in page and f'href="mailto:{lead.email}"' in page
 
 
 # --- actions by plain POST -------------------------------------------------------------------
@@ -556,8 +561,8 @@ def test_the_forward_picker_offers_the_dealers_that_can_take_the_lead_nearest_fi
     assert options[2][1] == f"Ames Tractor (FAR) · Ames, IA · {km:,.0f} km · TRC · 0 open"
     assert 100 < km < 140
     line = lead.product_line.name.lower()
-    assert (f"Not offered: Busy Dealer (full: 1/1 open); Mower World (does not sell {line}); "
-            "Closed Farm Supply (paused: vacation).") in page
+    assert (f"Not offered: Busy Dealer (is full: 1 open of 1); Mower World (does not sell {line}); "
+            "Closed Farm Supply (is paused: vacation).") in page
     # The lifecycle refuses them too, whatever the form is sent.
     refused = client.post(f"/leads/{lead.id}/forward", data={"partner": "MOW"})
     assert refused.status_code == 422 and f"Pick a dealer that sells {line}." in _text(refused)

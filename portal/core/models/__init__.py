@@ -73,6 +73,7 @@ from portal.core.models.rollups import (
     OfferMonth,
     RollupState,
 )
+from portal.core.models.settings import ChannelSettings
 
 __all__ = [
     "LEAD_COUNTS",
@@ -89,6 +90,7 @@ __all__ = [
     "CLOSED_STATUSES",
     "Campaign",
     "CaptureAttempt",
+    "ChannelSettings",
     "Competitor",
     "ComplianceReminder",
     "AlertChoice",

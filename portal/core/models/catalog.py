@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Index, Numeric, String, Text, func
+from sqlalchemy import JSON, Index, LargeBinary, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.models.base import Base, utcnow
@@ -58,6 +58,21 @@ class Campaign(Base):
     ends_on: Mapped[date | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The public form's look and wording (portal.capture.branding); empty: the defaults.
+    #: the form's heading instead of the campaign's name
+    form_heading: Mapped[str] = mapped_column(String(160), default="")
+    #: the paragraph under the heading
+    form_intro: Mapped[str] = mapped_column(Text, default="")
+    #: what the thank-you page says after a send
+    thanks_text: Mapped[str] = mapped_column(Text, default="")
+    #: buttons, links and the top bar of the form, as #rrggbb
+    accent_color: Mapped[str] = mapped_column(String(7), default="")
+    #: the logo's bytes (PNG, JPEG, GIF or WebP, checked on upload); loaded only to serve it
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    #: the logo's media type, e.g. image/png; empty when there is no logo
+    logo_type: Mapped[str] = mapped_column(String(32), default="")
+    #: when the look last changed: the logo's and stylesheet's URLs carry it (caching)
+    brand_updated_at: Mapped[datetime | None]
 
 
 # Codes are unique ignoring case, and looked up by lower(code) (portal.core.models.codes).

@@ -126,6 +126,9 @@ class Lead(Base):
     score: Mapped[int] = mapped_column(default=0)
 
     assigned_partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    #: the salesperson of the holding partner who works it (None: the firm as a whole);
+    #: cleared whenever the holding partner changes (portal.core.assignment)
+    assigned_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: the partner that captured it itself (walk-in, trade show); counts in its reports
     owner_partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
     #: the latest routing explanation (routing.Explanation.to_dict())
@@ -155,6 +158,7 @@ class Lead(Base):
         foreign_keys=[assigned_partner_id]
     )
     owner_partner: Mapped[Partner | None] = relationship(foreign_keys=[owner_partner_id])
+    assigned_user: Mapped[User | None] = relationship(foreign_keys=[assigned_user_id])
     lost_competitor: Mapped[Competitor | None] = relationship()
     events: Mapped[list[LeadEvent]] = relationship(
         back_populates="lead", order_by="LeadEvent.seq", viewonly=True

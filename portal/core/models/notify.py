@@ -64,6 +64,7 @@ class NotificationKind(enum.StrEnum):
     REASSIGN = "reassign"  #: a channel manager gave the lead to this partner
     WITHDRAWN = "withdrawn"  #: taken back (manager reassign, distributor pull-back)
     REPEAT = "repeat"  #: the prospect of a lead the partner holds inquired again
+    ASSIGNED = "assigned"  #: a colleague gave this user one of the firm's leads
     ACCEPT_REMINDER = "accept_reminder"  #: half the acceptance time used, unanswered
     CONTACT_REMINDER = "contact_reminder"  #: first contact due within a few hours
     EXPIRED = "expired"  #: escalation: an offer ran out unanswered
@@ -72,6 +73,8 @@ class NotificationKind(enum.StrEnum):
     #: a channel manager's reminder of a partner's overdue and untouched leads
     COMPLIANCE_REMINDER = "compliance_reminder"
     DIGEST = "digest"
+    #: to the prospect: the dealer its literature pack named no longer has the lead
+    PROSPECT_MOVED = "prospect_moved"
 
 
 class Notification(Base):
@@ -98,7 +101,8 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: the user told; none for a note to the lead's prospect (sent to the lead's email)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(24))
     lead_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("leads.id", ondelete="CASCADE"))

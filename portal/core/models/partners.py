@@ -69,6 +69,9 @@ class Partner(Base):
     #: the firm's email defaults for users who chose nothing themselves (notify area)
     alert_default: Mapped[str] = mapped_column(String(8), default="every")
     digest_default: Mapped[str] = mapped_column(String(8), default="daily")
+    #: any of its users may assign its leads to a colleague (else only its administrators;
+    #: anyone may take an unassigned lead)
+    users_may_assign: Mapped[bool] = mapped_column(default=False)
     #: an IANA zone for digests' hour; "" = the portal's DEFAULT_TIME_ZONE
     time_zone: Mapped[str] = mapped_column(String(64), default="")
     #: since when the compliance gate holds back its offers (None: it does not)

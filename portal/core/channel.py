@@ -1,0 +1,69 @@
+"""The channel's settings (one row, defaults when there is none) and what they decide:
+whether a partner may read a prospect's contact details yet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from portal.core.models import CLOSED_STATUSES, WORKING_STATUSES, ChannelSettings, Lead, utcnow
+
+_ROW_ID = 1
+#: a partner that holds a lead in these has accepted it: its contact details are shown
+_ACCEPTED = frozenset({*WORKING_STATUSES, *CLOSED_STATUSES})
+#: what a partner reads in place of a contact detail it may not see yet
+HIDDEN_TEXT = "Shown once the offer is accepted"
+
+
+def settings(session: Session) -> ChannelSettings:
+    """The channel's settings (an unsaved row of defaults when none was saved)."""
+    row = session.get(ChannelSettings, _ROW_ID)
+    return row if row is not None else ChannelSettings(id=_ROW_ID,
+                                                       hide_contacts_until_accepted=True)
+
+
+def save_settings(session: Session, user: Any, *, hide_contacts_until_accepted: bool
+                  ) -> ChannelSettings:
+    """Change the channel's settings (a manager or admin); flushes, never commits."""
+    row = session.get(ChannelSettings, _ROW_ID)
+    if row is None:
+        row = ChannelSettings(id=_ROW_ID)
+        session.add(row)
+    row.hide_contacts_until_accepted = hide_contacts_until_accepted
+    row.updated_at = utcnow()
+    row.updated_by_id = getattr(user, "id", None)
+    session.flush()
+    return row
+
+
+def contacts_hidden(session: Session) -> bool:
+    """Partners see contact details only after accepting (the setting, on by default)."""
+    return bool(settings(session).hide_contacts_until_accepted)
+
+
+def contact_reader(session: Session, user: Any) -> Callable[[Lead], bool]:
+    """For one viewer (who may see the leads it is given): may it read a lead's phone,
+    email and street? Staff always; a partner once the lead was accepted (by it, or by its
+    own dealer), for its own captures, or when the setting is off. The setting is read
+    once, and only when a lead needs it."""
+    if getattr(user, "is_staff", False):
+        return lambda lead: True
+    partner_id = getattr(user, "partner_id", None)
+    hidden: list[bool] = []
+
+    def may_read(lead: Lead) -> bool:
+        if lead.status in _ACCEPTED or (
+                partner_id is not None and lead.owner_partner_id == partner_id):
+            return True
+        if not hidden:
+            hidden.append(contacts_hidden(session))
+        return not hidden[0]
+
+    return may_read
+
+
+def status_shows_contacts(status: str) -> bool:
+    """A list row's status is accepted or later: its contact details may be shown."""
+    return status in _ACCEPTED
