@@ -230,6 +230,7 @@ def mapping_form(header: list[str], targets: list[tuple[str, str]],
         setattr(_Form, f"col_{index}", SelectField(label, choices=choices(targets),
                                                    default=initial[index]))
     for name, value, options, preset in values:
-        setattr(_Form, name, SelectField(f"“{value}”", choices=choices(options),
+        shown = value if len(value) <= 80 else value[:79] + "…"
+        setattr(_Form, name, SelectField(f"“{shown}”", choices=choices(options),
                                          default=preset, validate_choice=False))
     return _Form(**kwargs)  # type: ignore[arg-type]
