@@ -16,6 +16,9 @@ rule mix of bench_routing.py, five rules per partner, three product lines).
   the import service and run by the import job's code (``run_import``) in a separate
   process, so its peak RSS (``getrusage``) is the import's own; the high-water mark is
   printed after setup and at the end. ``--tracemalloc`` adds Python-heap peaks (slow).
+  Before the run, the mapping page's dry run over the same file is timed (it reads every
+  row through the capture's checks and dedup, writing nothing); the floor is a bare
+  ``csv.reader`` pass over the file.
 
 Wall-clock rates depend on what else the machine runs; the app-CPU figures (this
 process's CPU time, so without the PostgreSQL server's share) are the steadier ones.
@@ -236,6 +239,14 @@ def bench_import(app: Any, zips: list[str], rows: int, seed_value: int, workdir:
         db.session.commit()
         upload_s = time.perf_counter() - t0
         import_id = lead_import.id
+        # The dry run the mapping page shows (reads every row, writes nothing).
+        from portal.capture.import_dry_run import dry_run
+        from portal.core.models import utcnow
+
+        t_dry = time.perf_counter()
+        checked = dry_run(db.session, lead_import, now=utcnow())
+        dry_s = time.perf_counter() - t_dry
+        db.session.commit()
         t1, cpu1 = time.perf_counter(), time.process_time()
         imports.run_import(db.session, lead_import, batch_rows=500)
         run_s, run_cpu = time.perf_counter() - t1, time.process_time() - cpu1
@@ -243,12 +254,21 @@ def bench_import(app: Any, zips: list[str], rows: int, seed_value: int, workdir:
         leads = db.session.scalar(sa.select(sa.func.count()).select_from(Lead))
         summary = done.summary() if done else {}
     heap_peak = tracemalloc.get_traced_memory()[1] / 1024 / 1024 if trace else None
+    # Floor: reading the same file with csv.reader and nothing else.
+    t_floor = time.perf_counter()
+    with open(path, encoding="utf-8", newline="") as handle:
+        read = sum(1 for _ in csv.reader(handle)) - 1
+    floor_s = time.perf_counter() - t_floor
     return {"rows": rows, "file_mb": round(size_mb, 1), "upload_check_s": round(upload_s, 2),
             "run_s": round(run_s, 1), "rows_per_s": round(rows / run_s, 1),
             "app_cpu_s": round(run_cpu, 1), "rows_per_app_cpu_s": round(rows / run_cpu, 1),
             "rss_before_mb": round(before, 1), "rss_peak_mb": round(rss_mb(), 1),
             "python_heap_peak_mb": round(heap_peak, 1) if heap_peak else None,
-            "leads_in_db": leads, **summary}
+            "leads_in_db": leads,
+            "dry_run_s": round(dry_s, 1), "dry_run_rows_per_s": round(rows / dry_s, 1),
+            "dry_run": {"created": checked.created, "joined": checked.joined,
+                        "refused": checked.refused},
+            "floor_csv_read_rows_per_s": round(read / floor_s), **summary}
 
 
 # --- driver ------------------------------------------------------------------------------

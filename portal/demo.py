@@ -60,6 +60,12 @@ PRODUCT_LINES = (
     ("MWR", "Zero-turn mowers", "Residential and commercial zero-turn mowers, 42–72 in. decks."),
     ("UTV", "Utility vehicles", "Two- and four-seat utility vehicles for farm and ranch work."),
 )
+#: the other names the lines go by in dealers' and shows' lists (a lead import knows them)
+LINE_ALIASES = {
+    "TRC": ["compact tractor", "tractor", "utility tractor", "CUT"],
+    "MWR": ["zero turn", "ZTR", "mower", "lawn mower"],
+    "UTV": ["side by side", "side-by-side", "SxS", "utility vehicle"],
+}
 LINE_PRICES = {"TRC": (18_000, 60_000), "MWR": (8_000, 22_000), "UTV": (12_000, 32_000)}
 
 #: made-up brands; none is a real trademark
@@ -662,6 +668,8 @@ class _DemoBuilder:
         for code, name, description in PRODUCT_LINES:
             line = existing.get(code) or ProductLine(code=code, name=name,
                                                      description=description)
+            if not line.aliases:
+                line.aliases = list(LINE_ALIASES[code])
             session.add(line)
             self.lines[code] = line
         known = set(session.scalars(select(Competitor.name)))

@@ -196,27 +196,41 @@ class UploadForm(PortalForm):
 
 
 class MappingForm(PortalForm):
-    """Step 2: what each column holds, and the campaign and source for rows that name none.
+    """Step 2: what each column holds, what each value of a closed column means, and the
+    campaign and source for rows that name none.
 
-    One select per column (``col_0``, ``col_1`` …) is added by ``mapping_form`` because
-    the columns come from the uploaded file.
+    One select per column (``col_0``, ``col_1`` …) and one per distinct value of a closed
+    column (``val_<column>_<n>``) are added by ``mapping_form``: they come from the file.
     """
 
     default_campaign = SelectField("Campaign for rows without one", choices=[],
-                                   validate_choice=False)
+                                   validate_choice=False,
+                                   description="Ended campaigns are listed too: a list "
+                                               "from a past show credits that show.")
     default_source = SelectField("Source for rows without one", choices=[],
                                  validate_choice=False)
 
 
+class StartImportForm(PortalForm):
+    """Step 3, after the dry run: write what it showed."""
+
+
 def mapping_form(header: list[str], targets: list[tuple[str, str]],
-                 initial: list[str], **kwargs: object) -> MappingForm:
-    """A ``MappingForm`` with one select per column of ``header``, preset to ``initial``."""
+                 initial: list[str], values: Iterable[tuple[str, str, list[tuple[str, str]],
+                                                            str]] = (),
+                 **kwargs: object) -> MappingForm:
+    """A ``MappingForm`` with one select per column of ``header``, preset to ``initial``,
+    and one per ``values`` entry: (field name, the file's value, choices, preset)."""
 
     class _Form(MappingForm):
         pass
 
     for index, name in enumerate(header):
-        label = f"Column {index + 1}: {name or '(no name)'}"
+        label = f"Column {index + 1}: “{name}”" if name else f"Column {index + 1} (no name)"
         setattr(_Form, f"col_{index}", SelectField(label, choices=choices(targets),
                                                    default=initial[index]))
+    for name, value, options, preset in values:
+        shown = value if len(value) <= 80 else value[:79] + "…"
+        setattr(_Form, name, SelectField(f"“{shown}”", choices=choices(options),
+                                         default=preset, validate_choice=False))
     return _Form(**kwargs)  # type: ignore[arg-type]

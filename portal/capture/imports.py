@@ -14,7 +14,6 @@ import csv
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,19 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from portal.capture.import_values import (
+    ANSWER,
+    CLOSED_FIELDS,
+    FIELD_LABELS,
+    FIELDS,
+    FULL_NAME,
+    IGNORE,
+    LEAVE_EMPTY,
+    MAX_DISTINCT,
+    Catalog,
+    header_target,
+    split_name,
+)
 from portal.capture.services import STANDARD_ANSWERS, CaptureError, capture_inquiry
 from portal.core.database import lost_a_race
 from portal.core.errors import DomainError, InvalidInput
@@ -36,28 +48,8 @@ from portal.core.lifecycle import Actor
 from portal.core.models import Campaign, ImportStatus, LeadImport, Source, User, utcnow
 from portal.extensions import db
 
-#: the capture fields a column can fill (the API's body fields, standard answers inline)
-FIELDS = ("first_name", "last_name", "company", "email", "phone", "address", "city",
-          "region", "postal_code", "country", "product_line", "campaign", "source",
-          "comments", "wants_literature", "external_id", "timeline", "budget", "role")
-ANSWER, IGNORE = "answer", "ignore"
-#: other spellings seen in trade-show and purchased lists
-ALIASES = {
-    "firstname": "first_name", "given_name": "first_name", "first": "first_name",
-    "lastname": "last_name", "surname": "last_name", "family_name": "last_name",
-    "last": "last_name", "company_name": "company", "organisation": "company",
-    "organization": "company", "farm": "company", "e_mail": "email",
-    "email_address": "email", "mail": "email", "telephone": "phone", "tel": "phone",
-    "phone_number": "phone", "mobile": "phone", "cell": "phone", "street": "address",
-    "address_1": "address", "address1": "address", "street_address": "address",
-    "town": "city", "state": "region", "province": "region", "zip": "postal_code",
-    "zip_code": "postal_code", "zipcode": "postal_code", "postcode": "postal_code",
-    "postal": "postal_code", "product": "product_line", "notes": "comments",
-    "note": "comments", "comment": "comments", "message": "comments",
-    "literature": "wants_literature", "send_literature": "wants_literature",
-    "id": "external_id", "lead_id": "external_id", "record_id": "external_id",
-    "purchase_timeline": "timeline", "job_title": "role",
-}
+#: what a column can be mapped to: a capture field, a name to split, an answer, nothing
+TARGETS = (*FIELDS, FULL_NAME, ANSWER, IGNORE)
 MAX_COLUMNS = 100
 PREVIEW_ROWS = 5
 #: a spreadsheet runs a cell starting with one of these as a formula
@@ -96,19 +88,14 @@ def defuse(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
-def _key(header_name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", header_name.strip().lower()).strip("_")
-
-
 def auto_mapping(header: list[str]) -> list[str]:
     """Guess each column's field from its name; an unknown name is kept as an answer."""
     mapping: list[str] = []
     taken: set[str] = set()
     for name in header:
-        key = _key(name)
-        target = key if key in FIELDS else ALIASES.get(key, ANSWER if key else IGNORE)
-        if target in taken:  # a second "email" column is kept, not silently dropped
-            target = ANSWER
+        target = header_target(name, FIELDS)
+        if target in taken and target not in (ANSWER, IGNORE):
+            target = ANSWER  # a second "email" column is kept, not silently dropped
         taken.add(target)
         mapping.append(target)
     return mapping
@@ -119,12 +106,13 @@ def check_mapping(header: list[str], mapping: list[str]) -> dict[int, str]:
     problems: dict[int, str] = {}
     seen: dict[str, int] = {}
     for index, target in enumerate(mapping):
-        if target not in FIELDS and target not in (ANSWER, IGNORE):
+        if target not in TARGETS:
             problems[index] = "Choose a field from the list."
-        elif target in FIELDS:
+        elif target not in (ANSWER, IGNORE):
             if target in seen:
                 problems[index] = (f"Column {seen[target] + 1} is already mapped to "
-                                   f"{target}; choose another field or ignore this one.")
+                                   f"{FIELD_LABELS[target]}; choose another field or "
+                                   "ignore this one.")
             seen[target] = index
     answers = sum(1 for t in mapping if t == ANSWER) + sum(
         1 for t in mapping if t in STANDARD_ANSWERS)
@@ -132,7 +120,7 @@ def check_mapping(header: list[str], mapping: list[str]) -> dict[int, str]:
         last = max(i for i, t in enumerate(mapping) if t == ANSWER)
         problems[last] = "At most 30 answer columns; ignore the ones you do not need."
     if not any(t in ("email", "phone") for t in mapping):
-        problems.setdefault(0, "Map a column to email or phone: a dealer needs a way "
+        problems.setdefault(0, "Map a column to Email or Phone: a dealer needs a way "
                                    "to reach each lead.")
     return problems
 
@@ -236,15 +224,49 @@ def create_import(session: Session, stream: IO[bytes], filename: str,
     except ImportFileError:
         path.unlink(missing_ok=True)
         raise
+    mapping = auto_mapping(seen.header)
     lead_import = LeadImport(
         filename=(os.path.basename(filename or "leads.csv") or "leads.csv")[:255],
         stored_name=stored, size_bytes=size, sha256=sha, header=seen.header,
-        mapping=auto_mapping(seen.header), total_rows=seen.total_rows,
+        mapping=mapping, total_rows=seen.total_rows,
+        value_map=match_values(Catalog.load(session), mapping, distinct_values(path, mapping)),
         status=ImportStatus.UPLOADED, created_by=user,
     )
     session.add(lead_import)
     session.flush()
     return lead_import
+
+
+def distinct_values(path: Path, mapping: list[str]) -> dict[int, list[str]]:
+    """Per column mapped to a closed field, its distinct values in the order they first
+    appear (at most ``MAX_DISTINCT``), read in one streaming pass."""
+    columns = [i for i, target in enumerate(mapping) if target in CLOSED_FIELDS]
+    found: dict[int, dict[str, None]] = {i: {} for i in columns}
+    if not columns:
+        return {}
+    with _open_csv(path) as handle:
+        for _line, row in _rows(handle):
+            for index in columns:
+                value = row[index].strip() if index < len(row) else ""
+                if value and len(found[index]) < MAX_DISTINCT:
+                    found[index].setdefault(value)
+    return {index: list(values) for index, values in found.items()}
+
+
+def match_values(catalog: Catalog, mapping: list[str], values: dict[int, list[str]],
+                 picked: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """The value map for each column's distinct ``values``: what was ``picked`` for a value
+    stays, any other value gets its automatic match, "" when it has none (kept as
+    written, so the capture refuses the row and says why)."""
+    picked = picked or {}
+    value_map: dict[str, dict[str, str]] = {}
+    for index, distinct in values.items():
+        target = mapping[index]
+        chosen = picked.get(target, {})
+        value_map[target] = {
+            value: chosen[value] if value in chosen else (catalog.match(target, value) or "")
+            for value in distinct}
+    return value_map
 
 
 def file_path(lead_import: LeadImport) -> Path:
@@ -253,6 +275,32 @@ def file_path(lead_import: LeadImport) -> Path:
 
 def report_path(lead_import: LeadImport) -> Path:
     return imports_dir() / f"{Path(lead_import.stored_name).stem}-errors.csv"
+
+
+def save_mapping(session: Session, lead_import: LeadImport, mapping: list[str],
+                 picked: dict[str, dict[str, str]], campaign: Campaign | None,
+                 source: Source | None, *, now: datetime, nudge: bool = True) -> None:
+    """Keep the columns' mapping, the value picks and the defaults, and queue their dry
+    run (its job is nudged after the caller commits; the sweeper catches a lost nudge).
+    A pick outside its field's list counts as no pick."""
+    if lead_import.status != ImportStatus.UPLOADED:
+        raise ImportFileError("This import has already been started.")
+    catalog = Catalog.load(session)
+    allowed = {target: {c.code for c in choices} | {"", LEAVE_EMPTY}
+               for target, choices in catalog.choices.items()}
+    picked = {target: {value: code for value, code in values.items()
+                       if code in allowed.get(target, ())}
+              for target, values in picked.items()}
+    lead_import.mapping = list(mapping)
+    lead_import.value_map = match_values(
+        catalog, mapping, distinct_values(file_path(lead_import), mapping), picked)
+    lead_import.default_campaign = campaign
+    lead_import.default_source = source
+    lead_import.checked_at = now
+    lead_import.dry_run = None
+    session.flush()
+    if nudge:
+        enqueue_after_commit(session, "check_import", lead_import.id)
 
 
 def start_import(session: Session, lead_import: LeadImport, mapping: list[str],
@@ -285,9 +333,22 @@ def _rows(handle: IO[str]) -> Iterator[tuple[int, list[str]]]:
             yield start, row
 
 
-def row_inquiry(row: list[str], lead_import: LeadImport,
-                defaults: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The capture body for one row, and problems with its shape."""
+def row_defaults(lead_import: LeadImport) -> dict[str, str]:
+    """The campaign and source codes of rows that name none."""
+    defaults: dict[str, str] = {}
+    if lead_import.default_campaign is not None:
+        defaults["campaign"] = lead_import.default_campaign.code
+    if lead_import.default_source is not None:
+        defaults["source"] = lead_import.default_source.code
+    return defaults
+
+
+def row_inquiry(row: list[str], lead_import: LeadImport, defaults: dict[str, str],
+                catalog: Catalog | None = None
+                ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The capture body for one row, and problems with its shape. A closed field's value
+    is taken as its pick in the import's value map; one not listed there (a file with
+    more distinct values than the page lists) as ``catalog`` matches it."""
     header, mapping = lead_import.header, lead_import.mapping
     problems: list[tuple[str, str]] = []
     extra = [cell for cell in row[len(header):] if cell.strip()]
@@ -296,14 +357,30 @@ def row_inquiry(row: list[str], lead_import: LeadImport,
                              f"{len(header)}; check for an unquoted comma."))
     data: dict[str, Any] = {}
     answers: dict[str, str] = {}
+    value_map = lead_import.value_map or {}
+    full_name = ""
     for index, target in enumerate(mapping):
         value = row[index] if index < len(row) else ""
         if target == IGNORE or not value.strip():
             continue
         if target == ANSWER:
             answers[header[index] or f"column_{index + 1}"] = value
+        elif target == FULL_NAME:
+            full_name = value
         else:
-            data[target] = value
+            picked = value_map.get(target, {}).get(value.strip()) if value_map else None
+            if picked is None and catalog is not None and target in CLOSED_FIELDS:
+                picked = catalog.match(target, value)
+            if picked == LEAVE_EMPTY:
+                continue
+            data[target] = picked or value
+    if full_name:
+        # A "Name" column fills the first and last name, unless columns of their own do.
+        first, last = split_name(full_name)
+        if first:
+            data.setdefault("first_name", first)
+        if last:
+            data.setdefault("last_name", last)
     for name, code in defaults.items():
         data.setdefault(name, code)
     if answers:
@@ -315,9 +392,10 @@ def _column_for(lead_import: LeadImport, key: str) -> str:
     """The file's column name for a capture field (what the person sees in the report)."""
     name = key.removeprefix("answers.")
     for index, target in enumerate(lead_import.mapping):
-        if target == name or (target == ANSWER and lead_import.header[index] == name):
+        if target == name or (target == ANSWER and lead_import.header[index] == name) or (
+                target == FULL_NAME and name in ("first_name", "last_name")):
             return lead_import.header[index] or name
-    return name
+    return FIELD_LABELS.get(name, name)
 
 
 def import_row(session: Session, data: dict[str, Any], actor: Actor) -> RowOutcome:
@@ -335,7 +413,7 @@ def import_row(session: Session, data: dict[str, Any], actor: Actor) -> RowOutco
         try:
             with session.begin_nested():
                 result = capture_inquiry(session, data, actor, idempotency_scope="import",
-                                         idempotency_key=key)
+                                         idempotency_key=key, past_campaigns=True)
             return RowOutcome(created=result.created, duplicate=not result.created)
         except CaptureError as error:
             return RowOutcome(errors=list(error.fields.items()) or [("", error.message)])
@@ -360,11 +438,8 @@ def run_import(session: Session, lead_import: LeadImport, *, batch_rows: int = 5
     """
     user = lead_import.created_by
     actor = Actor.of(user, device="import") if user else Actor.system("import")
-    defaults: dict[str, str] = {}
-    if lead_import.default_campaign is not None:
-        defaults["campaign"] = lead_import.default_campaign.code
-    if lead_import.default_source is not None:
-        defaults["source"] = lead_import.default_source.code
+    defaults = row_defaults(lead_import)
+    catalog = Catalog.load(session)
     lead_import.status = ImportStatus.RUNNING
     lead_import.started_at = utcnow()
     lead_import.processed = lead_import.created = lead_import.duplicates = 0
@@ -377,7 +452,7 @@ def run_import(session: Session, lead_import: LeadImport, *, batch_rows: int = 5
         report = csv.writer(report_file, lineterminator="\r\n")
         report.writerow(REPORT_HEADER)
         for line, row in _rows(handle):
-            data, problems = row_inquiry(row, lead_import, defaults)
+            data, problems = row_inquiry(row, lead_import, defaults, catalog)
             outcome = RowOutcome(errors=problems) if problems else import_row(
                 session, data, actor)
             if outcome.errors:
@@ -452,6 +527,15 @@ def queued_import_ids(session: Session, limit: int = 20) -> list[int]:
     return list(session.scalars(
         select(LeadImport.id).where(LeadImport.status == ImportStatus.QUEUED)
         .order_by(LeadImport.created_at, LeadImport.id).limit(limit)))
+
+
+def checks_waiting(session: Session, limit: int = 20) -> list[int]:
+    """Imports whose saved mapping waits for its dry run (a lost nudge, a crash)."""
+    return list(session.scalars(
+        select(LeadImport.id).where(LeadImport.status == ImportStatus.UPLOADED,
+                                    LeadImport.checked_at.is_not(None),
+                                    LeadImport.dry_run.is_(None))
+        .order_by(LeadImport.checked_at, LeadImport.id).limit(limit)))
 
 
 def recent_imports_query() -> Any:

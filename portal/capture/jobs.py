@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from portal.capture.imports import process_import, queued_import_ids
+from portal.capture.import_dry_run import check_import as check_rows
+from portal.capture.imports import checks_waiting, process_import, queued_import_ids
 from portal.core.jobs import job, periodic
 from portal.extensions import db
 
@@ -13,10 +14,17 @@ def import_leads(import_id: int) -> None:
     process_import(import_id)
 
 
+@job()
+def check_import(import_id: int) -> None:
+    """The nudge after a mapping is saved: its dry run."""
+    check_rows(import_id)
+
+
 @periodic(minute="*")
 def import_sweep() -> int:
-    """Every minute: run imports whose nudge was lost; returns how many it ran."""
+    """Every minute: run dry runs and imports whose nudge was lost; how many it ran."""
     session = db.session
-    ids = queued_import_ids(session)
+    checks, ids = checks_waiting(session), queued_import_ids(session)
     session.commit()
-    return sum(1 for import_id in ids if process_import(import_id))
+    return (sum(1 for import_id in checks if check_rows(import_id))
+            + sum(1 for import_id in ids if process_import(import_id)))

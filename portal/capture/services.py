@@ -111,7 +111,8 @@ def _text(data: dict[str, Any], name: str, errors: dict[str, str]) -> str:
     return value
 
 
-def _code(session: Session, model: type, raw: Any, name: str, errors: dict[str, str]) -> Any:
+def _code(session: Session, model: type, raw: Any, name: str, errors: dict[str, str], *,
+          active_only: bool = True) -> Any:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
@@ -121,15 +122,20 @@ def _code(session: Session, model: type, raw: Any, name: str, errors: dict[str, 
     if (problem := text_problem(code)) or len(code) > 64:
         errors[name] = problem or "At most 64 characters."
         return None
-    row = by_code(session, model, code, active_only=True)
+    row = by_code(session, model, code, active_only=active_only)
     if row is None:
         known = ", ".join(active_codes(session, model))
         errors[name] = f"Unknown {name.replace('_', ' ')} {code!r}; one of: {known}."
     return row
 
 
-def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
-    """Check and normalise an inquiry (API body, form, CSV row); ``CaptureError`` if bad."""
+def validate_inquiry(session: Session, data: dict[str, Any], *,
+                     past_campaigns: bool = False) -> Inquiry:
+    """Check and normalise an inquiry (API body, form, CSV row); ``CaptureError`` if bad.
+
+    ``past_campaigns``: an ended (inactive) campaign may be credited too, as a list from
+    last season's show is imported now; new inquiries name running campaigns only.
+    """
     if not isinstance(data, dict):
         raise CaptureError("Send a JSON object.", {})
     errors: dict[str, str] = {}
@@ -222,7 +228,8 @@ def validate_inquiry(session: Session, data: dict[str, Any]) -> Inquiry:
             answers[name] = value
 
     product_line = _code(session, ProductLine, data.get("product_line"), "product_line", errors)
-    campaign = _code(session, Campaign, data.get("campaign"), "campaign", errors)
+    campaign = _code(session, Campaign, data.get("campaign"), "campaign", errors,
+                     active_only=not past_campaigns)
     source = _code(session, Source, data.get("source"), "source", errors)
 
     raw_wants = data.get("wants_literature", False)
@@ -337,6 +344,7 @@ def capture_inquiry(
     owner_partner: Partner | None = None,
     lead_id: Any = None,
     now: datetime | None = None,
+    past_campaigns: bool = False,
 ) -> CaptureResult:
     """Take one inquiry in: a new lead (qualified, ranked, routed) or a repeat of one.
 
@@ -356,7 +364,7 @@ def capture_inquiry(
         if replayed is not None:
             return replayed
 
-    inquiry = validate_inquiry(session, data)
+    inquiry = validate_inquiry(session, data, past_campaigns=past_campaigns)
     names = person_keys(inquiry)
     if idempotency_key:
         names.append(f"idempotency:{scope}:{idempotency_key}")

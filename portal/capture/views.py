@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import (
@@ -29,10 +30,13 @@ from portal.capture.forms import (
     MappingForm,
     PartnerCaptureForm,
     PublicCaptureForm,
+    StartImportForm,
     UploadForm,
     choices,
     mapping_form,
 )
+from portal.capture.import_dry_run import DryRun
+from portal.capture.import_values import FIELD_LABELS, LEAVE_EMPTY, Catalog, campaign_label
 from portal.capture.services import (
     CaptureError,
     CaptureResult,
@@ -44,7 +48,14 @@ from portal.core.database import lost_a_race
 from portal.core.errors import InvalidInput
 from portal.core.forms import show_errors
 from portal.core.lifecycle import Actor
-from portal.core.models import Campaign, ImportStatus, LeadImport, ProductLine, Source
+from portal.core.models import (
+    Campaign,
+    ImportStatus,
+    LeadImport,
+    ProductLine,
+    Source,
+    utcnow,
+)
 from portal.core.models.codes import by_code
 from portal.core.pagination import paginate
 from portal.core.web import is_htmx, roles_required, staff_required
@@ -341,42 +352,123 @@ def imports_list():  # type: ignore[no-untyped-def]
 
 
 def _targets() -> list[tuple[str, str]]:
-    return [(name, name) for name in imports.FIELDS] + [
-        (imports.ANSWER, "keep as extra answer"), (imports.IGNORE, "ignore")]
+    return [(target, FIELD_LABELS[target]) for target in imports.TARGETS]
 
 
-def _catalog_choices(model: type[Any], label: str) -> list[Any]:
-    rows = db.session.scalars(select(model).where(model.active).order_by(model.code)).all()
-    return choices([("", f"No {label}")] + [(str(r.id), f"{r.code} — {r.name}") for r in rows])
+def _source_choices() -> list[Any]:
+    rows = db.session.scalars(select(Source).where(Source.active).order_by(Source.name)).all()
+    return choices([("", "No source")] + [(str(r.id), f"{r.name} ({r.code})") for r in rows])
+
+
+def _campaign_choices() -> list[Any]:
+    """Every campaign, running ones first: an import may credit one that has ended."""
+    rows = db.session.scalars(select(Campaign).order_by(
+        Campaign.active.desc(), Campaign.starts_on.desc(), Campaign.code)).all()
+    return choices([("", "No campaign")] + [(str(r.id), campaign_label(r)) for r in rows])
+
+
+@dataclass
+class _ValueGroup:
+    """The distinct values of one closed column, each with its pick list's field name."""
+
+    index: int
+    column: str
+    target: str
+    values: list[tuple[str, str]] = field(default_factory=list)  #: (field name, value)
+
+
+def _value_groups(lead_import: LeadImport, catalog: Catalog
+                  ) -> tuple[list[_ValueGroup], list[tuple[str, str, list[tuple[str, str]], str]]]:
+    """The closed columns' values to map (page groups, and the form's selects)."""
+    groups, selects = [], []
+    found = imports.distinct_values(imports.file_path(lead_import), lead_import.mapping)
+    for index, distinct in found.items():
+        target = lead_import.mapping[index]
+        options = [("", "Not recognised: refuse these rows"),
+                   (LEAVE_EMPTY, f"Leave {FIELD_LABELS[target].lower()} empty"),
+                   *((c.code, c.label) for c in catalog.choices.get(target, []))]
+        picks = (lead_import.value_map or {}).get(target, {})
+        group = _ValueGroup(index=index, column=lead_import.header[index] or
+                            f"column {index + 1}", target=target)
+        for n, value in enumerate(distinct):
+            name = f"val_{index}_{n}"
+            preset = picks[value] if value in picks else catalog.match(target, value) or ""
+            selects.append((name, value, options, preset))
+            group.values.append((name, value))
+        groups.append(group)
+    return groups, selects
+
+
+def _picked(form: MappingForm, groups: list[_ValueGroup],
+            mapping: list[str]) -> dict[str, dict[str, str]]:
+    """The value picks sent, for the columns still mapped as they were shown."""
+    picked: dict[str, dict[str, str]] = {}
+    for group in groups:
+        if mapping[group.index] == group.target:
+            # A select the request did not send is no pick: its value keeps its match.
+            picked[group.target] = {value: form[name].data or "" for name, value
+                                    in group.values if form[name].raw_data}
+    return picked
+
+
+def _chosen(model: type[Any], raw: str | None) -> Any:
+    return db.session.get(model, int(raw)) if (raw or "").isdigit() else None
 
 
 @bp.route("/capture/imports/<int:import_id>/map", methods=["GET", "POST"])
 @staff_required
 def import_map(import_id: int):  # type: ignore[no-untyped-def]
-    """Step 2: preview the first rows and say what each column holds, then start."""
-    lead_import = _import_or_404(import_id)
+    """Step 2: map the columns and their values, check them by a dry run (nothing is
+    written), then import what the dry run showed."""
+    lead_import = _import_or_404(import_id, fresh=True)  # its dry run is a job's
     if lead_import.status != ImportStatus.UPLOADED:
         return redirect(url_for("capture.import_progress", import_id=import_id), code=303)
-    form: MappingForm = mapping_form(lead_import.header, _targets(), lead_import.mapping)
-    form.default_campaign.choices = _catalog_choices(Campaign, "campaign")
-    form.default_source.choices = _catalog_choices(Source, "source")
+    here = url_for("capture.import_map", import_id=import_id)
+    start = StartImportForm()
+    if request.method == "POST" and request.form.get("action") == "start":
+        if start.validate_on_submit() and lead_import.checked:
+            imports.start_import(db.session, lead_import, lead_import.mapping,
+                                 lead_import.default_campaign, lead_import.default_source)
+            return redirect(url_for("capture.import_progress", import_id=import_id),
+                            code=303)
+        flash("Check the mapping first, and wait for its dry run: it shows what the "
+              "import will do.", "warning")
+        return redirect(here, code=303)
+    checked = DryRun.from_json(lead_import.dry_run) if lead_import.checked else None
+    if request.method == "GET" and is_htmx():
+        # The dry run's fragment, polled while its job runs.
+        response = current_app.make_response(render_template(
+            "capture/_import_dry_run.html", lead_import=lead_import, dry=checked,
+            start=start))
+        response.vary.add("HX-Request")
+        return response
+    catalog = Catalog.load(db.session)
+    groups, selects = _value_groups(lead_import, catalog)
+    form: MappingForm = mapping_form(lead_import.header, _targets(), lead_import.mapping,
+                                     selects)
+    form.default_campaign.choices = _campaign_choices()
+    form.default_source.choices = _source_choices()
+    if request.method == "GET":
+        form.default_campaign.data = str(lead_import.default_campaign_id or "")
+        form.default_source.data = str(lead_import.default_source_id or "")
     if form.validate_on_submit():
         mapping = [form[f"col_{i}"].data for i in range(len(lead_import.header))]
         problems = imports.check_mapping(lead_import.header, mapping)
-        campaign = (db.session.get(Campaign, int(form.default_campaign.data))
-                    if (form.default_campaign.data or "").isdigit() else None)
-        source = (db.session.get(Source, int(form.default_source.data))
-                  if (form.default_source.data or "").isdigit() else None)
         for index, message in problems.items():
             form[f"col_{index}"].errors = [message]  # type: ignore[assignment]
         if not problems:
-            imports.start_import(db.session, lead_import, mapping, campaign, source)
-            return redirect(url_for("capture.import_progress", import_id=import_id),
-                            code=303)
+            imports.save_mapping(db.session, lead_import, mapping,
+                                 _picked(form, groups, mapping),
+                                 _chosen(Campaign, form.default_campaign.data),
+                                 _chosen(Source, form.default_source.data), now=utcnow())
+            return redirect(f"{here}#dry-run", code=303)
     rows = imports.head(imports.file_path(lead_import))
     status = 422 if form.errors else 200
-    return render_template("capture/import_map.html", form=form, lead_import=lead_import,
-                           rows=rows), status
+    response = current_app.make_response((render_template(
+        "capture/import_map.html", form=form, lead_import=lead_import, rows=rows,
+        groups=groups, labels=FIELD_LABELS, dry=checked, start=start), status))
+    response.vary.add("HX-Request")
+    return response
 
 
 @bp.get("/capture/imports/<int:import_id>")

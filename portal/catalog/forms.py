@@ -33,6 +33,10 @@ class ProductLineForm(PortalForm):
     name = StringField("Name", validators=[DataRequired(message="Enter a name."),
                                            Length(max=120)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    aliases = StringField("Other names", validators=[Optional(), Length(max=1500)],
+                          description="Comma-separated names lists and forms use for this "
+                                      "line (e.g. compact tractor, CT): a lead import "
+                                      "recognises them, as it does the code and the name.")
     active = BooleanField("Active", default=True,
                           description="Inactive lines take no new leads; old leads keep theirs.")
     submit = SubmitField("Save")

@@ -7,14 +7,19 @@ import re
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from portal.core.checks import clean_money, clean_name, flush_unique, refuse_taken
+from portal.core.checks import clean_money, clean_name, clean_text, flush_unique, refuse_taken
 from portal.core.errors import InvalidInput
 from portal.core.models import Campaign, Competitor, ProductLine, Source
 
 #: product-line codes travel in CSV files and API calls: short, upper case, no spaces
 PRODUCT_LINE_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+
+
+#: other names a product line may have (the import matches them)
+MAX_ALIASES = 20
 
 
 #: campaign and source codes are typed into forms and URLs by marketing tools
@@ -33,9 +38,33 @@ CHANNELS: dict[str, str] = {
 }
 
 
+def clean_aliases(session: Session, raw: str, line: ProductLine | None) -> list[str]:
+    """The other names of a product line, typed comma-separated: each one line of text,
+    none that already names another line (an import could not tell them apart)."""
+    aliases: list[str] = []
+    for part in re.split(r"[,;\n]", raw or ""):
+        alias = " ".join(clean_text(part, "aliases").split())
+        if alias and alias.lower() not in (a.lower() for a in aliases):
+            aliases.append(alias)
+    if len(aliases) > MAX_ALIASES or any(len(alias) > 60 for alias in aliases):
+        raise InvalidInput("Too many or too long other names.", {
+            "aliases": f"At most {MAX_ALIASES} names of at most 60 characters each."})
+    others = session.scalars(select(ProductLine).where(
+        ProductLine.id != line.id if line is not None and line.id else true())).all()
+    for other in others:
+        taken = {word.lower() for word in (other.code, other.name, *other.aliases)}
+        clash = next((alias for alias in aliases if alias.lower() in taken), None)
+        if clash:
+            raise InvalidInput("An other name is taken.", {
+                "aliases": f"“{clash}” already names {other.name} ({other.code})."})
+    return aliases
+
+
 def save_product_line(session: Session, line: ProductLine | None, *, code: str, name: str,
-                      description: str = "", active: bool = True) -> ProductLine:
-    """Create (``line`` None) or change a product line; codes are unique, upper case."""
+                      description: str = "", active: bool = True,
+                      aliases: str | None = None) -> ProductLine:
+    """Create (``line`` None) or change a product line; codes are unique, upper case.
+    ``aliases``: its other names, comma-separated (None keeps them)."""
     code = (code or "").strip().upper()
     if not PRODUCT_LINE_CODE.match(code):
         raise InvalidInput("That code is not valid.", {
@@ -51,6 +80,8 @@ def save_product_line(session: Session, line: ProductLine | None, *, code: str, 
     line.code, line.name = code, name
     line.description = (description or "").strip()
     line.active = active
+    if aliases is not None:
+        line.aliases = clean_aliases(session, aliases, line)
     flush_unique(session, message, {"code": "Another product line has this code."})
     return line
 

@@ -59,11 +59,14 @@ def product_line_edit(line_id: int | None = None):  # type: ignore[no-untyped-de
     """Add a product line, or change one (deactivate rather than delete)."""
     line = _get_or_404(ProductLine, line_id) if line_id is not None else None
     form = ProductLineForm(obj=line if request.method == "GET" else None)
+    if request.method == "GET" and line is not None:
+        form.aliases.data = ", ".join(line.aliases)
     if form.validate_on_submit():
         try:
             line = services.save_product_line(
                 db.session, line, code=form.code.data or "", name=form.name.data or "",
                 description=form.description.data or "", active=bool(form.active.data),
+                aliases=form.aliases.data or "",
             )
         except InvalidInput as error:
             show_errors(form, error)

@@ -64,15 +64,39 @@ def mapping_data(page: str, columns: int, **overrides: str) -> dict[str, str]:
     return data
 
 
+def check(client: Any, map_url: str, data: dict[str, str]) -> str:
+    """Save a mapping and run its dry run: the mapping page showing it."""
+    checked = client.post(map_url, data=data)
+    assert checked.status_code == 303, checked.get_data(as_text=True)
+    assert checked.headers["Location"].endswith("#dry-run")
+    page = client.get(map_url)
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def start(client: Any, map_url: str) -> Any:
+    """Press Import under the dry run; the progress page."""
+    started = client.post(map_url, data={"action": "start"})
+    assert started.status_code == 303, started.get_data(as_text=True)
+    return client.get(started.headers["Location"])
+
+
 def run(client: Any, text: str, columns: int, **overrides: str) -> Any:
-    """Upload, keep the proposed mapping (with ``overrides``), start; the progress page."""
+    """Upload, keep the proposed mapping (with ``overrides``), check, import; the
+    progress page."""
     response = upload(client, text)
     assert response.status_code == 303, response.get_data(as_text=True)
     map_url = response.headers["Location"]
     page = client.get(map_url).get_data(as_text=True)
-    started = client.post(map_url, data=mapping_data(page, columns, **overrides))
-    assert started.status_code == 303, started.get_data(as_text=True)
-    return client.get(started.headers["Location"])
+    check(client, map_url, mapping_data(page, columns, **overrides))
+    return start(client, map_url)
+
+
+def tile(page: str, label: str) -> int:
+    """The number on a count tile whose label starts with ``label``."""
+    found = re.search(rf'<span class="num">([\d,]+)</span><span class="label">{label}', page)
+    assert found, f"no tile {label!r}"
+    return int(found.group(1).replace(",", ""))
 
 
 def report_rows(client: Any, import_id: int) -> list[list[str]]:
@@ -99,17 +123,18 @@ def test_import_end_to_end(client: Any, session: Any, staff: Any, catalog: Any) 
     assert [selected(page, i) for i in range(9)] == [
         "first_name", "last_name", "email", "phone", "postal_code", "product_line",
         "timeline", "budget", "answer"]
-    started = client.post(map_url, data=mapping_data(
+    dry = check(client, map_url, mapping_data(
         page, 9, default_campaign=str(catalog["campaign"].id),
         default_source=str(catalog["source"].id)))
-    assert started.status_code == 303
-    progress = client.get(started.headers["Location"])
+    assert (tile(dry, "would be created"), tile(dry, "would join"),
+            tile(dry, "would be refused")) == (3, 0, 3)
+    assert count(session, Lead) == 0
+    progress = start(client, map_url)
     text = progress.get_data(as_text=True)
     assert progress.status_code == 200
-    assert "Status:</strong> done" in text
+    assert "Status:</strong> Done" in text
     assert "Processed 6 of 6 rows (100 %)" in text
-    assert re.search(r'<span class="num">3</span><span class="label">created', text)
-    assert re.search(r'<span class="num">3</span><span class="label">rejected', text)
+    assert tile(text, "created") == 3 and tile(text, "refused") == 3
     assert 'hx-trigger="every 1s"' not in text  # finished: polling stops
 
     leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
@@ -138,8 +163,7 @@ def test_reimporting_the_same_file_creates_no_duplicates(client: Any, app: Any, 
     assert count(session, Lead) == 3
     events_before = session.scalar(select(func.sum(Lead.inquiries)))
     text = run(client, TRADE_SHOW, 9).get_data(as_text=True)
-    assert re.search(r'<span class="num">0</span><span class="label">created', text)
-    assert re.search(r'<span class="num">3</span><span class="label">duplicates', text)
+    assert tile(text, "created") == 0 and tile(text, "joined to an existing lead") == 3
     assert count(session, Lead) == 3
     assert session.scalar(select(func.sum(Lead.inquiries))) == events_before
 
@@ -151,7 +175,7 @@ def test_same_person_in_another_list_is_attached(client: Any, session: Any, staf
     text = run(client, "Email,Name,Zip,Id\r\nANN@able.example,Annie,50401,\r\n"
                        "x@y.example,Xavier,50401,CRM-1\r\n", 4,
                col_1="first_name").get_data(as_text=True)
-    assert re.search(r'<span class="num">2</span><span class="label">duplicates', text)
+    assert tile(text, "joined to an existing lead") == 2
     lead = session.scalars(select(Lead)).one()
     assert lead.inquiries == 3
 
@@ -160,8 +184,7 @@ def test_rows_with_a_phone_import_without_an_email_column(client: Any, session: 
                                                           staff: Any, catalog: Any) -> None:
     text = run(client, "name,phone,zip\r\nGus,515-555-0100,50401\r\nHal,,50401\r\n", 3,
                col_0="first_name").get_data(as_text=True)
-    assert re.search(r'<span class="num">1</span><span class="label">created', text)
-    assert re.search(r'<span class="num">1</span><span class="label">rejected', text)
+    assert tile(text, "created") == 1 and tile(text, "refused") == 1
     lead = session.scalars(select(Lead)).one()
     assert (lead.first_name, lead.phone_normalized) == ("Gus", "+15155550100")
     rows = report_rows(client, session.scalars(select(LeadImport)).one().id)
@@ -227,11 +250,11 @@ def test_mapping_problems_are_shown_per_column(client: Any, session: Any, staff:
     map_url = response.headers["Location"]
     twice = client.post(map_url, data={"col_0": "email", "col_1": "email", "col_2": "ignore"})
     assert twice.status_code == 422
-    assert "Column 1 is already mapped to email" in twice.get_data(as_text=True)
+    assert "Column 1 is already mapped to Email" in twice.get_data(as_text=True)
     none = client.post(map_url, data={"col_0": "ignore", "col_1": "ignore",
                                       "col_2": "first_name"})
     assert none.status_code == 422
-    assert "Map a column to email or phone" in none.get_data(as_text=True)
+    assert "Map a column to Email or Phone" in none.get_data(as_text=True)
     assert session.get(LeadImport, int(map_url.split("/")[-2])).status == "uploaded"
     assert count(session, Lead) == 0
 
@@ -269,7 +292,7 @@ def test_imports_list_shows_past_imports(client: Any, session: Any, staff: Any,
                                          catalog: Any) -> None:
     run(client, "email,zip\r\nzed@z.example,50401\r\n", 2)
     page = client.get("/capture/imports").get_data(as_text=True)
-    assert "show.csv" in page and "done" in page
+    assert "show.csv" in page and "<td>Done</td>" in page
 
 
 def test_import_leads_command(runner: Any, app: Any, session: Any, catalog: Any,
@@ -288,3 +311,264 @@ def test_import_leads_command(runner: Any, app: Any, session: Any, catalog: Any,
     assert "2 rows: 0 created, 1 duplicates, 1 rejected" in again.output
     refused = runner.invoke(args=["import", "leads", str(path), "--source", "nope"])
     assert refused.exit_code == 1 and "Unknown source 'nope'; one of: SHOW." in refused.output
+
+
+# --- value mapping, common headers, dry run, past campaigns ---------------------------------
+
+
+@pytest.fixture
+def lines(session: Any, catalog: Any, make_product_line: Any) -> dict[str, Any]:
+    """The catalog's product lines as a manufacturer names them, with other names."""
+    tractors = make_product_line("TRC")
+    tractors.name, tractors.aliases = "Compact tractors", ["CUT", "utility tractor"]
+    mowers = make_product_line("MWR", name="Zero-turn mowers")
+    session.commit()
+    return {"TRC": tractors, "MWR": mowers}
+
+
+DEALER_LIST = (
+    "Name,Farm / Company,E-mail,Phone number,Postal code,Interested in,Timeframe,"
+    "Budget range,Purchase role\r\n"
+    "Ann Able,Able Acres,ann@able.example,,50401,Compact tractors,this month,$20k-50k,Owner\r\n"
+    "Bob Baker,Baker Farm,bob@baker.example,,50401,compact tractor,3 months,approved,"
+    "Operator\r\n"
+    "Cy Cole,,cy@cole.example,,50401,TRC,next year,not sure,Agronomist\r\n"
+    "Di Dean,,di@dean.example,,50401,Skid steers,right away,approved,Owner\r\n"
+    "Ed Eve,,ed@eve.example,,50401,Zero-turn mowers,spring,none,Owner\r\n"
+)
+
+
+def value_select(page: str, value: str) -> tuple[str, str]:
+    """The pick list of ``value`` on the mapping page: (its field name, what is picked)."""
+    row = re.search(rf'<label for="(val_\d+_\d+)">“{re.escape(value)}”</label>.*?</tr>',
+                    page, re.S)
+    assert row, f"no pick list for {value!r}"
+    block = re.search(rf'<select id="{row.group(1)}".*?</select>', page, re.S)
+    assert block
+    picked = re.search(r'<option selected value="([^"]*)"|<option value="([^"]*)" selected',
+                       block.group(0))
+    assert picked, f"nothing picked for {value!r}"
+    return row.group(1), picked.group(1) if picked.group(1) is not None else picked.group(2)
+
+
+def test_common_headers_and_values_are_matched_and_a_value_mapped_by_hand(
+        client: Any, session: Any, staff: Any, lines: Any) -> None:
+    response = upload(client, DEALER_LIST)
+    map_url = response.headers["Location"]
+    page = client.get(map_url).get_data(as_text=True)
+    assert [selected(page, i) for i in range(9)] == [
+        "full_name", "company", "email", "phone", "postal_code", "product_line", "timeline",
+        "budget", "role"]
+    # Human labels, never field ids, for what a column is taken as.
+    assert "Full name (split into first and last)" in page and "Purchase role" in page
+    assert ">postal_code<" not in page and ">product_line<" not in page
+    picks = {value: value_select(page, value)[1] for value in (
+        "Compact tractors", "compact tractor", "TRC", "Zero-turn mowers", "this month",
+        "3 months", "next year", "right away", "$20k-50k", "approved", "not sure", "Owner",
+        "Operator", "Agronomist")}
+    assert picks == {
+        "Compact tractors": "TRC", "compact tractor": "TRC", "TRC": "TRC",
+        "Zero-turn mowers": "MWR", "this month": "now", "3 months": "3_months",
+        "next year": "12_months", "right away": "now", "$20k-50k": "planned",
+        "approved": "approved", "not sure": "unknown", "Owner": "decision_maker",
+        "Operator": "user", "Agronomist": "influencer"}
+    # Unknown values are flagged, and their rows would be refused.
+    skid, skid_pick = value_select(page, "Skid steers")
+    spring, spring_pick = value_select(page, "spring")
+    assert skid_pick == spring_pick == ""
+    assert page.count("Not recognised</span>") == 2
+
+    # The person maps them: skid steers are shown to the tractor dealers, spring is soon.
+    dry = check(client, map_url, mapping_data(page, 9, **{skid: "TRC", spring: "6_months"}))
+    assert (tile(dry, "would be created"), tile(dry, "would be refused")) == (5, 0)
+    assert value_select(dry, "Skid steers")[1] == "TRC"  # remembered for this import
+    assert value_select(dry, "spring")[1] == "6_months"
+    assert "Not recognised</span>" not in dry
+    assert count(session, Lead) == 0
+
+    start(client, map_url)
+    leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+    assert {name: (lead.last_name, lead.product_line.code) for name, lead in leads.items()} == {
+        "Ann": ("Able", "TRC"), "Bob": ("Baker", "TRC"), "Cy": ("Cole", "TRC"),
+        "Di": ("Dean", "TRC"), "Ed": ("Eve", "MWR")}
+    assert leads["Ann"].company == "Able Acres"
+    assert leads["Ann"].answers == {"timeline": "now", "budget": "planned",
+                                    "role": "decision_maker"}
+    assert leads["Ed"].answers["timeline"] == "6_months"
+    assert leads["Cy"].answers["budget"] == "unknown"
+
+
+def test_an_unmapped_value_is_refused_with_the_capture_reason(
+        client: Any, session: Any, staff: Any, lines: Any) -> None:
+    response = upload(client, DEALER_LIST)
+    map_url = response.headers["Location"]
+    page = client.get(map_url).get_data(as_text=True)
+    skid, _ = value_select(page, "Skid steers")
+    dry = check(client, map_url, mapping_data(page, 9))
+    assert (tile(dry, "would be created"), tile(dry, "would be refused")) == (3, 2)
+    assert "Unknown product line &#39;Skid steers&#39;" in dry
+    assert "Timeframe: One of: now, 3_months" in dry  # the file's column, the rule's words
+    # "Leave empty": the rows come in without a product line instead.
+    dry = check(client, map_url, mapping_data(dry, 9, **{skid: "-"}))
+    assert tile(dry, "would be refused") == 1
+
+
+def test_the_dry_run_writes_nothing_and_shows_what_would_happen(
+        client: Any, session: Any, staff: Any, lines: Any, make_lead: Any) -> None:
+    from portal.core.models import IdempotencyKey, LeadEvent, Notification, Offer
+
+    known = make_lead(first_name="Kim", last_name="Known", email="kim@known.example")
+    session.commit()
+    text = ("Email,First,Last,Zip,Interested in,Timeline,Budget\r\n"
+            "new@one.example,Nia,New,50401,Compact tractors,now,approved\r\n"
+            "KIM@known.example,Kim,Known,50401,TRC,now,approved\r\n"
+            "bad@zip.example,Zed,Zip,5020,TRC,now,approved\r\n"
+            "new@one.example,Nia,New,50401,TRC,3 months,approved\r\n"
+            "x@y.example,Xu,Yi,ABCDE,TRC,now,approved\r\n")
+
+    def written() -> tuple[int, ...]:
+        return (count(session, Lead), count(session, LeadEvent), count(session, Offer),
+                count(session, Notification), count(session, IdempotencyKey),
+                session.scalar(select(func.sum(Lead.inquiries))))
+
+    before = written()
+    response = upload(client, text)
+    map_url = response.headers["Location"]
+    page = client.get(map_url).get_data(as_text=True)
+    assert 'id="dry-run"' not in page  # no Import before a check
+    dry = check(client, map_url, mapping_data(page, 7))
+    assert (tile(dry, "would be created"), tile(dry, "would join"),
+            tile(dry, "would be refused")) == (1, 2, 2)
+    assert written() == before
+    assert f'href="/leads/{known.id}">Kim Known</a>' in dry
+    assert "the lead of line 2 of this file" in dry
+    assert "Zip: Enter a 5-digit ZIP code." in dry
+    assert "Nia New, new@one.example" in dry
+    assert "Import 3 rows" in dry
+    client.get(map_url)  # looking again changes nothing either
+    assert written() == before
+    lead_import = session.scalars(select(LeadImport)).one()
+    assert lead_import.status == "uploaded"
+
+    progress = start(client, map_url).get_data(as_text=True)
+    assert (tile(progress, "created"), tile(progress, "joined"),
+            tile(progress, "refused")) == (1, 2, 2)
+    assert count(session, Lead) == before[0] + 1
+
+
+def test_import_needs_a_dry_run_first(client: Any, session: Any, staff: Any,
+                                      lines: Any) -> None:
+    response = upload(client, "email,zip\r\nzed@z.example,50401\r\n")
+    map_url = response.headers["Location"]
+    refused = client.post(map_url, data={"action": "start"})
+    assert refused.status_code == 303 and refused.headers["Location"].endswith(map_url)
+    page = client.get(map_url).get_data(as_text=True)
+    assert "Check the mapping first" in page
+    assert session.scalars(select(LeadImport)).one().status == "uploaded"
+    assert count(session, Lead) == 0
+
+
+def test_the_dry_run_fragment_polls_while_its_job_checks(client: Any, session: Any,
+                                                         staff: Any, lines: Any) -> None:
+    from portal.capture.jobs import import_sweep
+    from portal.core.models import utcnow
+
+    response = upload(client, "email,zip\r\nzed@z.example,50401\r\n")
+    map_url = response.headers["Location"]
+    lead_import = session.scalars(select(LeadImport)).one()
+    lead_import.checked_at = utcnow()  # saved, its nudge lost: the job has not run
+    session.commit()
+    fragment = client.get(map_url, headers={"HX-Request": "true"})
+    text = fragment.get_data(as_text=True)
+    assert "HX-Request" in fragment.headers["Vary"]
+    assert text.lstrip().startswith('<section class="card" id="dry-run"')
+    assert 'hx-trigger="every 1s"' in text and "Checking the 1 rows" in text
+    assert client.post(map_url, data={"action": "start"}).status_code == 303
+    assert session.get(LeadImport, lead_import.id).status == "uploaded"  # not before it
+
+    assert import_sweep() == 1  # the sweeper runs the check the nudge lost
+    text = client.get(map_url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'hx-trigger="every 1s"' not in text and tile(text, "would be created") == 1
+    assert "Import 1 rows" in text
+
+
+def test_a_past_campaign_is_credited_by_the_picker_or_by_a_column(
+        client: Any, session: Any, staff: Any, lines: Any) -> None:
+    from datetime import date
+
+    ended = Campaign(code="FALLSHOW-25", name="Fall farm show 2025", active=False,
+                     starts_on=date(2025, 9, 1), ends_on=date(2025, 9, 3))
+    session.add(ended)
+    session.commit()
+    response = upload(client, "Email,Zip,Campaign\r\n"
+                              "a@a.example,50401,Fall farm show 2025\r\n"
+                              "b@b.example,50401,\r\n")
+    map_url = response.headers["Location"]
+    page = client.get(map_url).get_data(as_text=True)
+    assert "Fall farm show 2025 (FALLSHOW-25), ended 2025-09-03" in page  # in the picker
+    assert value_select(page, "Fall farm show 2025")[1] == "FALLSHOW-25"
+    dry = check(client, map_url, mapping_data(page, 3, default_campaign=str(ended.id)))
+    assert tile(dry, "would be created") == 2 and tile(dry, "would be refused") == 0
+    start(client, map_url)
+    assert {lead.email: lead.campaign.code for lead in session.scalars(select(Lead))} == {
+        "a@a.example": "FALLSHOW-25", "b@b.example": "FALLSHOW-25"}
+
+
+def test_a_product_lines_other_names_are_kept_and_must_not_name_another_line(
+        client: Any, auth: Any, session: Any, lines: Any) -> None:
+    auth.login("admin")
+    url = f"/manage/product-lines/{lines['MWR'].id}/edit"
+    saved = client.post(url, data={"code": "MWR", "name": "Zero-turn mowers",
+                                   "aliases": "zero turn, ZTR,  zero turn ", "active": "y"})
+    assert saved.status_code == 303
+    assert lines["MWR"].aliases == ["zero turn", "ZTR"]
+    assert "zero turn, ZTR" in client.get(url).get_data(as_text=True)
+    clash = client.post(url, data={"code": "MWR", "name": "Zero-turn mowers",
+                                   "aliases": "ZTR, cut", "active": "y"})
+    assert clash.status_code == 422
+    assert "“cut” already names Compact tractors (TRC)." in clash.get_data(as_text=True)
+    assert lines["MWR"].aliases == ["zero turn", "ZTR"]
+
+
+def test_import_leads_command_maps_values_and_credits_an_ended_campaign(
+        runner: Any, app: Any, session: Any, lines: Any, tmp_path: Path) -> None:
+    app.config["IMPORTS_DIR"] = str(tmp_path / "imports")
+    session.add(Campaign(code="OLDSHOW", name="Old show", active=False))
+    session.commit()
+    path = tmp_path / "list.csv"
+    path.write_text("E-mail,Zip,Interested in,Timeframe,Budget\r\n"
+                    "kim@k.example,50401,Compact tractors,this month,approved\r\n")
+    result = runner.invoke(args=["import", "leads", str(path), "--campaign", "oldshow"])
+    assert result.exit_code == 0, result.output
+    assert "1 rows: 1 created" in result.output
+    lead = session.scalars(select(Lead)).one()
+    assert (lead.product_line.code, lead.answers["timeline"], lead.campaign.code) == (
+        "TRC", "now", "OLDSHOW")
+
+
+def test_import_leads_command_dry_run_writes_nothing(runner: Any, app: Any, session: Any,
+                                                     lines: Any, tmp_path: Path) -> None:
+    app.config["IMPORTS_DIR"] = str(tmp_path / "imports")
+    path = tmp_path / "list.csv"
+    path.write_text("E-mail,Zip,Interested in\r\n"
+                    "kim@k.example,50401,Compact tractors\r\nlee@l.example,5020,TRC\r\n")
+    result = runner.invoke(args=["import", "leads", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert ("dry run, nothing written: 2 rows: 1 would be created, 0 would join an existing "
+            "lead, 1 would be refused") in result.output
+    assert "line 3: Zip: Enter a 5-digit ZIP code." in result.output
+    assert count(session, Lead) == 0 and count(session, LeadImport) == 0
+    assert not any((tmp_path / "imports").iterdir())
+
+
+def test_values_past_the_listed_ones_are_still_matched(client: Any, session: Any, staff: Any,
+                                                       lines: Any, monkeypatch: Any) -> None:
+    from portal.capture import imports
+
+    monkeypatch.setattr(imports, "MAX_DISTINCT", 1)  # a file with more values than listed
+    text = run(client, "Email,Zip,Interested in\r\n"
+                       "a@a.example,50401,Compact tractors\r\nb@b.example,50401,CUT\r\n"
+                       "c@c.example,50401,zero-turn mower\r\n", 3).get_data(as_text=True)
+    assert tile(text, "created") == 3
+    assert {lead.email: lead.product_line.code for lead in session.scalars(select(Lead))} == {
+        "a@a.example": "TRC", "b@b.example": "TRC", "c@c.example": "MWR"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, LargeBinary, Numeric, String, Text, func
+from sqlalchemy import JSON, Index, LargeBinary, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.models.base import Base, utcnow
@@ -19,6 +19,9 @@ class ProductLine(Base):
     name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
+    #: other names the line goes by in files and forms ("compact tractor", "CT"); a lead
+    #: import matches them ignoring case, as it does the code and the name
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Competitor(Base):

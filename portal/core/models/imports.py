@@ -22,6 +22,14 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"  #: stopped by an unexpected error; rows committed so far stay
 
 
+#: an import's status in words, as its pages say it
+STATUS_LABELS = {
+    ImportStatus.UPLOADED: "Waiting for its mapping", ImportStatus.QUEUED: "Queued",
+    ImportStatus.RUNNING: "Importing", ImportStatus.DONE: "Done",
+    ImportStatus.FAILED: "Stopped by an error",
+}
+
+
 class LeadImport(Base):
     """One uploaded leads CSV: its mapping, where the background job got to, and its counts."""
 
@@ -38,6 +46,15 @@ class LeadImport(Base):
     #: the file's header row, and per column the capture field, "answer" or "ignore"
     header: Mapped[list[str]] = mapped_column(JSON, default=list)
     mapping: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: per closed field (product_line, timeline, …) the file's values and what each is
+    #: taken as: {"product_line": {"Compact tractors": "TRC", "misc": ""}} ("" = left empty)
+    value_map: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSON, default=dict, server_default="{}")
+    #: when the mapping above was last saved for a dry run; Import needs its result
+    checked_at: Mapped[datetime | None]
+    #: the dry run of that mapping (counts, sample rows), written by its job; None while
+    #: it runs. Its "for" is the ``checked_at`` it checked.
+    dry_run: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     default_campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     default_source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
     total_rows: Mapped[int] = mapped_column(default=0)  #: data rows, header excluded
@@ -59,6 +76,16 @@ class LeadImport(Base):
     @property
     def finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+    @property
+    def checked(self) -> bool:
+        """The dry run of the current mapping is done (and Import may start)."""
+        return (self.checked_at is not None and self.dry_run is not None
+                and self.dry_run.get("for") == self.checked_at.isoformat())
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(ImportStatus(self.status), self.status)
 
     @property
     def percent(self) -> int:
