@@ -14,7 +14,14 @@ from routing.engine import (
     decide,
     route,
 )
-from routing.geo import CentroidTable, GeoNamesLineError, Point, distance_km, parse_geonames
+from routing.geo import (
+    CentroidTable,
+    GeoNamesLineError,
+    Point,
+    distance_km,
+    longitude_scale,
+    parse_geonames,
+)
 from routing.territory import (
     RuleError,
     TerritoryRule,
@@ -40,6 +47,7 @@ __all__ = [
     "Verdict",
     "decide",
     "distance_km",
+    "longitude_scale",
     "normalise_postal_code",
     "problem_for_country",
     "parse_geonames",

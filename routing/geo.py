@@ -46,6 +46,13 @@ def distance_km(a: Point, b: Point) -> float:
     return float(great_circle((a.lat, a.lon), (b.lat, b.lon)).km)
 
 
+def longitude_scale(lat: float) -> float:
+    """How long a degree of longitude is at ``lat`` against a degree of latitude (the
+    cosine of the latitude): with it, (Δlat² + (Δlon · scale)²) orders nearby points by
+    distance, as a database can compute it (the order only; ``distance_km`` the km)."""
+    return math.cos(math.radians(lat))
+
+
 @dataclass(frozen=True, slots=True)
 class Trig:
     """A point's sine/cosine of latitude and longitude in radians, for repeated distances."""

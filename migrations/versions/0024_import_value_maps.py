@@ -1,7 +1,7 @@
 """lead import: value mapping, dry run; product-line aliases
 
 Revision ID: 0024_import_value_maps
-Revises: 0021_lead_assignee
+Revises: 0023_channel_settings
 Create Date: 2026-12-03 18:00:00
 
 A leads CSV says "Compact tractors", "this month" or "$20k-50k" where the portal needs the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 
 revision = '0024_import_value_maps'
-down_revision = '0021_lead_assignee'
+down_revision = '0023_channel_settings'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """campaign form brand: the public form's logo, accent colour and wording per campaign
 
 Revision ID: 0025_campaign_form_brand
-Revises: 0023_channel_settings
+Revises: 0024_import_value_maps
 Create Date: 2026-12-03 18:00:00
 
 A campaign's hosted form (``/f/<code>``) showed only the manufacturer's name and the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0025_campaign_form_brand'
-down_revision = '0023_channel_settings'
+down_revision = '0024_import_value_maps'
 branch_labels = None
 depends_on = None
 

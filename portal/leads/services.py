@@ -4,7 +4,6 @@ where it applies), a distributor's pull-back, conflict review, partner settings.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from portal.leads.partner_inbox import (
     is_overdue,
 )
 from portal.partners.services import partner_matches
-from routing import Point, distance_km
+from routing import Point, distance_km, longitude_scale
 
 S = LeadStatus
 
@@ -190,7 +189,7 @@ def reassign_choices(session: Session, lead: Lead, q: str = "", *, keep: str = "
         if lead.latitude is not None and lead.longitude is not None:
             # nearest by a flat-earth distance (the picker shows the true one): enough to
             # pick the dozen closest in one scan of the partners
-            squeeze = math.cos(math.radians(lead.latitude)) ** 2
+            squeeze = longitude_scale(lead.latitude) ** 2
             query = query.where(Partner.latitude.is_not(None)).order_by(
                 (Partner.latitude - lead.latitude) * (Partner.latitude - lead.latitude)
                 + (Partner.longitude - lead.longitude) * (Partner.longitude - lead.longitude)
