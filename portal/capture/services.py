@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from portal.core import lifecycle
+from portal.core import assignment, lifecycle
 from portal.core.access import held_by
 from portal.core.checks import text_problem
 from portal.core.database import lock_names
@@ -447,6 +447,10 @@ def _self_sourced(session: Session, lead: Lead, partner: Partner, actor: Actor,
         lifecycle.offer(session, lead, partner, actor, method="self", force=True, now=now,
                         reason="self-sourced")
         lifecycle.accept(session, lead, actor, now=now)
+        typed_by = actor.user
+        if typed_by is not None and typed_by.partner_id == partner.id and typed_by.active:
+            # the salesperson who typed in their walk-in works it: one of "My leads"
+            assignment.assign(session, lead, typed_by, actor, now=now)
     return CaptureResult(lead=lead, created=True, verdict=verdict)
 
 

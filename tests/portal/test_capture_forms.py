@@ -258,7 +258,7 @@ def test_partner_captures_its_own_lead(client: Any, auth: Any, session: Any, dea
     make_partner("D2", territories=["zip:50401"], product_lines=["TRC"])  # would win routing
     session.add(Source(code="SHOW", name="Trade show"))
     session.commit()
-    auth.login("partner", partner=dealer)
+    seller = auth.login("partner", partner=dealer)
     form = client.get("/capture/new")
     assert form.status_code == 200
     asked = form.get_data(as_text=True)
@@ -277,6 +277,7 @@ def test_partner_captures_its_own_lead(client: Any, auth: Any, session: Any, dea
     lead = session.scalars(select(Lead)).one()
     assert lead.owner_partner_id == dealer.id and lead.assigned_partner_id == dealer.id
     assert lead.status == "accepted" and lead.source.code == "SHOW"
+    assert lead.assigned_user_id == seller.id  # the walk-in is one of the seller's leads
     captured = session.scalars(select(LeadEvent).where(LeadEvent.kind == "captured")).one()
     assert captured.data["self_sourced"] is True
     # Saved: on to the new lead, where its next step is recorded.
@@ -284,6 +285,8 @@ def test_partner_captures_its_own_lead(client: Any, auth: Any, session: Any, dea
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Saved Walk In: the lead is yours and marked accepted." in page
     assert "Record what happened" in page
+    mine = client.get("/leads/?assignee=me&tab=contact").get_data(as_text=True)
+    assert f"/leads/{lead.id}" in mine
 
     # The same customer met again at the show (a new form): the inquiry joins the lead.
     again = client.post("/capture/new", data={
