@@ -177,4 +177,4 @@ def patch_lead(lead_id: str):  # type: ignore[no-untyped-def]
     assignment.assign_as(db.session, lead, user, person, device="api")
     db.session.flush()
     db.session.refresh(lead)
-    return jsonify(lead_json(lead))
+    return jsonify(_lead_json(lead))

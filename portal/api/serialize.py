@@ -22,7 +22,7 @@ def event_json(event: LeadEvent) -> dict[str, Any]:
     }
 
 
-def lead_json(lead: Lead, *, events: bool = True, contacts: bool = True) -> dict[str, Any]:
+def lead_json(lead: Lead, *, contacts: bool, events: bool = True) -> dict[str, Any]:
     """The lead as the API returns it; without ``contacts`` (a partner that has not
     accepted it, ``core.channel``) its email, phone and street are null and
     ``contacts_hidden`` says why."""

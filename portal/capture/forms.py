@@ -130,7 +130,10 @@ class PublicCaptureForm(_InquiryFields):
         """The field checks, and every essential answer given: an empty form is told
         next to each field what it lacks, before any time or capture check."""
         valid = super().validate(extra_validators)
-        for name, message in self.REQUIRED.items():
+        # A snippet already on a dealer's site asks what it asks: the capture's own checks
+        # apply to it, the hosted form's required answers do not.
+        required = {} if self.embed.data == "1" else self.REQUIRED
+        for name, message in required.items():
             if not (self[name].data or "").strip() and not self[name].errors:
                 self[name].errors = [message]  # type: ignore[assignment]
                 valid = False

@@ -148,7 +148,10 @@ def assign(session: Session, lead: Lead, assignee: User | None, actor: Actor, *,
 
 def assign_as(session: Session, lead: Lead, user: User, assignee: User | None, *,
               device: str = "web") -> bool:
-    """``user`` assigns ``lead``: checked, then done (pages and the API)."""
+    """``user`` assigns ``lead``: checked, then done (pages and the API). The check reads
+    the lead locked, as it is now: of two "Assign to me" at once, the second is refused
+    rather than taking the first one's lead."""
+    lifecycle.lock(session, lead)
     check_may_assign(user, lead, assignee)
     return assign(session, lead, assignee, Actor.of(user, device=device))
 
@@ -156,8 +159,10 @@ def assign_as(session: Session, lead: Lead, user: User, assignee: User | None, *
 def release_all(session: Session, user: User, *, actor: Actor, why: str) -> int:
     """``user`` leaves the firm's work (deactivated, moved, made staff): each lead they
     hold goes back to the firm as a whole, said on its timeline. Returns how many."""
-    leads = list(session.scalars(
-        select(Lead).where(Lead.assigned_user_id == user.id).order_by(Lead.id)))
+    leads = list(session.scalars(  # a closed lead keeps who worked it
+        select(Lead).where(Lead.assigned_user_id == user.id,
+                           Lead.status.in_([str(s) for s in OPEN_STATUSES]))
+        .order_by(Lead.id)))
     now = utcnow()
     for lead in leads:
         assign(session, lead, None, actor, now=now, note=why)

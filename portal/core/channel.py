@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from portal.core.models import CLOSED_STATUSES, WORKING_STATUSES, ChannelSettings, Lead, utcnow
+from portal.core.models import (
+    CLOSED_STATUSES,
+    WORKING_STATUSES,
+    ChannelSettings,
+    Lead,
+    display_name,
+    utcnow,
+)
 
 _ROW_ID = 1
 #: a partner that holds a lead in these has accepted it: its contact details are shown
@@ -62,6 +69,13 @@ def contact_reader(session: Session, user: Any) -> Callable[[Lead], bool]:
         return not hidden[0]
 
     return may_read
+
+
+def shown_name(lead: Lead, may_read: bool) -> str:
+    """What a lead is called for a viewer: the person, else the company, else its email
+    only where the viewer may read contact details (``contact_reader``); else ""."""
+    return display_name(lead.first_name, lead.last_name, lead.company,
+                        lead.email if may_read else "")
 
 
 def status_shows_contacts(status: str) -> bool:

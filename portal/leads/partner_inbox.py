@@ -205,11 +205,22 @@ def _search_text() -> ColumnElement[str]:
     return text
 
 
-def _words_match(patterns: Iterable[Any]) -> ColumnElement[bool]:
-    """Every pattern (a LIKE pattern or a bound parameter holding one) in some column."""
+#: what a partner's search may find in a new offer, whose contact details wait for the
+#: accept (a search that found a lead by its phone would tell its digits one by one)
+_OFFER_COLUMNS = (Lead.first_name, Lead.last_name, Lead.company, Lead.postal_code, Lead.city)
+
+
+def _words_match(patterns: Iterable[Any], *, partner: bool = False) -> ColumnElement[bool]:
+    """Every pattern (a LIKE pattern or a bound parameter holding one) in some column; in
+    a ``partner``'s lists, a new offer's email and phone are not searched."""
     text = _search_text()
-    return and_(*(_word_in_columns(pattern) if _too_short_for_trigrams(pattern)
-                  else text.ilike(pattern, escape="/") for pattern in patterns))
+    found = [_word_in_columns(pattern) if _too_short_for_trigrams(pattern)
+             else text.ilike(pattern, escape="/") for pattern in patterns]
+    if partner:
+        found = [and_(match, or_(Lead.status != S.OFFERED, *(
+            column.ilike(pattern, escape="/") for column in _OFFER_COLUMNS)))
+            for match, pattern in zip(found, patterns, strict=True)]
+    return and_(*found)
 
 
 def _too_short_for_trigrams(pattern: Any) -> bool:
@@ -230,7 +241,8 @@ def _age_start(age: str, now: datetime) -> datetime:
 
 
 def _narrowing(*, product_line: Any = None, rank: Any = None, age: str = "",
-               age_at: Any = None, patterns: Iterable[Any] = ()) -> list[ColumnElement[bool]]:
+               age_at: Any = None, patterns: Iterable[Any] = (), partner: bool = False
+               ) -> list[ColumnElement[bool]]:
     """The filters the inbox and the search share. Each takes a value or a bound
     parameter (the inbox's statements are built once and run with parameters); None or
     empty leaves it out. ``age`` is a key of ``AGES`` measured from ``age_at``;
@@ -247,7 +259,7 @@ def _narrowing(*, product_line: Any = None, rank: Any = None, age: str = "",
                        else Lead.created_at < age_at)
     patterns = list(patterns)
     if patterns:
-        clauses.append(_words_match(patterns))
+        clauses.append(_words_match(patterns, partner=partner))
     return clauses
 
 
@@ -436,7 +448,10 @@ class Card(NamedTuple):
         """The card of a lead already loaded (one card re-rendered after an action; the
         first-contact clock is the To contact tab's, whose cards have no quick actions)."""
         return cls(
-            id=lead.id, key=str(lead.id), name=lead.name, company=lead.company,
+            id=lead.id, key=str(lead.id),
+            name=_card_name(lead.first_name, lead.last_name, lead.company, lead.email,
+                            lead.status),
+            company=lead.company,
             postal_code=lead.postal_code, city=lead.city,
             product_line=lead.product_line.code if lead.product_line else "",
             created_at=lead.created_at, rank=lead.rank, status=lead.status,
@@ -509,7 +524,7 @@ def counts_statement(distributor: bool, words: int = 0, assignee: str = "") -> C
     executions, and that plan filtered the list (2 ms rather than 0.4 for 5,000 leads)."""
     mine: ColumnElement[bool] = Lead.assigned_partner_id == bindparam("partner_id")
     if words:  # a search's matches per tab: the same ranges, each word in the lead's text
-        mine = and_(mine, _words_match(_word_params(words)))
+        mine = and_(mine, _words_match(_word_params(words), partner=True))
     whose = _assignee_clause(assignee)
     if whose is not None:  # "My leads": the same ranges, one person's (or nobody's)
         mine = and_(mine, whose)
@@ -524,7 +539,7 @@ def counts_statement(distributor: bool, words: int = 0, assignee: str = "") -> C
         dealers: ColumnElement[bool] = Lead.assigned_partner_id.in_(
             _dealer_ids(bindparam("partner_id")))
         if words:
-            dealers = and_(dealers, _words_match(_word_params(words)))
+            dealers = and_(dealers, _words_match(_word_params(words), partner=True))
         if whose is not None:
             dealers = and_(dealers, whose)
         parts.append(_capped_tab_count(DEALERS_TAB[0], dealers, OPEN_STATUSES))
@@ -667,7 +682,7 @@ def _inbox_statements(shape: _InboxShape) -> tuple[Select[Any], Select[Any]]:
         product_line=bindparam("product_line") if shape.product_line else None,
         rank=bindparam("rank") if shape.rank else None,
         age=shape.age, age_at=bindparam("age_at", type_=Lead.__table__.c.created_at.type),
-        patterns=_word_params(shape.words))
+        patterns=_word_params(shape.words), partner=True)
     whose = _assignee_clause(shape.assignee)
     if whose is not None:
         where.append(whose)

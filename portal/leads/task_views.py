@@ -14,6 +14,7 @@ from typing import Any
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from portal.core import channel
 from portal.core.access import visible_lead_or_404
 from portal.core.errors import DomainError, NotFound
 from portal.core.forms import show_errors
@@ -173,5 +174,7 @@ def tasks_due():  # type: ignore[no-untyped-def]
     firm = filters.validate() and filters.scope.data == "firm"
     page, overdue = tasks.due_tasks(db.session, current_user, firm=firm, page=_page_arg(),
                                     per_page=_per_page())
+    may_read = channel.contact_reader(db.session, current_user)
     return render_template("leads/tasks_due.html", page=page, overdue=overdue,
-                           filters=filters, firm=firm)
+                           filters=filters, firm=firm,
+                           name_of=lambda lead: channel.shown_name(lead, may_read(lead)))

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from portal.core import channel
 from portal.core.access import visible_lead
 from portal.core.localtime import local_text, zone
 from portal.core.mail import public_url
@@ -74,18 +75,19 @@ def task_email(session: Session, row: Notification, user: User, now: datetime
     lead = session.get(Lead, task.lead_id)
     if lead is None or visible_lead(session, user, lead.id) is None:
         return "The recipient may not see this lead."
+    name = channel.shown_name(lead, channel.contact_reader(session, user)(lead))
     where = zone(services.choices(session, user).time_zone)
     title = TITLES[K.TASK_REMINDER]
     lines = [f"{task.label}: due {local_text(task.due_at, where)}.",
-             f"Lead: {lead.name or 'Unnamed prospect'}"
-             + (f", {lead.company}" if lead.company and lead.company != lead.name else "")]
+             f"Lead: {name or 'Unnamed prospect'}"
+             + (f", {lead.company}" if lead.company and lead.company != name else "")]
     if task.note:
         lines.append(f"Your note: {task.note}")
     lines.append("Tick it off on the lead's page once it is done.")
     said = head(lead)
     return AlertEmail(
         kind=row.kind, title=title,
-        subject=f"{title}: {task.label} · {lead.name or said['place']} "
+        subject=f"{title}: {task.label} · {name or said['place']} "
                 f"(due {local_text(task.due_at, where)})",
         user=user, head=said, lead=lead, partner=None, lines=lines,
         link=public_url("leads.lead", lead_id=lead.id), link_label="Open the lead",

@@ -165,3 +165,38 @@ def test_a_partner_sees_the_contacts_of_a_lead_it_captured(client, session, worl
     session.commit()
     _sign_in(client, world["dealer"])
     assert "walkin@example.com" in _text(client.get(f"/leads/{own.id}"))
+
+
+def test_no_way_around_it_assign_search_tasks_the_card_and_the_drill_down(client, world, session):
+    """The lead has no name: nothing may call it by its email, and a search may not find
+    it by its phone or email, until the accept (a review found each of these)."""
+    from portal.leads import tasks as task_service
+
+    lead, holder = world["lead"], world["distributor"]
+    _sign_in(client, holder)
+    # "Assign to me" on the API answers the lead as the caller may read it.
+    body = client.patch(f"/api/v1/leads/{lead.id}", headers=_token(client, holder),
+                        json={"assignee": "me"}).get_json()
+    assert body["contacts_hidden"] is True and body["email"] is None and body["phone"] is None
+    # A search on the new offers: by the phone's digits or the email, nothing; by the town,
+    # the lead.
+    for q in ("0142", "5155550142", "hidden.prospect"):
+        found = _text(client.get(f"/leads/?tab=new&q={q}"))
+        assert f"/leads/{lead.id}" not in found and "No new offers right now." in found, q
+    assert f"/leads/{lead.id}" in _text(client.get("/leads/?tab=new&q=Mason"))
+    # Tasks due today, the task's reminder, a card after a refused decline: no address.
+    today = utcnow().date().isoformat()
+    task_service.add_task(session, lead, holder, kind="call_back", day=today, clock="00:00",
+                          time_zone="UTC")
+    session.commit()
+    assert _shows_none(_text(client.get("/leads/tasks")))
+    refused = client.post(f"/leads/{lead.id}/decline", data={"view": "card", "reason": ""},
+                          headers={"HX-Request": "true"})
+    assert refused.status_code == 422 and _shows_none(_text(refused))
+    # The partner's report drill-down of its offers.
+    drill = _text(client.get(f"/reports/leads?figure=offered&partner={world['x'].code}"))
+    assert "Unnamed prospect" in drill and _shows_none(drill)
+
+    # Accepted: the search finds it by its phone.
+    client.post(f"/leads/{lead.id}/accept")
+    assert f"/leads/{lead.id}" in _text(client.get("/leads/?tab=contact&q=0142"))
