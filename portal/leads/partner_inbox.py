@@ -7,9 +7,9 @@ import functools
 import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -332,31 +332,42 @@ def next_step_of(day: Any) -> NextStep | None:
         return None
 
 
-def next_steps(session: Session, cards: list[Card]) -> list[Card]:
+def _utc() -> tzinfo:
+    return UTC
+
+
+def next_steps(session: Session, cards: list[Card], where: Callable[[], tzinfo] = _utc
+               ) -> list[Card]:
     """The one place where what is planned next joins a page of cards (one statement per
     page, never per card). The appointment comes with the cards' own row; a lead's next
     open follow-up task (``tasks.next_task_for``) takes its place unless the appointment
-    is still to come and earlier."""
+    is still to come and earlier. Days are the viewer's (``where()``, asked only when a
+    task is there)."""
     found = next_task_for(session, [card.id for card in cards])
-    return [card._replace(next_step=_earlier(card.next_step, found.get(card.id)))
+    if not found:
+        return cards
+    zone = where()
+    return [card._replace(next_step=_earlier(card.next_step, found.get(card.id), zone))
             if card.id in found else card for card in cards]
 
 
-def _earlier(step: NextStep | None, task: Task | None) -> NextStep | None:
+def _earlier(step: NextStep | None, task: Task | None, where: tzinfo) -> NextStep | None:
     if task is None:
         return step
     due = task.due_at if task.due_at.tzinfo else task.due_at.replace(tzinfo=UTC)
-    planned = NextStep(task.label.lower(), due.astimezone(UTC).date())
-    if step is None or step.on < utcnow().date() or planned.on <= step.on:
+    planned = NextStep(task.label.lower(), due.astimezone(where).date())
+    if step is None or step.on < utcnow().astimezone(where).date() or planned.on <= step.on:
         return planned
     return step
 
 
-def next_appointment(session: Session, lead_id: uuid.UUID) -> NextStep | None:
+def next_appointment(session: Session, lead_id: uuid.UUID,
+                     where: Callable[[], tzinfo] = _utc) -> NextStep | None:
     """One lead's next step (a card re-rendered after an action)."""
     day = session.scalar(select(appointment_day().label("day")).select_from(Lead)
                          .where(Lead.id == lead_id))
-    return _earlier(next_step_of(day), next_task_for(session, [lead_id]).get(lead_id))
+    task = next_task_for(session, [lead_id]).get(lead_id)
+    return _earlier(next_step_of(day), task, where()) if task else next_step_of(day)
 
 
 def _sort_column(key: str) -> Any:
@@ -794,7 +805,8 @@ def matches_elsewhere(matches: dict[str, int], tab: str) -> list[tuple[str, int]
 
 
 def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: int,
-          per_page: int, now: datetime | None = None) -> Inbox:
+          per_page: int, now: datetime | None = None, where: Callable[[], tzinfo] = _utc
+          ) -> Inbox:
     """One inbox tab: counts, the page of cards with offer deadlines and overdue marks.
 
     Four statements whatever the number of leads (the user with its partner comes
@@ -818,7 +830,7 @@ def inbox(session: Session, partner: Partner, filters: InboxFilters, *, page: in
     number = min(max(1, page), pages)
     rows = conn.execute(page_statement, {**params, "limit": per_page,
                                          "offset": (number - 1) * per_page})
-    cards = next_steps(session, cards_of(rows, lines))
+    cards = next_steps(session, cards_of(rows, lines), where)
     return Inbox(partner=partner, filters=filters, tabs=tabs, counts=counts,
                  page=Page(items=cards, number=number, pages=pages, total=total,
                            capped=capped),
@@ -833,7 +845,8 @@ EXPORT_CAP = 10_000
 
 
 def export_rows(session: Session, partner: Partner, filters: InboxFilters, *,
-                now: datetime | None = None) -> list[tuple[Card, Any]]:
+                now: datetime | None = None, where: Callable[[], tzinfo] = _utc
+                ) -> list[tuple[Card, Any]]:
     """The leads of one inbox list as filtered and sorted, up to ``EXPORT_CAP``, each with
     its row, which also holds ``email``, ``phone``, ``address``, ``region`` and
     ``owner_partner_id``: the list's own statement with those columns added."""
@@ -846,7 +859,7 @@ def export_rows(session: Session, partner: Partner, filters: InboxFilters, *,
     rows = session.connection().execute(
         statement, {**_list_params(partner, filters, shape, now), "limit": EXPORT_CAP,
                     "offset": 0}).all()
-    cards = next_steps(session, cards_of(rows, product_lines(session)))
+    cards = next_steps(session, cards_of(rows, product_lines(session)), where)
     return list(zip(cards, rows, strict=True))
 
 

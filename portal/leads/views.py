@@ -39,6 +39,7 @@ from portal.core.access import visible_lead, visible_lead_or_404, visible_to
 from portal.core.checks import text_problem
 from portal.core.errors import DomainError, InvalidInput, NotFound
 from portal.core.filters import STATUS_LABELS
+from portal.core.localtime import viewer_zone
 from portal.core.models import WORKING_STATUSES, Lead, LeadStatus, Partner, utcnow
 from portal.core.web import is_htmx, staff_only
 from portal.extensions import db
@@ -170,7 +171,8 @@ def inbox():  # type: ignore[no-untyped-def]
         return redirect(url_for("leads.search"))
     partner = _my_partner()
     data = partner_inbox.inbox(db.session, partner, _inbox_filters(), page=_page_arg(),
-                          per_page=_per_page())
+                               per_page=_per_page(),
+                               where=_viewer_zone)
     context: dict[str, Any] = {
         "inbox": data, "actions": _offer_actions(data.page.items, request.full_path),
         "oob_sort": is_htmx()}
@@ -193,7 +195,8 @@ def inbox_csv():  # type: ignore[no-untyped-def]
     contact details only where the partner may read them)."""
     partner = _my_partner()
     filters = forms.InboxFilterForm(request.args).to_filters(me=current_user.id)
-    rows = partner_inbox.export_rows(db.session, partner, filters)
+    rows = partner_inbox.export_rows(db.session, partner, filters,
+                                     where=_viewer_zone)
     hidden = channel.contacts_hidden(db.session)
 
     def line(card: partner_inbox.Card, row: Any) -> list[Any]:
@@ -328,15 +331,20 @@ def _still_visible(lead_id: Any) -> Lead | None:
     ).first()
 
 
+def _viewer_zone() -> Any:
+    return viewer_zone(db.session, current_user)
+
+
 def _render_card(lead: Lead, *, message: str = "", status: int = 200,
                  failed: tuple[str, forms.ActionForm] | None = None,
                  message_kind: str = "") -> Any:
     current = lifecycle.current_offer(db.session, lead) if lead.status == "offered" else None
     queued = lead.status == LeadStatus.UNASSIGNED  # a card of the managers' queue
+    step = (partner_inbox.next_appointment(db.session, lead.id, _viewer_zone)
+            if lead.status in WORKING_STATUSES else None)
     card = partner_inbox.Card.of(lead, expires_at=current.expires_at if current else None,
-                            late=partner_inbox.is_overdue(lead), routing=queued,
-                            next_step=partner_inbox.next_appointment(db.session, lead.id)
-                            if lead.status in WORKING_STATUSES else None)
+                                 late=partner_inbox.is_overdue(lead), routing=queued,
+                                 next_step=step)
     # After an action the card is re-rendered by the POST: keep pointing back to the list.
     back = request.form.get("next", "")
     actions: CardActions | None

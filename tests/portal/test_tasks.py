@@ -532,10 +532,10 @@ def test_the_list_shows_each_leads_next_step_a_task_or_an_appointment_to_come(
     for lead, days in ((later, 5), (soon, 2)):  # appointments in 5 and in 2 days
         lifecycle.advance(session, lead, "appointment", Actor.of(seller),
                           data={"date": (today + timedelta(days=days)).isoformat()})
-    for lead in (later, soon):  # a call back in 3 days on each
+    for lead in (later, soon):  # a call back in 3 days on each, late in the seller's evening
         task_service.add_task(session, lead, seller, kind="call_back",
-                              day=(today + timedelta(days=3)).isoformat(), clock="12:00",
-                              time_zone="UTC")
+                              day=(today + timedelta(days=3)).isoformat(), clock="23:30",
+                              time_zone="America/New_York")  # 03:30 or 04:30 UTC, a day on
     session.commit()
     page = _plain(_text(client.get("/leads/?tab=open")))
 
@@ -543,5 +543,5 @@ def test_the_list_shows_each_leads_next_step_a_task_or_an_appointment_to_come(
         card = page[page.index(name):]
         return re.search(r"(Call back|Appointment) (\d{4}-\d\d-\d\d)", card).group(0)
 
-    assert step_of("Tess Later") == f"Call back {today + timedelta(days=3)}"
+    assert step_of("Tess Later") == f"Call back {today + timedelta(days=3)}"  # the seller's day
     assert step_of("Abe Soon") == f"Appointment {today + timedelta(days=2)}"
