@@ -38,6 +38,12 @@ _DELIVERED = (FulfilmentStatus.SENT, FulfilmentStatus.PRINTED)
 def named_partner(session: Session, lead_id: object) -> int | None:
     """The partner the prospect last heard named: by its literature pack, or by a later
     note of ours; None when no pack naming a partner went out."""
+    last = _last_named(session, lead_id)
+    return last[0] if last is not None else None
+
+
+def _last_named(session: Session, lead_id: object) -> tuple[int, bool] | None:
+    """``named_partner``, and whether our note (not the pack) named it."""
     pack = session.execute(
         select(Fulfilment.partner_id, Fulfilment.sent_at, Fulfilment.printed_at)
         .where(Fulfilment.lead_id == lead_id, Fulfilment.status.in_(_DELIVERED),
@@ -52,8 +58,8 @@ def named_partner(session: Session, lead_id: object) -> int | None:
         .order_by(Notification.id.desc()).limit(1)).first()
     pack_at = pack.sent_at or pack.printed_at
     if note is not None and (pack_at is None or note.created_at >= pack_at):
-        return note.partner_id  # type: ignore[no-any-return]
-    return pack.partner_id  # type: ignore[no-any-return]
+        return note.partner_id, True
+    return pack.partner_id, False
 
 
 def unsubscribed(session: Session, lead_id: object) -> bool:
@@ -67,13 +73,19 @@ def unsubscribed(session: Session, lead_id: object) -> bool:
 def on_lead_event(session: Session, lead: Lead, event: LeadEvent) -> None:
     """The lifecycle's listener: a lead given by hand to another partner (a manager's
     reassignment, a distributor's pull-back) away from the partner the prospect's pack
-    named writes one note to the prospect, naming the new partner."""
-    if event.kind != "offered" or (event.data or {}).get("method") != "manual":
+    named writes one note to the prospect, naming the new partner; so does a forward
+    after such a note (pulled back, then passed to another dealer: the note named the
+    distributor, who passed it on)."""
+    manual = event.kind == "offered" and (event.data or {}).get("method") == "manual"
+    if not (manual or event.kind == "forwarded"):
         return
     if not lead.email or event.partner_id is None:
         return
-    named = named_partner(session, lead.id)
-    if named is None or named == event.partner_id or unsubscribed(session, lead.id):
+    last = _last_named(session, lead.id)
+    if last is None or (not manual and not last[1]):
+        return  # a forward the pack already saw coming is no news
+    named = last[0]
+    if named == event.partner_id or unsubscribed(session, lead.id):
         return
     services.write(session, [{
         "key": f"{K.PROSPECT_MOVED}:{event.id}", "user_id": None,

@@ -102,7 +102,7 @@ def test_a_reassignment_tells_the_prospect_the_new_dealer_once(client, session, 
 
 
 def test_a_pull_back_tells_the_prospect_who_has_it_now(client, session, net, make_lead,
-                                                       outbox):
+                                                       make_partner, outbox):
     x, c = net["x"], net["c"]
     lead = make_lead(first_name="Fay", email="fay@example.com", postal_code="50402")
     routing_service.route_lead(session, lead)
@@ -117,6 +117,17 @@ def test_a_pull_back_tells_the_prospect_who_has_it_now(client, session, net, mak
     (note,) = _to_prospect(outbox, lead.email)
     assert f"{x.name} will now look after you" in text_of(note)
     assert "desk@bigdist.example" in text_of(note) and "Des Moines" in text_of(note)
+
+    # The distributor passes it on to another of its dealers: the prospect, told to wait
+    # for the distributor, hears who has it now.
+    other = make_partner("DE", name="Elm Street Equipment", parent_id=x.id,
+                         territories=["zip:50498"], email="elm@dealer.example")
+    session.commit()
+    outbox.clear()
+    assert client.post(f"/leads/{lead.id}/forward",
+                       data={"partner": other.code}).status_code == 303
+    (onward,) = _to_prospect(outbox, lead.email)
+    assert "Elm Street Equipment will now look after you" in text_of(onward)
 
 
 def test_no_note_without_a_pack_naming_the_old_dealer(client, session, net, make_lead,
