@@ -146,6 +146,14 @@ def take(browser: Browser, live: LiveServer, out: Path) -> None:
     shoot(page, out / "lead-desktop.png", full_page=True)
     page.context.close()
 
+    # North Iowa Implement's administrator: the firm's leads, those assigned to them, and
+    # today's follow-up tasks
+    page = signed_in(browser, live, "dealer1@demo.test", DESKTOP)
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Assigned to you")).to_be_visible()
+    shoot(page, out / "dashboard-dealer.png", full_page=True)
+    page.context.close()
+
     page = signed_in(browser, live, dealer, PHONE, is_mobile=True, has_touch=True)
     page.goto("/leads/?tab=new")
     shoot(page, out / "inbox-phone.png")

@@ -200,6 +200,15 @@ def centroid(session: Session, country: str, postal_code: str | None) -> Point |
     return Point(row.latitude, row.longitude) if row else None
 
 
+def known_location(session: Session, lead: Lead) -> Point | None:
+    """Where the lead is, as far as we know without asking a geocoder: its own position,
+    else its postal code's centre (what routing measures from, and the pickers too)."""
+    if lead.latitude is not None and lead.longitude is not None:
+        return Point(lead.latitude, lead.longitude)
+    country = (lead.country or "US").upper()
+    return centroid(session, country, normalise_postal_code(country, lead.postal_code))
+
+
 def excluded_partners(session: Session, lead: Lead) -> frozenset[int]:
     """Partners that declined this lead or let it expire: never offered it again."""
     if not lead.offers_count:
@@ -223,12 +232,8 @@ def lead_facts_and_notes(session: Session, lead: Lead) -> tuple[LeadFacts, tuple
     """The lead's facts, and notes for its explanation (where an online location came from)."""
     country = (lead.country or "US").upper()
     postal = normalise_postal_code(country, lead.postal_code)
-    location = None
     notes: tuple[str, ...] = ()
-    if lead.latitude is not None and lead.longitude is not None:
-        location = Point(lead.latitude, lead.longitude)
-    else:
-        location = centroid(session, country, postal)
+    location = known_location(session, lead)
     if location is None and geocoding.enabled():
         query = geocoding.address_query(lead.address or "", lead.city or "", lead.region or "",
                                         lead.postal_code or "", country)

@@ -133,11 +133,10 @@ class PartnerChoice:
         return f"{self.partner.name} ({self.partner.code}) · {self.facts}"
 
 
-def _choices(lead: Lead | None, partners: Iterable[Partner]) -> list[PartnerChoice]:
+def _choices(session: Session, lead: Lead | None, partners: Iterable[Partner]
+             ) -> list[PartnerChoice]:
     """``partners`` as choices for ``lead``: eligible first, then nearest to the prospect."""
-    here = None
-    if lead is not None and lead.latitude is not None and lead.longitude is not None:
-        here = Point(lead.latitude, lead.longitude)
+    here = routing_service.known_location(session, lead) if lead is not None else None
     found = []
     for partner in partners:
         km = None
@@ -156,7 +155,7 @@ def dealers_of(session: Session, partner_id: int | None, lead: Lead | None = Non
     lifecycle would refuse."""
     if partner_id is None:
         return []
-    return _choices(lead, session.scalars(
+    return _choices(session, lead, session.scalars(
         select(Partner).where(Partner.parent_id == partner_id)
         .options(selectinload(Partner.product_lines)).order_by(Partner.code).limit(limit)))
 
@@ -186,14 +185,14 @@ def reassign_choices(session: Session, lead: Lead, q: str = "", *, keep: str = "
         query = query.where(Partner.active.is_(True))
         if lead.product_line_id is not None:
             query = query.where(Partner.product_lines.any(ProductLine.id == lead.product_line_id))
-        if lead.latitude is not None and lead.longitude is not None:
+        here = routing_service.known_location(session, lead)
+        if here is not None:
             # nearest by a flat-earth distance (the picker shows the true one): enough to
             # pick the dozen closest in one scan of the partners
-            squeeze = longitude_scale(lead.latitude) ** 2
+            squeeze = longitude_scale(here.lat) ** 2
             query = query.where(Partner.latitude.is_not(None)).order_by(
-                (Partner.latitude - lead.latitude) * (Partner.latitude - lead.latitude)
-                + (Partner.longitude - lead.longitude) * (Partner.longitude - lead.longitude)
-                * squeeze)
+                (Partner.latitude - here.lat) * (Partner.latitude - here.lat)
+                + (Partner.longitude - here.lon) * (Partner.longitude - here.lon) * squeeze)
         query = query.order_by(Partner.code)
     partners = list(session.scalars(query.limit(limit)))
     if keep and all(p.code != keep for p in partners):
@@ -201,7 +200,7 @@ def reassign_choices(session: Session, lead: Lead, q: str = "", *, keep: str = "
                                .options(selectinload(Partner.product_lines))).first()
         if kept is not None:
             partners.append(kept)
-    return _choices(lead, partners)
+    return _choices(session, lead, partners)
 
 
 def lead_events(session: Session, lead: Lead) -> list[LeadEvent]:

@@ -210,7 +210,10 @@ def _picks(page: str) -> list[tuple[str, str]]:
 def test_reassign_picker_finds_partners_by_name_code_or_town_and_says_who_may_take_it(
         client, session, manager, partners, make_lead, make_partner, make_user):
     ia, il = partners
-    lead = _routed(session, make_lead, region="US-IA", latitude=43.15, longitude=-93.2)
+    # no position of its own: measured from its ZIP's centre (50401, Mason City), as
+    # routing measures (a form or an import stores none)
+    lead = _routed(session, make_lead, region="US-IA", postal_code="50401")
+    assert lead.latitude is None
     near = make_partner("NR1", name="Cerro Gordo Tractor", city="Clear Lake",
                         latitude=43.14, longitude=-93.38)
     far = make_partner("FR1", name="Des Moines Tractor", city="Des Moines",
