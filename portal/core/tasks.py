@@ -44,9 +44,7 @@ def open_task() -> ColumnElement[bool]:
 def recipient(session: Session, task: Task) -> User | None:
     """Who is reminded of ``task`` and lists it as theirs: the salesperson the lead is
     assigned to, else the user who set it."""
-    lead = session.get(Lead, task.lead_id)
-    owner = (lead.assigned_user_id if lead is not None else None) or task.user_id
-    return session.get(User, owner) if owner is not None else None
+    return task.owner
 
 
 def owned_by(user: User) -> ColumnElement[bool]:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 def test_reassign_picker_refuses_an_ineligible_partner_until_overridden(
         javascript: bool, new_context: Callable[..., BrowserContext],
         capture_inquiry: Callable[..., dict[str, Any]], live: LiveServer) -> None:
-    name = "Rosalind Okafor" if javascript else "Terrence Lindqvist"
+    name = "Philippa Oyelaran" if javascript else "Terrence Lindqvist"
     lead = capture_inquiry(*name.split(), "45840")  # a compact tractor lead from Ohio
     holder = lead["assigned_partner"]
     [(mower_code,)] = live.query("SELECT code FROM partners WHERE name = ?",

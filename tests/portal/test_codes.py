@@ -189,7 +189,7 @@ def test_csv_import_finds_codes_in_any_case(
     auth.login("manager")
     page = run(client, "email,zip,product,campaign,source,timeline,budget\r\n"
                        "ann@able.example,50401,trc,SPRING-DAYS,WEB-FORM,now,approved\r\n", 7)
-    assert "Status:</strong> done" in text(page)
+    assert "Status:</strong> Done" in text(page)
     lead = session.scalars(select(Lead)).one()
     assert (lead.product_line.code, lead.campaign.code, lead.source.code) == (
         "TRC", "spring-days", "web-form")

@@ -288,7 +288,7 @@ def test_tasks_due_today_lists_overdue_first_with_the_lead_and_counts_on_the_das
     firm = _plain(_text(client.get("/leads/tasks?scope=firm")))
     assert "Other" in firm and "Cy Tomorrow" not in firm
     dashboard = _plain(_text(client.get("/")))
-    assert "2 Tasks due today (1 overdue)" in dashboard
+    assert "2 Tasks due by the end of today (1 overdue)" in dashboard
     assert 'href="/leads/tasks"' in _text(client.get("/"))  # the nav link too
 
 
@@ -519,6 +519,10 @@ def test_a_task_on_an_assigned_lead_is_the_assignees_to_do_and_reminder(
     session.commit()
     page = _plain(_text(client.get("/leads/tasks")))  # the seller is signed in
     assert "Gus Assigned" in page and "Demo on the farm" in page
+    # The lead page says whose it is, and who set it.
+    lead_page = _plain(_text(client.get(f"/leads/{lead.id}")))
+    assert (f"For {seller.name} (the lead is assigned to them) · set by {boss.name}"
+            in lead_page)
     outbox.clear()
     notify_jobs.sweep(now=due + timedelta(minutes=1))
     assert [m["To"] for m in outbox] == [seller.email]

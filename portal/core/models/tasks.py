@@ -76,5 +76,12 @@ class Task(Base):
         return TASK_KIND_LABELS.get(self.kind, self.kind)  # type: ignore[call-overload]
 
     @property
+    def owner(self) -> User | None:
+        """Who has the task (is reminded, lists it as theirs): the salesperson the lead is
+        assigned to, else who set it. ``core.tasks.owned_by`` is the same rule in SQL."""
+        assigned = self.lead.assigned_user if self.lead is not None else None
+        return assigned or self.user
+
+    @property
     def is_open(self) -> bool:
         return self.done_at is None and self.cancelled_at is None
