@@ -231,7 +231,7 @@ DEMO_LOGINS: list[tuple[str, str]] = [
     ("dealer2@demo.test", "South Plains Tractor, Lubbock TX"),
     ("dealer3@demo.test", "Classic City Tractor, Athens GA"),
     ("dealer4@demo.test", "Hancock County Implement, Findlay OH"),
-    ("dealer5@demo.test", "Spencer Farm & Lawn, Spencer IA (paused dealer)"),
+    ("dealer5@demo.test", "Spencer Farm & Lawn, Spencer IA (paused dealer) (partner admin)"),
 ]
 #: the salespeople of dealer1's firm (its administrator assigns them leads)
 SALESPEOPLE = (("sales1@demo.test", "Jordan Miles"),
@@ -422,9 +422,17 @@ def _assignments(session: Session) -> None:
     by = Actor.of(boss)
     for n, lead in enumerate(working):
         if n % 4 != 3:  # every fourth waits for someone to take it
-            assignment.assign(session, lead, people[n % len(people)], by)
+            _assign_quietly(session, lead, people[n % len(people)], by)
     for lead in offered[:2]:
-        assignment.assign(session, lead, people[0], by)
+        _assign_quietly(session, lead, people[0], by)
+
+
+def _assign_quietly(session: Session, lead: Lead, person: User, by: Actor) -> None:
+    """Assigned today, as the timeline says, without making the lead look worked today:
+    its last activity stays what its history left (a neglected lead still sorts as one)."""
+    touched = lead.updated_at
+    assignment.assign(session, lead, person, by)
+    lead.updated_at = touched
 
 
 #: the demo's nurture emails per product line: delay (days after the one before), subject,
@@ -790,7 +798,7 @@ class _DemoBuilder:
                 f"{first}.{last}@{dealer.partner.code.lower()}.example.net".lower()
             )
             user = self._user(email, f"{first} {last}", Role.PARTNER, dealer.partner,
-                              partner_admin=email == "dealer1@demo.test")
+                              partner_admin=email in ("dealer1@demo.test", "dealer5@demo.test"))
             dealer.actor = Actor.of(user)
             if email == "dealer1@demo.test":  # its salespeople, who are assigned leads
                 for login, name in SALESPEOPLE:

@@ -300,11 +300,16 @@ def run_action(session: Session, lead: Lead, action: str, args: dict[str, Any],
         return ActionResult(f"Declined {lead.name or 'the prospect'}: {onward}", routed)
     if action == "forward":
         dealer = lead.assigned_partner
+        offer = lifecycle.current_offer(session, lead)
+        time_left = (f"it has until {offer.expires_at:%Y-%m-%d %H:%M} UTC to accept"
+                     if offer is not None and offer.expires_at is not None
+                     else "it is the dealer's to accept")
         return ActionResult(f"Forwarded to {dealer.name if dealer else 'your dealer'}: "
-                            "it has the same time to accept.")
+                            f"{time_left}.")
     if action == "reassign":
         partner = lead.assigned_partner
-        return ActionResult(f"Reassigned to {partner.code if partner else '?'}.")
+        return ActionResult(f"Reassigned to {partner.name} ({partner.code})." if partner
+                            else "Reassigned.")
     return ActionResult(_DONE.get(action, "Done."))
 
 

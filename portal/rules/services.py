@@ -203,7 +203,7 @@ def preview(session: Session, draft: RuleSet, *, lead: Lead | None = None,
         facts = lead_facts(lead)
         subject = f"{lead.name} ({lead.status}, {lead.created_at:%Y-%m-%d})"
     else:
-        subject = "the answers typed below"
+        subject = "the answers typed above"
     assert facts is not None
     current = rules_of(latest_version(session))
     return Preview(subject=subject, current=evaluate(current, facts),

@@ -49,7 +49,7 @@ def test_rules_editor_fits_a_screen_and_a_half(new_context: Callable[..., Browse
     expect(page.get_by_label("Test or spam domains")).to_contain_text("mailinator.com")
     page.locator("summary", has_text="Try it before you save").click()
     page.get_by_role("button", name="Try it").click()
-    expect(page.locator("#rules-preview")).to_contain_text("Verdict for the answers typed below")
+    expect(page.locator("#rules-preview")).to_contain_text("Verdict for the answers typed above")
 
 
 def test_a_wrong_rule_in_a_folded_list_is_shown_open(

@@ -149,6 +149,13 @@ def _check_assignments(session: Any) -> None:
         Lead.assigned_partner_id == firm.id, Lead.status.in_(open_),
         Lead.assigned_user_id.is_(None)))
     assert unassigned >= 2
+    # Assigned today, but their last activity is what their history left: a neglected
+    # lead still sorts as one.
+    touched = list(session.scalars(select(Lead.updated_at).where(
+        Lead.assigned_user_id.is_not(None), Lead.status != "offered")))
+    loaded = max(touched)
+    assert touched and sum(1 for at in touched if (loaded - at).total_seconds() > 86_400) \
+        >= len(touched) // 2
     # Every assignee is a user of the firm holding the lead.
     assert session.scalar(select(func.count()).select_from(Lead).join(
         User, User.id == Lead.assigned_user_id).where(

@@ -161,7 +161,7 @@ def test_try_it_on_typed_answers_without_htmx(client, admin, session):
         try_budget="approved", try_role="decision_maker", preview="Try it"))
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert "Verdict for the answers typed below" in page
+    assert "Verdict for the answers typed above" in page
     assert "free-mail address (@gmail.com) not accepted" in page
     assert "Qualification and ranking rules" in page  # the whole editor around it
     assert versions(session) == 0
