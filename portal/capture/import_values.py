@@ -54,6 +54,9 @@ CLOSED_FIELDS = ("product_line", "timeline", "budget", "role", "campaign", "sour
 
 #: a value pick that leaves the field empty on the lead ("" keeps the value as written)
 LEAVE_EMPTY = "-"
+#: closed columns whose value no word matches are left empty rather than refusing the
+#: row (a lead whose timeline says "spring" is still a lead); a pick can still refuse
+OPTIONAL_ANSWERS = frozenset({"timeline", "budget", "role"})
 #: at most this many distinct values of a column are listed to map (the rest as written)
 MAX_DISTINCT = 60
 
@@ -250,6 +253,15 @@ class Catalog:
                                          in ANSWER_LABELS[question].items()]
             catalog.words[question] = words
         return catalog
+
+    def pick(self, target: str, value: str) -> str:
+        """What a value is taken as unless the person picks otherwise: its match; else
+        left empty for an optional answer, or "" (kept as written, so the capture refuses
+        the row and says why)."""
+        found = self.match(target, value)
+        if found is not None:
+            return found
+        return LEAVE_EMPTY if target in OPTIONAL_ANSWERS else ""
 
     def match(self, target: str, value: str) -> str | None:
         """The code ``value`` stands for in ``target``, or None when it is not recognised."""

@@ -256,15 +256,14 @@ def distinct_values(path: Path, mapping: list[str]) -> dict[int, list[str]]:
 def match_values(catalog: Catalog, mapping: list[str], values: dict[int, list[str]],
                  picked: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
     """The value map for each column's distinct ``values``: what was ``picked`` for a value
-    stays, any other value gets its automatic match, "" when it has none (kept as
-    written, so the capture refuses the row and says why)."""
+    stays, any other value gets what ``Catalog.pick`` takes it as."""
     picked = picked or {}
     value_map: dict[str, dict[str, str]] = {}
     for index, distinct in values.items():
         target = mapping[index]
         chosen = picked.get(target, {})
         value_map[target] = {
-            value: chosen[value] if value in chosen else (catalog.match(target, value) or "")
+            value: chosen[value] if value in chosen else catalog.pick(target, value)
             for value in distinct}
     return value_map
 
@@ -370,7 +369,7 @@ def row_inquiry(row: list[str], lead_import: LeadImport, defaults: dict[str, str
         else:
             picked = value_map.get(target, {}).get(value.strip()) if value_map else None
             if picked is None and catalog is not None and target in CLOSED_FIELDS:
-                picked = catalog.match(target, value)
+                picked = catalog.pick(target, value)
             if picked == LEAVE_EMPTY:
                 continue
             data[target] = picked or value

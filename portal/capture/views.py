@@ -36,7 +36,12 @@ from portal.capture.forms import (
     mapping_form,
 )
 from portal.capture.import_dry_run import DryRun
-from portal.capture.import_values import FIELD_LABELS, LEAVE_EMPTY, Catalog, campaign_label
+from portal.capture.import_values import (
+    FIELD_LABELS,
+    LEAVE_EMPTY,
+    Catalog,
+    campaign_label,
+)
 from portal.capture.services import (
     CaptureError,
     CaptureResult,
@@ -392,7 +397,7 @@ def _value_groups(lead_import: LeadImport, catalog: Catalog
                             f"column {index + 1}", target=target)
         for n, value in enumerate(distinct):
             name = f"val_{index}_{n}"
-            preset = picks[value] if value in picks else catalog.match(target, value) or ""
+            preset = picks[value] if value in picks else catalog.pick(target, value)
             selects.append((name, value, options, preset))
             group.values.append((name, value))
         groups.append(group)

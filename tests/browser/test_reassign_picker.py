@@ -72,8 +72,9 @@ def test_reassign_picker_refuses_an_ineligible_partner_until_overridden(
     form.get_by_label(re.compile(r"^Override")).check()
     form.get_by_role("textbox", name="Reason").fill("the customer asked for this dealer")
     form.get_by_role("button", name="Reassign", exact=True).click()
+    # in the panel (htmx) or in the page's flash (no JavaScript)
     expect(page.get_by_role("status").filter(has_text="Reassigned")).to_have_text(
-        f"Reassigned to Bell County Mower Center ({mower_code}).")  # in the panel (htmx) or the page's flash
+        f"Reassigned to Bell County Mower Center ({mower_code}).")
     expect(page.get_by_role("region", name="Timeline")).to_contain_text(
         f"override: {mower_code} does not sell compact tractors")
     [(now_with,)] = live.query("SELECT p.code FROM leads l JOIN partners p "

@@ -372,11 +372,13 @@ def test_common_headers_and_values_are_matched_and_a_value_mapped_by_hand(
         "next year": "12_months", "right away": "now", "$20k-50k": "planned",
         "approved": "approved", "not sure": "unknown", "Owner": "decision_maker",
         "Operator": "user", "Agronomist": "influencer"}
-    # Unknown values are flagged, and their rows would be refused.
+    # Unknown values are flagged: a product line nobody recognises refuses its rows, an
+    # answer nobody recognises is left empty (a lead whose timeline says "spring" is still
+    # a lead), unless the person picks otherwise.
     skid, skid_pick = value_select(page, "Skid steers")
     spring, spring_pick = value_select(page, "spring")
-    assert skid_pick == spring_pick == ""
-    assert page.count("Not recognised</span>") == 2
+    assert (skid_pick, spring_pick) == ("", "-")
+    assert page.count("Not recognised</span>") == 1 and page.count("Left empty</span>") == 1
 
     # The person maps them: skid steers are shown to the tractor dealers, spring is soon.
     dry = check(client, map_url, mapping_data(page, 9, **{skid: "TRC", spring: "6_months"}))
@@ -404,13 +406,16 @@ def test_an_unmapped_value_is_refused_with_the_capture_reason(
     map_url = response.headers["Location"]
     page = client.get(map_url).get_data(as_text=True)
     skid, _ = value_select(page, "Skid steers")
-    dry = check(client, map_url, mapping_data(page, 9))
+    spring, _ = value_select(page, "spring")
+    dry = check(client, map_url, mapping_data(page, 9, **{spring: ""}))  # refuse "spring"
     assert (tile(dry, "would be created"), tile(dry, "would be refused")) == (3, 2)
     assert "Unknown product line &#39;Skid steers&#39;" in dry
     assert "Timeframe: One of: now, 3_months" in dry  # the file's column, the rule's words
-    # "Leave empty": the rows come in without a product line instead.
-    dry = check(client, map_url, mapping_data(dry, 9, **{skid: "-"}))
+    # "Leave empty": the rows come in without a product line, or a timeline, instead.
+    dry = check(client, map_url, mapping_data(dry, 9, **{skid: "-", spring: ""}))
     assert tile(dry, "would be refused") == 1
+    dry = check(client, map_url, mapping_data(dry, 9, **{skid: "-", spring: "-"}))
+    assert (tile(dry, "would be created"), tile(dry, "would be refused")) == (5, 0)
 
 
 def test_the_dry_run_writes_nothing_and_shows_what_would_happen(
