@@ -67,6 +67,12 @@ def partners_named(text: str) -> Select[Any]:
         func.lower(Partner.name).contains(text.lower(), autoescape=True))))
 
 
+def partners_matching(session: Session, text: str, limit: int = 5) -> list[Partner]:
+    """The partners ``partners_named`` finds for ``text`` (a few, by name)."""
+    return list(session.scalars(select(Partner).where(Partner.id.in_(partners_named(text)))
+                                .order_by(Partner.name).limit(limit)))
+
+
 def search_query(filters: SearchFilters, *, now: datetime | None = None) -> Select[Any]:
     """Leads across all partners matching ``filters``, newest first."""
     now = now or utcnow()
@@ -187,8 +193,7 @@ def _one_partner(session: Session, text: str) -> Partner:
     if not text:
         raise lifecycle.InvalidInput("Name the partner to reassign to.",
                                      {"partner": "Enter the partner's code or name."})
-    found = list(session.scalars(select(Partner).where(Partner.id.in_(partners_named(text)))
-                                 .order_by(Partner.name).limit(6)))
+    found = partners_matching(session, text, limit=6)
     if len(found) == 1:
         return found[0]
     if not found:

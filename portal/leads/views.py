@@ -549,11 +549,15 @@ def _search_form(args: MultiDict[str, str]) -> forms.SearchForm:
 
 def _results(form: forms.SearchForm, *, bulk: forms.BulkForm | None = None,
              message: str = "", page: int | None = None) -> dict[str, Any]:
-    results = manager_search.search(db.session, form.to_filters(),
-                              page=page or _page_arg(), per_page=_per_page())
+    filters = form.to_filters()
+    results = manager_search.search(db.session, filters,
+                                    page=page or _page_arg(), per_page=_per_page())
+    # Typed a partner's name into the text search? Say where it goes.
+    partners_named = (manager_search.partners_matching(db.session, filters.q)
+                      if filters.q and not results.total and not filters.partner else [])
     return {"page": results, "form": form, "bulk": bulk or forms.BulkForm(formdata=None),
-            "message": message, "next_url": request.full_path if request.method == "GET"
-            else None}
+            "message": message, "partners_named": partners_named,
+            "next_url": request.full_path if request.method == "GET" else None}
 
 
 @bp.get("/search")

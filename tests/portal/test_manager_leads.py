@@ -71,6 +71,10 @@ def test_search_filters_by_status_partner_region_line_rank_campaign_age_overdue(
     assert names("partner=prairie+state") == {"Illinois"}
     assert names("partner=farm") == {"Iowa", "Old"}
     assert names("partner=%25") == set()  # % is a character, not a wildcard
+    # A partner's name typed into the text search finds no lead, and says where to go.
+    hint = _text(client.get("/leads/search?q=prairie+state"))
+    assert "No leads match." in hint
+    assert '<a href="/leads/search?partner=IL1">Prairie State Tractor (IL1)</a>' in hint
     assert names("region=US-IL") == {"Illinois"}
     assert names("product_line=MWR") == {"Mower"}
     assert names("rank=cold") == {"Illinois"}
