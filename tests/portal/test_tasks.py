@@ -174,8 +174,9 @@ def test_bad_task_input_is_refused_at_its_field_and_writes_nothing(
     assert session.scalar(select(func.count()).select_from(LeadEvent)) == events
 
 
-def test_only_the_firm_holding_the_lead_and_staff_see_or_change_its_tasks(
-        app, client, session, make_partner, make_user, make_lead):
+def _with_a_dealer(session, make_partner, make_user, make_lead):
+    """A distributor's lead forwarded to its dealer, whose salesperson accepted it: the
+    distributor, the dealer, their users, a manager and the lead."""
     distributor = make_partner("DX", kind="distributor", territories=["zip:50401"])
     dealer = make_partner("DD", parent_id=distributor.id)
     boss = make_user("partner", partner=distributor)
@@ -185,6 +186,13 @@ def test_only_the_firm_holding_the_lead_and_staff_see_or_change_its_tasks(
     routing_service.route_lead(session, lead)
     lifecycle.forward(session, lead, dealer, Actor.of(boss))
     lifecycle.accept(session, lead, Actor.of(seller))
+    return distributor, dealer, boss, seller, manager, lead
+
+
+def test_only_the_firm_holding_the_lead_and_staff_see_or_change_its_tasks(
+        app, client, session, make_partner, make_user, make_lead):
+    distributor, dealer, boss, seller, manager, lead = _with_a_dealer(
+        session, make_partner, make_user, make_lead)
     task_service.add_task(session, lead, seller, kind="call_back", day=_tomorrow_ny(),
                           clock="10:00")
     session.commit()
@@ -213,16 +221,9 @@ def test_only_the_firm_holding_the_lead_and_staff_see_or_change_its_tasks(
 @pytest.mark.parametrize("leaves", ["won", "reassign", "pull_back"])
 def test_open_tasks_close_when_the_lead_leaves_the_firm(
         session, make_partner, make_user, make_lead, outbox, leaves):
-    distributor = make_partner("DX", kind="distributor", territories=["zip:50401"])
-    dealer = make_partner("DD", parent_id=distributor.id)
+    distributor, dealer, boss, seller, manager, lead = _with_a_dealer(
+        session, make_partner, make_user, make_lead)
     other = make_partner("DO")
-    boss = make_user("partner", partner=distributor)
-    seller = make_user("partner", partner=dealer)
-    manager = make_user("manager")
-    lead = make_lead(postal_code="50401")
-    routing_service.route_lead(session, lead)
-    lifecycle.forward(session, lead, dealer, Actor.of(boss))
-    lifecycle.accept(session, lead, Actor.of(seller))
     now = utcnow()
     open_one = task_service.add_task(session, lead, seller, kind="call_back",
                                      day=now.date().isoformat(), clock="00:00",
