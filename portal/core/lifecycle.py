@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import bindparam, case, event, func, inspect, select, update
@@ -755,15 +754,8 @@ def _appointment(session: Session, data: dict[str, Any], actor: Actor, now: date
     a time, the moment in UTC (``at``). Older appointments have only a day."""
     if data.get("date") in (None, ""):
         raise InvalidInput("An appointment needs a date.", {"date": "Enter the date."})
-    name = clean_text(data.get("time_zone"), "time_zone").strip()
-    if name:
-        try:
-            where = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidInput("Unknown time zone.", {
-                "time_zone": "Send an IANA time zone, e.g. America/Chicago."}) from None
-    else:
-        where = localtime.zone_of(session, actor.user)
+    where = (localtime.typed_zone(data.get("time_zone"), "time_zone")
+             or localtime.zone_of(session, actor.user))
     day, clock, moment = localtime.parse_local(
         data.get("date"), data.get("time"), where, today=now.date())
     found: dict[str, Any] = {"date": day.isoformat()}

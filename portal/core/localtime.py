@@ -7,6 +7,7 @@ Times are stored in UTC; what was typed is read in the zone and shown back in it
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from datetime import date, datetime, time, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 from flask import current_app, g, has_request_context
 from sqlalchemy.orm import Session
 
-from portal.core.checks import parse_day
+from portal.core.checks import clean_text, parse_day
 from portal.core.errors import InvalidInput
 from portal.core.models import MailPreference, Role, User
 
@@ -34,6 +35,32 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo(portal_zone())
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA zones a user may pick or send, by name (the tz database the machine has)."""
+    return tuple(sorted(z for z in zoneinfo.available_timezones()
+                        if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/",
+                                                          "right/"))))
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def typed_zone(raw: Any, field: str) -> zoneinfo.ZoneInfo | None:
+    """A zone someone typed or sent (a form, the API): None when none was given, else the
+    zone, or a refusal on ``field`` naming what to send. The one check for every zone
+    that comes in."""
+    name = clean_text(raw, field).strip()
+    if not name:
+        return None
+    if name not in _known_zones():
+        raise InvalidInput("Unknown time zone.", {
+            field: "Pick an IANA time zone, e.g. America/Chicago."})
+    return zoneinfo.ZoneInfo(name)
 
 
 def zone_name(own: str | None, firm: str | None) -> str:

@@ -17,7 +17,14 @@ from portal.core.access import held_by
 from portal.core.checks import clean_text
 from portal.core.errors import InvalidInput, NotFound
 from portal.core.lifecycle import Actor
-from portal.core.localtime import local_day_bounds, local_text, parse_local, viewer_zone, zone
+from portal.core.localtime import (
+    local_day_bounds,
+    local_text,
+    parse_local,
+    typed_zone,
+    viewer_zone,
+    zone,
+)
 from portal.core.models import (
     OPEN_STATUSES,
     Lead,
@@ -89,11 +96,7 @@ def add_task(session: Session, lead: Lead, user: User, *, kind: Any, day: Any, c
     note_text = clean_text(note, "note").strip()
     if len(note_text) > NOTE_MAX:
         raise InvalidInput("The note is too long.", {"note": f"At most {NOTE_MAX} characters."})
-    zone_text = clean_text(time_zone, "time_zone").strip()
-    where = zone(zone_text) if zone_text else viewer_zone(session, user)
-    if zone_text and where.key != zone_text:
-        raise InvalidInput("Unknown time zone.", {
-            "time_zone": "Send an IANA time zone, e.g. America/Chicago."})
+    where = typed_zone(time_zone, "time_zone") or viewer_zone(session, user)
     today = now.astimezone(where).date()
     day_value, clock_value, moment = parse_local(
         day, clock or "09:00", where, today=today, day_field="due_date",

@@ -7,11 +7,9 @@ commit, claimed and committed before SMTP, and swept up when a nudge was lost.
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from flask import current_app
@@ -25,6 +23,8 @@ from portal.core.errors import InvalidInput
 from portal.core.jobs import claim_row, due_ids, enqueue_after_commit
 from portal.core.localtime import (  # noqa: F401 (portal_zone, zone: the area uses them)
     portal_zone,
+    time_zones,
+    typed_zone,
     zone,
     zone_name,
 )
@@ -61,20 +61,9 @@ DIGEST_LABELS = {
 # --- time zones ---------------------------------------------------------------------------
 
 
-@cache
-def time_zones() -> tuple[str, ...]:
-    """The IANA zones a user may pick, by name (the tz database the machine has)."""
-    return tuple(sorted(z for z in zoneinfo.available_timezones()
-                        if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/",
-                                                          "right/"))))
-
-
 def _check_zone(name: str, field: str) -> str:
-    name = (name or "").strip()
-    if name and name not in time_zones():
-        raise InvalidInput("Pick a time zone from the list.",
-                           {field: "Pick a time zone from the list."})
-    return name
+    found = typed_zone(name, field)
+    return found.key if found is not None else ""
 
 
 # --- choices ------------------------------------------------------------------------------
