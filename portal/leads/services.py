@@ -204,11 +204,14 @@ def reassign_choices(session: Session, lead: Lead, q: str = "", *, keep: str = "
 
 
 def lead_events(session: Session, lead: Lead) -> list[LeadEvent]:
-    """The lead's timeline, oldest first, with who and for which partner."""
+    """The lead's timeline, oldest first, with who and for which partner: in the order
+    things happened (an event written later about an earlier moment, such as a pack
+    sent while the history was loaded or an action synced from offline, takes its place
+    by its time; the order of writing breaks ties)."""
     return list(session.scalars(
         select(LeadEvent).where(LeadEvent.lead_id == lead.id)
         .options(selectinload(LeadEvent.actor), selectinload(LeadEvent.partner))
-        .order_by(LeadEvent.seq)))
+        .order_by(LeadEvent.at, LeadEvent.seq)))
 
 
 def lead_view(session: Session, lead: Lead, user: User, *, now: datetime | None = None

@@ -1040,3 +1040,24 @@ def test_an_htmx_action_on_a_lead_no_longer_held_is_a_404_card_that_tells_nothin
     assert plain.status_code == 404 and "<html" in _text(plain)
     session.refresh(lead)
     assert lead.status == "offered" and lead.assigned_partner_id != dealer.id
+
+
+def test_the_timeline_is_in_the_order_things_happened(client, session, make_lead, dealer,
+                                                      dealer_user):
+    """An event written after another about an earlier moment (a pack sent while history
+    was loaded, an action synced from offline) takes its place by its time."""
+    from datetime import timedelta
+
+    lead = _accepted(session, make_lead, dealer, dealer_user)
+    now = utcnow()
+    lifecycle.record_event(session, lead, "note", Actor.of(dealer_user), now=now,
+                           data={"text": "Written second, happened last"})
+    lifecycle.record_event(session, lead, "note", Actor.of(dealer_user),
+                           now=now - timedelta(minutes=5),
+                           data={"text": "Written last, happened first"})
+    session.commit()
+    page = client.get(f"/leads/{lead.id}").get_data(as_text=True)
+    timeline = page[page.index('id="lead-timeline"'):]
+    # newest first
+    assert (timeline.index("Written second, happened last")
+            < timeline.index("Written last, happened first"))
