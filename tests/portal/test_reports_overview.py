@@ -189,7 +189,7 @@ def test_a_manager_lands_on_the_overview_and_a_partner_keeps_its_dashboard(
     auth.logout()
     auth.login_as(world["users"]["A"])
     dashboard = client.get("/")
-    assert dashboard.status_code == 200 and "Your leads" in dashboard.get_data(as_text=True)
+    assert dashboard.status_code == 200 and "Your firm's leads" in dashboard.get_data(as_text=True)
 
 
 def test_the_three_questions_and_the_capture_figures(client, auth, world):

@@ -289,7 +289,7 @@ def test_tasks_due_today_lists_overdue_first_with_the_lead_and_counts_on_the_das
     firm = _plain(_text(client.get("/leads/tasks?scope=firm")))
     assert "Other" in firm and "Cy Tomorrow" not in firm
     dashboard = _plain(_text(client.get("/")))
-    assert "2 Tasks due by the end of today (1 overdue)" in dashboard
+    assert "2 To do today (1 overdue)" in dashboard
     assert 'href="/leads/tasks"' in _text(client.get("/"))  # the nav link too
 
 
