@@ -107,3 +107,19 @@ def test_cards_stacked_on_a_page_keep_their_gap(new_context: Callable[..., Brows
     gap_across = beside["x"] - (upper["x"] + upper["width"])
     gap_below = users["y"] - (upper["y"] + upper["height"])
     assert gap_across >= 12 and abs(gap_below - gap_across) <= 2, (gap_across, gap_below)
+
+
+def test_a_managers_lead_page_with_its_routing_history_fits_a_phone(
+        new_context: Callable[..., BrowserContext]) -> None:
+    """The routing history's tables (partners considered) scroll inside their card; the
+    page does not scroll sideways (it was 515 px wide at 360)."""
+    page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    sign_in(page, "manager@demo.test")
+    page.goto("/leads/search?status=offered")
+    page.locator("main a[href^='/leads/'][href*='-']").first.click()  # a lead's page
+    history = page.get_by_role("region", name="Routing history")
+    expect(history).to_be_visible()
+    for summary in history.locator("summary").all():
+        summary.click()
+    expect(history.locator("table").first).to_be_visible()
+    assert page_width(page) <= PHONE["width"]
