@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from portal.core.checks import text_problem
 from portal.core.errors import InvalidInput
 from portal.core.models import Partner, PartnerKind, ProductLine, Territory, partner_product_lines
 from portal.core.models.codes import code_in
@@ -210,7 +211,10 @@ def import_partners(session: Session, handle: BinaryIO, *,
     accepted.sort(key=lambda row: (row.cells["kind"].strip().lower() != PartnerKind.DISTRIBUTOR,
                                    row.line))
 
-    existing = _prefetch(session, [row.code for row in accepted if row.code])
+    # A code that is not text (a NUL, say) matches no partner, and PostgreSQL refuses to
+    # be asked: its row is refused by the row's own checks below.
+    existing = _prefetch(session, [row.code for row in accepted
+                                   if row.code and not text_problem(row.code)])
     # The prefetch saw every code in the file: the others are new, no need to ask again.
     known: dict[str, Partner | None] = {row.code: None for row in accepted if row.code}
     known.update(existing)
