@@ -19,7 +19,7 @@ from random import Random
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from portal.capture.services import current_rules, qualify_lead
@@ -466,9 +466,11 @@ def _follow_up_tasks(session: Session, now: datetime) -> None:
     user = session.scalars(select(User).where(User.email == "dealer1@demo.test")).first()
     if user is None or user.partner_id is None:
         return
-    leads = list(session.scalars(
-        select(Lead).where(Lead.assigned_partner_id == user.partner_id,
-                           Lead.status.in_([str(s) for s in WORKING_STATUSES]))
+    leads = list(session.scalars(  # their own or nobody's: a colleague's lead's tasks are
+        select(Lead).where(Lead.assigned_partner_id == user.partner_id,  # the colleague's
+                           Lead.status.in_([str(s) for s in WORKING_STATUSES]),
+                           or_(Lead.assigned_user_id == user.id,
+                               Lead.assigned_user_id.is_(None)))
         .order_by(Lead.accepted_at.desc(), Lead.id).limit(len(DEMO_TASKS))))
     where = localtime.zone_of(session, user)
     end_of_today = localtime.local_day_bounds(now, where)[1] - timedelta(minutes=15)

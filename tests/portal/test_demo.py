@@ -171,7 +171,7 @@ def _check_tasks_and_appointments(session: Any, client: Any, app: Any) -> None:
     mine = list(session.scalars(select(Task).where(Task.user_id == dealer1.id)))
     now = utcnow()
     assert len(mine) == 4 and all(t.is_open and t.partner_id == dealer1.partner_id
-                                  for t in mine)
+                                  and t.owner == dealer1 for t in mine)  # theirs to do
     assert len([t for t in mine if t.due_at < now]) == 1
     assert len([t for t in mine if now < t.due_at < now + timedelta(hours=24)]) == 2
     times = [e.data for e in session.scalars(
