@@ -61,14 +61,23 @@ def contact_reader(session: Session, user: Any) -> Callable[[Lead], bool]:
     hidden: list[bool] = []
 
     def may_read(lead: Lead) -> bool:
-        if lead.status in _ACCEPTED or (
-                partner_id is not None and lead.owner_partner_id == partner_id):
+        if partner_reads(lead.status, lead.owner_partner_id, partner_id, hidden=True):
+            # (accepted, or its own capture: whatever the setting says)
             return True
         if not hidden:
             hidden.append(contacts_hidden(session))
         return not hidden[0]
 
     return may_read
+
+
+def partner_reads(status: str, owner_partner_id: int | None, partner_id: int | None, *,
+                  hidden: bool) -> bool:
+    """The rule itself, for a lead as a list row has it: a partner reads the contact
+    details of a lead accepted (or later), of its own capture, or all of them when the
+    setting (``hidden``: ``contacts_hidden``) is off."""
+    return (not hidden or status in _ACCEPTED
+            or (partner_id is not None and owner_partner_id == partner_id))
 
 
 def shown_name(lead: Lead, may_read: bool) -> str:
@@ -78,6 +87,3 @@ def shown_name(lead: Lead, may_read: bool) -> str:
                         lead.email if may_read else "")
 
 
-def status_shows_contacts(status: str) -> bool:
-    """A list row's status is accepted or later: its contact details may be shown."""
-    return status in _ACCEPTED

@@ -200,8 +200,8 @@ def inbox_csv():  # type: ignore[no-untyped-def]
     hidden = channel.contacts_hidden(db.session)
 
     def line(card: partner_inbox.Card, row: Any) -> list[Any]:
-        shown = (not hidden or channel.status_shows_contacts(card.status)
-                 or row.owner_partner_id == partner.id)
+        shown = channel.partner_reads(card.status, row.owner_partner_id, partner.id,
+                                      hidden=hidden)
         step = card.next_step
         return [card.key, card.name, card.company, card.status, card.rank or "",
                 card.product_line, card.product_line_name,
