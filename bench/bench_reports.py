@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import http.cookiejar
 import json
 import math
@@ -805,9 +806,42 @@ def token_for(app: Any) -> str:
         return token
 
 
+def repeated(client: Any, page: dict[str, Any], headers: dict[str, str], times: int
+             ) -> dict[str, float]:
+    """The page ``times`` more times: min and median wall, the median CPU time of this
+    process (the Python side, not the database's) and the garbage collector's share."""
+    walls, cpus, collecting = [], [], [0.0, 0.0]
+
+    def on_gc(phase: str, info: Any) -> None:
+        if phase == "start":
+            collecting[1] = time.perf_counter()
+        else:
+            collecting[0] += time.perf_counter() - collecting[1]
+
+    gc.callbacks.append(on_gc)
+    try:
+        for _ in range(times):
+            wall, cpu = time.perf_counter(), time.process_time()
+            client.get(page["path"], headers=headers)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    finally:
+        gc.callbacks.remove(on_gc)
+    found = {"repeat_wall_min_ms": min(walls) * 1000,
+             "repeat_wall_median_ms": statistics.median(walls) * 1000,
+             "repeat_cpu_median_ms": statistics.median(cpus) * 1000,
+             "repeat_gc_ms": collecting[0] * 1000 / times}
+    print(f"  {page['name']} × {times}: wall min {found['repeat_wall_min_ms']:,.0f} ms, "
+          f"median {found['repeat_wall_median_ms']:,.0f} ms; this process's CPU (Python, not "
+          f"the database's) median {found['repeat_cpu_median_ms']:,.0f} ms, of which the "
+          f"garbage collector {found['repeat_gc_ms']:,.0f} ms", flush=True)
+    return found
+
+
 def in_process(app: Any, pages: list[dict[str, Any]], args: argparse.Namespace,
                backend: str) -> dict[str, dict[str, Any]]:
-    """Each page twice through the test client; the second's statements and SQL time."""
+    """Each page twice through the test client; the second's statements and SQL time
+    (and ``--repeat`` times more: wall, CPU and garbage-collector time)."""
     from portal.extensions import db
 
     app.config["WTF_CSRF_ENABLED"] = False
@@ -817,6 +851,9 @@ def in_process(app: Any, pages: list[dict[str, Any]], args: argparse.Namespace,
     bearer = {"Authorization": f"Bearer {token_for(app)}"}
     with app.app_context():
         engine = db.engine
+    from portal.dispatch.services import freeze_start_up_objects
+
+    freeze_start_up_objects()  # as a served worker does (wsgi.py)
     found: dict[str, dict[str, Any]] = {}
     plans: list[str] = []
     for page in pages:
@@ -852,6 +889,8 @@ def in_process(app: Any, pages: list[dict[str, Any]], args: argparse.Namespace,
         print(f"  in process {page['name']}: {total * 1000:,.0f} ms, {len(queries)} queries, "
               f"SQL {sql * 1000:,.0f} ms (slowest {found[page['name']]['slowest_ms']}); "
               f"{note}", flush=True)
+        if args.repeat > 1:  # wall time moves with the machine's load; CPU time less so
+            found[page["name"]].update(repeated(client, page, headers, args.repeat))
         if args.explain and page["name"] in args.explain_pages.split(","):
             plans.append(f"\n==== {page['name']} ({page['path']}): {len(queries)} statements")
             plans.extend(explain(engine, queries))
@@ -1108,6 +1147,9 @@ def main() -> None:
     parser.add_argument("--profile", default="",
                         help="comma-separated pages to cProfile once each, in process")
     parser.add_argument("--no-serve", action="store_true", help="in process only")
+    parser.add_argument("--repeat", type=int, default=0,
+                        help="time each page this many more times in process: min and "
+                             "median wall, and the Python side's CPU time")
     args = parser.parse_args()
     print(f"load average: {Path('/proc/loadavg').read_text().strip()}; nproc {os.cpu_count()}")
     for backend in (("sqlite", "postgresql") if args.backend == "both" else (args.backend,)):

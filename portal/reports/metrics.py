@@ -628,8 +628,9 @@ def counts_by(session: Session, scope: Scope, by: str = BY_PARTNER, *,
     # fetched at once (iterating a Core result fetches them one by one)
     for k, *counts, revenue in session.connection().execute(query).all():
         if counts[0]:  # a month less its days outside the period may leave nothing offered
-            found[k] = Figures(*[int(n or 0) for n in counts],
-                               revenue_won=Decimal(revenue or 0))
+            found[k] = Figures(*counts, revenue_won=Decimal(revenue or 0)) \
+                if None not in counts else Figures(*[n or 0 for n in counts],
+                                                   revenue_won=Decimal(revenue or 0))
     return found
 
 
@@ -811,19 +812,19 @@ def league_and_total(session: Session, scope: Scope, partners: Iterable[Partner]
     parent_of = dict(session.execute(
         select(Partner.id, Partner.parent_id).where(Partner.parent_id.is_not(None))).all())
     total = sum_of(own.values())
-    # A distributor's roll-up: its own offers and its dealers' (only distributors have one).
-    rolled: dict[int, Figures] = {}
+    # A distributor's roll-up: its own offers and its dealers' (only distributors have
+    # one), each family summed a column at a time (4,500 dealers: adding them one by one
+    # cost 40 ms).
+    family: dict[int, list[Figures]] = {}
     for partner_id, figures in own.items():
         parent = parent_of.get(partner_id)
         if parent is not None:
-            rolled.setdefault(parent, Figures()).add(figures)
-    for partner_id in list(rolled):
-        if partner_id in own:
-            rolled[partner_id].add(own[partner_id])
+            family.setdefault(parent, []).append(figures)
     distributors = {p.id for p in chosen if p.kind == "distributor"}
-    for partner_id in distributors & set(own) - set(rolled):
-        rolled[partner_id] = replace(own[partner_id], declined_by=dict(
-            own[partner_id].declined_by), lost_to=dict(own[partner_id].lost_to))
+    for partner_id in distributors & set(own) - set(family):
+        family[partner_id] = []
+    rolled = {partner_id: sum_of([*dealers, own[partner_id]] if partner_id in own else dealers)
+              for partner_id, dealers in family.items()}
     wanted = None if medians_of is None else list(medians_of)
     if wanted is None or wanted:
         for key, median in medians(session, scope, BY_ROLLUP, now=now, keys=wanted).items():

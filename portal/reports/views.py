@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -155,6 +156,19 @@ def _sorted(rows: list[metrics.Row], sort: str, descending: bool) -> list[metric
     return defined + sorted(undefined, key=lambda r: r.partner.name.lower())
 
 
+def drill_links(asked: forms.Asked) -> Callable[[str, str, bool], str]:
+    """The link from one number of a partner's row to the leads behind it: the page's
+    query encoded once, not once per number (a league page has 800 of them)."""
+    path = url_for("reports.leads")
+    rest = urlencode(asked.query())
+
+    def link(figure: str, code: str, rolled: bool) -> str:
+        mine = urlencode({"figure": figure, "partner": code, "rolled": 1 if rolled else 0})
+        return f"{path}?{mine}&{rest}" if rest else f"{path}?{mine}"
+
+    return link
+
+
 def _asked() -> forms.Asked:
     return forms.read(db.session, request.args, current_user)
 
@@ -199,8 +213,9 @@ def partners():  # type: ignore[no-untyped-def]
         assert asked.scope is not None
         metrics.fill_medians(db.session, asked.scope, page.items)
     return render_template("reports/partners.html", asked=asked, page=page, total=total,
-                           columns=COLUMNS, sort=sort, descending=descending,
-                           everyone=everyone, options=forms.choices(db.session, current_user))
+                           columns=COLUMNS, drill=drill_links(asked), sort=sort,
+                           descending=descending, everyone=everyone,
+                           options=forms.choices(db.session, current_user))
 
 
 @bp.get("/partners.csv")
